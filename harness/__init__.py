@@ -1,0 +1,1 @@
+"""repro: the study harness (matrix -> cells -> executors -> results -> report)."""

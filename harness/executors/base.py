@@ -1,0 +1,85 @@
+"""The one interface every executor implements (local, docker, ray, dryrun).
+
+The core never branches on an executor's name: it reads `capabilities` and calls
+`submit` / `poll` / `cancel` / `close`. A cell's whole output crosses this boundary
+as files in its run folder (see docs/run-folder.md), so an executor only has to
+start `python -m model.train --config RUN_DIR/cell.yaml --out RUN_DIR` somewhere
+and report how it ended.
+"""
+import abc
+import dataclasses
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Optional
+
+__all__ = ["Capabilities", "Submission", "Outcome", "Executor", "register", "get", "names", "reset"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Capabilities:
+    isolated_fs: bool = False   # the cell sees only its bind-mounted run folder
+    gpu: bool = False           # can give a cell a GPU
+    async_submit: bool = True   # submit() returns before the cell ends
+    needs_image: bool = False   # the cell's stack must name a built image
+
+
+@dataclasses.dataclass
+class Outcome:
+    """How a finished submission ended, before the run folder is read."""
+    exit_code: Optional[int]    # None when the process never started
+    reason: str = ""            # one line for status.json when it did not end well
+    state: Optional[str] = None  # executor-decided state ("skipped", "failed"), else from exit code
+
+
+@dataclasses.dataclass
+class Submission:
+    cell_id: str
+    run_dir: Path
+    external_id: str = ""       # pid, container id, ray object ref...
+    handle: Any = None          # executor-private
+    outcome: Optional[Outcome] = None  # set by poll() once the cell has ended
+
+
+class Executor(abc.ABC):
+    name = "base"
+    capabilities = Capabilities()
+
+    @abc.abstractmethod
+    def submit(self, cell, run_dir: Path) -> Submission:
+        """Start the cell's training run writing into run_dir; return at once."""
+
+    @abc.abstractmethod
+    def poll(self, subs: Iterable[Submission]) -> Iterator[Submission]:
+        """Set `.outcome` on the submissions that ended; yield those still active."""
+
+    @abc.abstractmethod
+    def cancel(self, subs: Iterable[Submission]) -> None:
+        """Stop the given submissions, leaving their run folders resumable."""
+
+    def close(self) -> None:
+        """Release executor resources (clients, clusters)."""
+
+
+_REGISTRY = {}
+
+
+def register(cls):
+    """Class decorator: make an executor available by its `name`."""
+    if cls.name in _REGISTRY and _REGISTRY[cls.name] is not cls:
+        raise ValueError("executor %r registered twice" % cls.name)
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def get(name: str):
+    if name not in _REGISTRY:
+        raise KeyError("unknown executor %r (known: %s)" % (name, ", ".join(sorted(_REGISTRY))))
+    return _REGISTRY[name]
+
+
+def names():
+    return sorted(_REGISTRY)
+
+
+def reset():
+    """For tests: forget registrations made after import."""
+    _REGISTRY.clear()

@@ -1,0 +1,193 @@
+"""Every knob of a training cell, with its default and why, in one place.
+
+A cell config is YAML: `preset` picks a block of differences from the defaults
+below, then the file's own keys override those. Unknown keys, bad values and
+missing paths raise ConfigError, whose message is one line naming the key.
+Runs on Python 3.6+ (the old CUDA images), hence plain dicts, no dataclasses.
+"""
+import math
+import os
+
+import yaml
+
+__all__ = ["ConfigError", "DEFAULTS", "PRESETS", "resolve", "load_config"]
+
+
+class ConfigError(ValueError):
+    """A user mistake in a cell config; str() is one line naming the key."""
+
+
+# ---------------------------------------------------------------------------
+# defaults: values of the original's train_synface.yml unless the comment says so
+DEFAULTS = {
+    # I/O and scale
+    "preset": "cpu-small",       # 'paper' | 'cpu-small' | 'tiny' (see PRESETS)
+    "impl": "ours",              # 'ours' | 'author' (the original code, via model.author_adapter)
+    "author_code_dir": None,     # impl=author: checkout of elliottwu/unsup3d (default: ../shared/third_party/unsup3d)
+    "device": "auto",            # 'auto' (cuda if available) | 'cpu' | 'cuda'
+    "threads": 0,                # torch CPU threads, 0 = torch's default
+    "log_every": 1,              # iterations between train.jsonl lines
+    "checkpoint_every": 100,     # iterations between resumable checkpoints (plus end of every epoch)
+    "num_sample_images": 8,      # images in each decomposition grid
+    # data
+    "dataset": "builtin",        # 'builtin' (procedural faces, generated) | 'synface' | 'celeba'
+    "data_dir": None,            # synface/celeba: folder with train/ val/ test/; builtin: cache folder (default RUN_DIR/../.data)
+    "builtin_seed": 0,           # builtin: data seed, shared by all training seeds
+    "builtin_num_train": 2000,   # builtin: images per split
+    "builtin_num_val": 100,
+    "builtin_num_test": 200,
+    "builtin_max_yaw": 30.0,     # builtin: |yaw| of rendered views, degrees (the model covers up to 60)
+    "image_size": 64,            # pixels; 64 in the paper, any power of two >= 16
+    "crop": None,                # centre crop before resize (synface: 170 for the 256px release)
+    "num_workers": 0,            # DataLoader workers; 0 keeps runs deterministic and simple
+    # networks (paper sizes; presets shrink them)
+    "nf": 64,                    # base width of depth/albedo nets
+    "zdim": 256,                 # bottleneck of depth/albedo nets
+    "conf_nf": 64,               # confidence net width
+    "conf_zdim": 128,            # confidence net bottleneck
+    "enc_nf": 32,                # light and view encoders width
+    "use_conf_map": True,        # predict confidence maps (the original: True)
+    # photo-geometric model
+    "min_depth": 0.9,
+    "max_depth": 1.1,
+    "border_depth": None,        # None = 0.7*max_depth + 0.3*min_depth, as the original
+    "xyz_rotation_range": 60.0,  # degrees, view rotation is tanh * this
+    "xy_translation_range": 0.1,
+    "z_translation_range": 0.0,  # train_synface.yml sets 0 (the class default is 0.1)
+    "fov": 10.0,                 # degrees, camera field of view
+    "rot_center_depth": 1.0,
+    "renderer": "torch",         # 'torch' (pure PyTorch, anywhere) | 'nmr' (neural_renderer, CUDA only)
+    "renderer_near": 0.1,        # NMR near/far planes as the original sets them
+    "renderer_far": 10.0,
+    "align_corners": True,       # grid_sample; True = PyTorch < 1.4 default the original relied on
+    # losses
+    "lam_perc": 1.0,
+    "lam_flip": 0.5,
+    "perceptual": "auto",        # 'auto' (on iff vgg_weights given) | 'on' | 'off'
+    "vgg_weights": None,         # path to torchvision's vgg16 state dict (ImageNet); cannot be downloaded here
+    # optimisation
+    "batch_size": 64,
+    "num_epochs": 30,
+    "lr": 1e-4,                  # Adam, betas (0.9, 0.999)
+    "weight_decay": 5e-4,        # the original's Adam weight decay
+    "clip": "none",              # 'none' | 'norm' (clip_grad_norm_ over all params) | 'value' (clip_grad_value_)
+    "clip_threshold": 5.0,       # the report's 5; max norm for 'norm', max |g| for 'value'
+    "seed": 0,
+    "deterministic": False,      # deterministic algorithms (GPU: cuDNN deterministic, CUBLAS workspace)
+    "tf32": False,               # GPU: real TF32 flags; CPU: emulated by rounding matmul/conv inputs to 10-bit mantissa
+}
+
+# Presets hold only the differences from DEFAULTS, each with its reason.
+PRESETS = {
+    # the original's train_synface.yml: 64x64, batch 64, 30 epochs, Adam 1e-4
+    "paper": {"builtin_num_train": 20000, "builtin_num_val": 500, "builtin_num_test": 1000,
+              "checkpoint_every": 500, "log_every": 10},
+    # 2 CPU cores: 32px images and 1/4 widths cut a step ~20x; a few thousand
+    # steps are enough for depth to beat the flat baseline on builtin data.
+    "cpu-small": {"image_size": 32, "nf": 16, "zdim": 64, "conf_nf": 16, "conf_zdim": 32,
+                  "enc_nf": 16, "batch_size": 16, "num_epochs": 8, "lr": 5e-4,
+                  "builtin_num_train": 1600, "builtin_num_val": 32, "builtin_num_test": 128},
+    # seconds-long smoke runs for tests and CI
+    "tiny": {"image_size": 32, "nf": 16, "zdim": 32, "conf_nf": 16, "conf_zdim": 16,
+             "enc_nf": 16, "batch_size": 4, "num_epochs": 1, "lr": 5e-4, "checkpoint_every": 4,
+             "builtin_num_train": 16, "builtin_num_val": 4, "builtin_num_test": 8,
+             "num_sample_images": 4},
+}
+
+_CHOICES = {
+    "preset": tuple(PRESETS),
+    "impl": ("ours", "author"),
+    "device": ("auto", "cpu", "cuda"),
+    "dataset": ("builtin", "synface", "celeba"),
+    "renderer": ("torch", "nmr"),
+    "perceptual": ("auto", "on", "off"),
+    "clip": ("none", "norm", "value"),
+}
+_POSITIVE = ("batch_size", "num_epochs", "lr", "log_every", "checkpoint_every", "image_size",
+             "nf", "zdim", "conf_nf", "conf_zdim", "enc_nf", "fov", "renderer_near", "renderer_far",
+             "builtin_num_train", "builtin_num_test", "num_sample_images")
+_NON_NEGATIVE = ("clip_threshold", "weight_decay", "threads", "num_workers", "lam_perc", "lam_flip",
+                 "builtin_num_val", "builtin_max_yaw", "xyz_rotation_range", "xy_translation_range",
+                 "z_translation_range", "seed", "builtin_seed")
+
+
+def _check_type(key, value, default):
+    if default is None or value is None:
+        return value
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ConfigError("%s: expected true/false, got %r" % (key, value))
+        return value
+    if isinstance(default, (int, float)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError("%s: expected a number, got %r" % (key, value))
+        return type(default)(value) if isinstance(default, float) or value == int(value) else value
+    if isinstance(default, str) and not isinstance(value, str):
+        raise ConfigError("%s: expected a string, got %r" % (key, value))
+    return value
+
+
+def _validate(cfg, where):
+    for key, allowed in _CHOICES.items():
+        if cfg[key] not in allowed:
+            raise ConfigError("%s%s: %r is not one of %s" % (where, key, cfg[key], ", ".join(allowed)))
+    for key in _POSITIVE:
+        if not cfg[key] > 0:
+            raise ConfigError("%s%s: must be > 0, got %r" % (where, key, cfg[key]))
+    for key in _NON_NEGATIVE:
+        if cfg[key] < 0:
+            raise ConfigError("%s%s: must be >= 0, got %r" % (where, key, cfg[key]))
+    size = cfg["image_size"]
+    if size < 16 or 2 ** int(round(math.log2(size))) != size:
+        raise ConfigError("%simage_size: must be a power of two >= 16, got %r" % (where, size))
+    for key in ("nf", "conf_nf"):
+        if cfg[key] % 16:
+            raise ConfigError("%s%s: must be a multiple of 16 (GroupNorm uses 16 groups), got %r"
+                              % (where, key, cfg[key]))
+    if not cfg["min_depth"] < cfg["max_depth"]:
+        raise ConfigError("%smin_depth: must be below max_depth" % where)
+    if cfg["dataset"] != "builtin":
+        data_dir = cfg["data_dir"]
+        if not data_dir:
+            raise ConfigError("%sdata_dir: required for dataset %r" % (where, cfg["dataset"]))
+        if not os.path.isdir(data_dir):
+            raise ConfigError("%sdata_dir: no such folder %s" % (where, data_dir))
+    if cfg["vgg_weights"] is not None and not os.path.isfile(cfg["vgg_weights"]):
+        raise ConfigError("%svgg_weights: no such file %s" % (where, cfg["vgg_weights"]))
+    if cfg["perceptual"] == "on" and cfg["vgg_weights"] is None:
+        raise ConfigError("%sperceptual: 'on' needs vgg_weights (a torchvision vgg16 state dict)" % where)
+
+
+def resolve(user, where=""):
+    """Defaults <- preset <- user keys; validated. `where` prefixes errors (e.g. a file name)."""
+    if not isinstance(user, dict):
+        raise ConfigError("%sconfig must be a mapping of key: value" % where)
+    unknown = sorted(set(user) - set(DEFAULTS))
+    if unknown:
+        raise ConfigError("%s%s: unknown key (known keys are listed in model/config.py)" % (where, unknown[0]))
+    preset = user.get("preset", DEFAULTS["preset"])
+    if preset not in PRESETS:
+        raise ConfigError("%spreset: %r is not one of %s" % (where, preset, ", ".join(PRESETS)))
+    cfg = dict(DEFAULTS)
+    cfg.update(PRESETS[preset])
+    for key, value in user.items():
+        cfg[key] = _check_type(key, value, DEFAULTS[key])
+    _validate(cfg, where)
+    if cfg["border_depth"] is None:
+        cfg["border_depth"] = 0.7 * cfg["max_depth"] + 0.3 * cfg["min_depth"]
+    if cfg["perceptual"] == "auto":
+        cfg["perceptual"] = "on" if cfg["vgg_weights"] else "off"
+    return cfg
+
+
+def load_config(path):
+    """Read a cell YAML file and resolve it; errors name the file and the key."""
+    where = "%s: " % path
+    if not os.path.isfile(path):
+        raise ConfigError("%sno such config file" % path)
+    with open(path) as f:
+        try:
+            user = yaml.safe_load(f) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError("%sinvalid YAML (%s)" % (where, str(e).splitlines()[0]))
+    return resolve(user, where)
