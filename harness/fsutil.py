@@ -1,0 +1,59 @@
+"""Crash-safe file writes: a reader sees the old file or the new one, never half of one."""
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+__all__ = ["atomic_write_text", "atomic_write_json", "read_json"]
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write `text` to `path` via temp file + fsync + os.replace (+ fsync of the folder)."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix="." + path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        # never leave temp files behind, even on Ctrl-C
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(path.parent)
+
+
+def atomic_write_json(path: Path, data: Any) -> None:
+    """Atomically write `data` as indented, key-sorted JSON."""
+    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def read_json(path: Path) -> Any:
+    """Parse a JSON file; None when it is missing, empty or unparsable."""
+    try:
+        text = Path(path).read_text()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    if not text.strip():
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
+
+
+def _fsync_dir(folder: Path) -> None:
+    # the rename itself is only durable once the directory entry is flushed
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
