@@ -5,9 +5,14 @@ on current torch. Each function picks the modern API when present and otherwise 
 slower path built only from ops that exist in torch 1.2. Keep this a flat module of
 small functions; each comment names the torch version that needs the fallback.
 """
-import torch
+import inspect
+import os
 
-__all__ = ["scatter_min_int64"]
+import torch
+import torch.nn.functional as F
+
+__all__ = ["scatter_min_int64", "grid_sample", "load_checkpoint", "set_deterministic", "set_tf32",
+           "tf32_flags", "cudnn_version"]
 
 
 def scatter_min_int64(out, index, src):
@@ -51,3 +56,61 @@ def _scatter_min_int64_by_sort(out, index, src):
     out = out.clone()
     out[index[first]] = best  # positions are unique here, so the write is deterministic
     return out
+
+
+# torch 1.3 added `align_corners` to grid_sample; 1.2 behaves as align_corners=True.
+_GRID_SAMPLE_HAS_ALIGN = "align_corners" in inspect.signature(F.grid_sample).parameters
+
+
+def grid_sample(image, grid, align_corners):
+    """Bilinear grid_sample with an explicit align_corners on every torch version."""
+    if _GRID_SAMPLE_HAS_ALIGN:
+        return F.grid_sample(image, grid, mode="bilinear", align_corners=align_corners)
+    if not align_corners:
+        raise ValueError("align_corners: False needs PyTorch >= 1.3 (this is %s)" % torch.__version__)
+    return F.grid_sample(image, grid, mode="bilinear")
+
+
+def load_checkpoint(path, map_location="cpu"):
+    """torch.load of our own trusted checkpoints (they hold RNG states, not only tensors):
+    torch 2.6 made weights_only=True the default, older versions lack the argument."""
+    if "weights_only" in inspect.signature(torch.load).parameters:
+        return torch.load(path, map_location=map_location, weights_only=False)
+    return torch.load(path, map_location=map_location)
+
+
+def set_deterministic(enabled):
+    """cuDNN determinism everywhere; deterministic algorithms where torch has them (1.8+)."""
+    torch.backends.cudnn.deterministic = bool(enabled)
+    torch.backends.cudnn.benchmark = False
+    if enabled:
+        # cuBLAS needs a fixed workspace for reproducible GEMMs (CUDA >= 10.2)
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    if hasattr(torch, "use_deterministic_algorithms"):
+        if "warn_only" in inspect.signature(torch.use_deterministic_algorithms).parameters:
+            torch.use_deterministic_algorithms(bool(enabled), warn_only=True)  # 1.11+
+        else:
+            torch.use_deterministic_algorithms(bool(enabled))
+
+
+def set_tf32(enabled):
+    """The real cuBLAS/cuDNN TF32 switches (torch 1.7+); older torch has no TF32 at all."""
+    matmul = getattr(torch.backends.cuda, "matmul", None)
+    if matmul is not None and hasattr(matmul, "allow_tf32"):
+        matmul.allow_tf32 = bool(enabled)
+    if hasattr(torch.backends.cudnn, "allow_tf32"):
+        torch.backends.cudnn.allow_tf32 = bool(enabled)
+
+
+def tf32_flags():
+    """What the TF32 switches are now (None where this torch has none)."""
+    matmul = getattr(getattr(torch.backends.cuda, "matmul", None), "allow_tf32", None)
+    return {"matmul_allow_tf32": matmul,
+            "cudnn_allow_tf32": getattr(torch.backends.cudnn, "allow_tf32", None)}
+
+
+def cudnn_version():
+    try:
+        return torch.backends.cudnn.version()
+    except Exception:  # some CPU builds raise instead of returning None
+        return None

@@ -74,7 +74,9 @@ DEFAULTS = {
     "clip_threshold": 5.0,       # the report's 5; max norm for 'norm', max |g| for 'value'
     "seed": 0,
     "deterministic": False,      # deterministic algorithms (GPU: cuDNN deterministic, CUBLAS workspace)
-    "tf32": False,               # GPU: real TF32 flags; CPU: emulated by rounding matmul/conv inputs to 10-bit mantissa
+    "tf32": False,               # GPU: real TF32 flags; CPU: emulated by rounding conv inputs/weights to 10-bit mantissa
+    # fault injection, for the harness's reliability tests
+    "inject_nan_at": None,       # iteration at which netD's gradient is made NaN (None: never)
 }
 
 # Presets hold only the differences from DEFAULTS, each with its reason.

@@ -1,0 +1,84 @@
+"""Test-set evaluation (SIDE, MAD, as the original computes them) and sample grids."""
+import csv
+import os
+from collections import OrderedDict
+
+import torch
+
+from .geometry import normals_from_depth
+from .metrics import erode, gt_depth_from_image, mad, side, summarize
+from .runfiles import write_json
+from .samples import save_decomposition_grid
+
+__all__ = ["Scores", "evaluate", "score_batch", "save_samples"]
+
+
+class Scores(object):
+    """Per-image SIDE/MAD of the model and of the flat-depth baseline, and their summary."""
+
+    def __init__(self, side_scores, mad_scores, flat_side, flat_mad):
+        self.side, self.mad = side_scores, mad_scores
+        self.summary = summarize(side_scores, mad_scores)
+        flat = summarize(flat_side, flat_mad)
+        self.summary.update(dict(("flat_" + k, v) for k, v in flat.items() if k != "n_images"))
+
+    def write(self, out_dir):
+        self.summary["scores_file"] = "eval_scores.csv"
+        path = os.path.join(out_dir, "eval_scores.csv")
+        with open(path + ".tmp", "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["index", "side", "mad"])
+            for i, (s, m) in enumerate(zip(self.side.tolist(), self.mad.tolist())):
+                writer.writerow([i, "%.8g" % s, "%.8g" % m])
+        os.replace(path + ".tmp", path)
+        write_json(os.path.join(out_dir, "eval.json"), self.summary)
+
+
+def score_batch(cfg, out, depth_image, camera):
+    """Per-image SIDE and MAD of a forward pass against ground-truth depth images.
+
+    Returns (side, mad, flat_side, flat_mad), each (B,); the flat baseline predicts
+    one constant depth for every pixel (its normals all face the camera).
+    """
+    b = depth_image.shape[0]
+    depth_gt, mask_gt = gt_depth_from_image(depth_image[:, 0], cfg["min_depth"], cfg["max_depth"])
+    normal_gt = normals_from_depth(depth_gt, camera.K)
+    mask_pred = erode(out.recon_valid[:b])
+    mask = erode(mask_gt) * mask_pred
+    scores = (side(out.recon_depth[:b], depth_gt, mask), mad(out.recon_normal[:b], normal_gt, mask))
+    flat_depth = torch.full_like(depth_gt, cfg["rot_center_depth"])
+    flat_normal = normals_from_depth(flat_depth, camera.K)
+    flat_mask = erode(mask_gt)
+    return scores + (side(flat_depth, depth_gt, flat_mask), mad(flat_normal, normal_gt, flat_mask))
+
+
+def evaluate(cfg, model, loader, device):
+    model.eval()
+    parts = []
+    with torch.no_grad():
+        for images, depth_image in loader:
+            out = model(images.to(device))
+            parts.append([t.cpu() for t in score_batch(cfg, out, depth_image.to(device), model.camera)])
+    model.train()
+    return Scores(*[torch.cat([p[i] for p in parts]) for i in range(4)])
+
+
+def save_samples(cfg, model, loader, device, path):
+    """One decomposition grid (the report's Fig. 7 rows) of the loader's first images."""
+    batch = next(iter(loader))
+    images = (batch[0] if isinstance(batch, (list, tuple)) else batch)[:cfg["num_sample_images"]]
+    model.eval()
+    with torch.no_grad():
+        out = model(images.to(device))
+    model.train()
+    n = images.shape[0]
+    depth = ((out.canon_depth[:n] - cfg["min_depth"]) / (cfg["max_depth"] - cfg["min_depth"])).unsqueeze(1)
+    rows = [
+        ("input", images),
+        ("canonical albedo", out.canon_albedo[:n] / 2 + 0.5),
+        ("canonical depth", 1 - depth),  # near is bright
+        ("canonical shading", out.canon_diffuse[:n]),
+        ("canonical normals", out.canon_normal[:n].permute(0, 3, 1, 2) / 2 + 0.5),
+        ("reconstruction", out.recon_im[:n] / 2 + 0.5),
+    ]
+    save_decomposition_grid(path, OrderedDict((k, v.detach().cpu().clamp(0, 1)) for k, v in rows))

@@ -1,0 +1,62 @@
+"""Unsup3D's losses: confidence-weighted L1 and the VGG16 relu3_3 perceptual loss.
+
+Both follow the original: with a confidence map sigma the L1 term is
+|a-b| * sqrt(2) / sigma + log(sigma) (a Laplacian likelihood) and the perceptual
+term (f1-f2)^2 / (2 sigma^2) + log(sigma) (a Gaussian one), averaged over the
+valid (masked) pixels.
+"""
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .networks import VGG16Features
+
+__all__ = ["photometric_loss", "PerceptualLoss", "load_vgg_state"]
+
+EPS = 1e-7
+
+
+def _masked_mean(loss, mask):
+    if mask is None:
+        return loss.mean()
+    mask = mask.expand_as(loss)
+    return (loss * mask).sum() / mask.sum()
+
+
+def photometric_loss(im1, im2, mask=None, conf_sigma=None):
+    """(B, C, H, W) images, (B, 1, H, W) mask and sigma -> scalar."""
+    loss = (im1 - im2).abs()
+    if conf_sigma is not None:
+        loss = loss * 2 ** 0.5 / (conf_sigma + EPS) + (conf_sigma + EPS).log()
+    return _masked_mean(loss, mask)
+
+
+def load_vgg_state(path):
+    """A torchvision vgg16 state dict from a file (ImageNet weights; not downloadable here)."""
+    state = torch.load(path, map_location="cpu")
+    if not any(k.startswith("features.") for k in state):
+        raise ValueError("vgg_weights: %s is not a torchvision vgg16 state dict (no 'features.*' keys)" % path)
+    return state
+
+
+class PerceptualLoss(nn.Module):
+    """Distance of relu3_3 features, images in [-1, 1]; VGG weights are frozen."""
+
+    def __init__(self, vgg_state=None):
+        super(PerceptualLoss, self).__init__()
+        self.register_buffer("mean_rgb", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1))
+        self.register_buffer("std_rgb", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1))
+        self.vgg = VGG16Features()
+        if vgg_state is not None:
+            self.vgg.load_torchvision(vgg_state)
+
+    def forward(self, im1, im2, mask=None, conf_sigma=None):
+        both = (torch.cat([im1, im2], 0) / 2 + 0.5 - self.mean_rgb) / self.std_rgb
+        f1, f2 = torch.chunk(self.vgg(both), 2, dim=0)  # (B, 256, S/4, S/4) each
+        loss = (f1 - f2) ** 2
+        if conf_sigma is not None:
+            loss = loss / (2 * conf_sigma ** 2 + EPS) + (conf_sigma + EPS).log()
+        if mask is not None:
+            scale = mask.shape[2] // loss.shape[2], mask.shape[3] // loss.shape[3]
+            mask = F.avg_pool2d(mask, kernel_size=scale, stride=scale)
+        return _masked_mean(loss, mask)

@@ -1,0 +1,299 @@
+"""Train and evaluate one cell: `python -m model.train --config CELL.yaml --out RUN_DIR`.
+
+The only entry point executors use (locally, in containers, on Ray nodes). It
+writes the run-folder contract (docs/run-folder.md): config.json, env.json,
+train.jsonl, checkpoints/last.pt, result.json, eval.json, eval_scores.csv,
+samples/. A run folder with a checkpoint resumes where it stopped; SIGTERM
+saves a checkpoint at the next step and exits 143.
+
+Exit codes: 0 done, 2 config/data error (one line on stderr), 3 diverged.
+"""
+import argparse
+import json
+import os
+import random
+import signal
+import sys
+import time
+
+import numpy as np
+import torch
+
+from . import compat
+from .config import ConfigError, load_config
+from .data import DataError, make_loaders, start_epoch
+from .env import fingerprint
+from .evaluate import evaluate, save_samples
+from .losses import load_vgg_state
+from .networks import NETWORK_NAMES
+from .photogeo import PhotoGeoAutoencoder
+from .precision import emulate_tf32
+from .runfiles import JsonlLog, write_json
+
+__all__ = ["main", "train"]
+
+EXIT_DONE, EXIT_USAGE, EXIT_DIVERGED, EXIT_TERMINATED = 0, 2, 3, 143
+CHECKPOINT = os.path.join("checkpoints", "last.pt")
+
+
+class Diverged(Exception):
+    def __init__(self, iteration, network, reason):
+        Exception.__init__(self, reason)
+        self.iteration, self.network, self.reason = iteration, network, reason
+
+
+class Terminated(Exception):
+    pass
+
+
+# ---------------------------------------------------------------------------
+# set-up
+
+def _device(cfg):
+    if cfg["device"] == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device: 'cuda' requested but no CUDA GPU is visible; use device: cpu or auto")
+    if cfg["device"] == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(cfg["device"])
+
+
+def _seed_everything(seed):
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)
+
+
+def _data_dir(cfg, out_dir, log):
+    if cfg["dataset"] != "builtin":
+        return cfg["data_dir"]
+    from .builtin_data import ensure_builtin
+    cache = cfg["data_dir"] or os.path.join(os.path.dirname(os.path.abspath(out_dir)), ".data")
+    return ensure_builtin(cfg, cache, log=log)
+
+
+def _perceptual_state(cfg):
+    """VGG weights when the perceptual loss is on, and why it is on or off."""
+    if cfg["perceptual"] == "off":
+        why = "no vgg_weights given" if not cfg["vgg_weights"] else "perceptual: off in config"
+        return None, why
+    return load_vgg_state(cfg["vgg_weights"]), "vgg16 weights from %s" % cfg["vgg_weights"]
+
+
+def build_model(cfg, device):
+    vgg_state, why = _perceptual_state(cfg)
+    model = PhotoGeoAutoencoder(cfg, vgg_state).to(device)
+    if cfg["tf32"]:
+        if device.type == "cuda":
+            compat.set_tf32(True)
+        else:
+            emulate_tf32(model)
+    elif device.type == "cuda":
+        compat.set_tf32(False)  # torch 1.7-1.11 default it on for convs: the study sets it explicitly
+    return model, why
+
+
+def make_optimizer(cfg, model):
+    """One Adam over all networks == the original's one Adam per network (Adam is per-parameter)."""
+    params = [p for p in model.nets.parameters() if p.requires_grad]
+    return torch.optim.Adam(params, lr=cfg["lr"], betas=(0.9, 0.999), weight_decay=cfg["weight_decay"])
+
+
+# ---------------------------------------------------------------------------
+# gradients: diagnostics, divergence, clipping
+
+def grad_diagnostics(model):
+    """Pre-clip gradient norms (global and per network), max |grad|, first non-finite network."""
+    stats, total_sq, max_abs, bad = {}, 0.0, 0.0, None
+    for name in NETWORK_NAMES:
+        if name not in model.nets:
+            continue
+        grads = [p.grad.detach() for p in model.nets[name].parameters() if p.grad is not None]
+        sq = float(sum((g.double() ** 2).sum() for g in grads)) if grads else 0.0
+        peak = max(float(g.abs().max()) for g in grads) if grads else 0.0
+        stats["grad_norm_" + name] = sq ** 0.5
+        if bad is None and not np.isfinite(sq):
+            bad = name
+        total_sq += sq
+        max_abs = max(max_abs, peak)
+    stats["grad_norm"] = total_sq ** 0.5
+    stats["grad_max_abs"] = max_abs
+    return stats, bad
+
+
+def clip_gradients(cfg, model, stats):
+    """Apply the cell's clipping; returns whether it changed any gradient."""
+    params = [p for p in model.nets.parameters() if p.grad is not None]
+    threshold = cfg["clip_threshold"]
+    if cfg["clip"] == "norm":
+        torch.nn.utils.clip_grad_norm_(params, threshold)
+        return stats["grad_norm"] > threshold
+    if cfg["clip"] == "value":
+        torch.nn.utils.clip_grad_value_(params, threshold)
+        return stats["grad_max_abs"] > threshold
+    return False
+
+
+# ---------------------------------------------------------------------------
+# checkpoints
+
+def save_checkpoint(path, model, optimizer, position, elapsed):
+    state = {
+        "model": model.nets.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "position": position,  # {"epoch", "batch" (next batch in epoch), "iteration"}
+        "elapsed": elapsed,
+        "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
+                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None},
+        "config": model.cfg,
+    }
+    tmp = path + ".tmp"
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path, model, optimizer):
+    state = compat.load_checkpoint(path)
+    model.nets.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    rng = state["rng"]
+    torch.set_rng_state(rng["torch"])
+    np.random.set_state(rng["numpy"])
+    random.setstate(rng["python"])
+    if rng["cuda"] is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(rng["cuda"])
+    return state["position"], state["elapsed"]
+
+
+# ---------------------------------------------------------------------------
+# the loop
+
+def _images(batch, device):
+    return (batch[0] if isinstance(batch, (list, tuple)) else batch).to(device)
+
+
+def train_step(cfg, model, optimizer, images, iteration):
+    """One optimisation step; returns the train.jsonl record (without position fields)."""
+    out = model(images)
+    optimizer.zero_grad()
+    loss = out.losses["total"]
+    loss.backward()
+    if cfg["inject_nan_at"] is not None and iteration == cfg["inject_nan_at"]:
+        next(model.nets["netD"].parameters()).grad.fill_(float("nan"))
+    stats, bad = grad_diagnostics(model)
+    if not torch.isfinite(loss).item():
+        raise Diverged(iteration, bad or "loss", "non-finite loss %r at iteration %d" % (float(loss), iteration))
+    if bad is not None:
+        raise Diverged(iteration, bad, "non-finite gradient in %s at iteration %d" % (bad, iteration))
+    clipped = clip_gradients(cfg, model, stats)
+    optimizer.step()
+    record = dict(("loss_" + k, float(v.detach())) for k, v in out.losses.items())
+    record.update(stats)
+    record["clipped"] = bool(clipped)
+    record["lr"] = optimizer.param_groups[0]["lr"]
+    return record
+
+
+def train(cfg, out_dir, log=print):
+    """Run (or resume) training, then evaluation; returns the exit code."""
+    device = _device(cfg)
+    if cfg["threads"]:
+        torch.set_num_threads(cfg["threads"])
+    compat.set_deterministic(cfg["deterministic"])
+    _seed_everything(cfg["seed"])
+    os.makedirs(os.path.join(out_dir, "checkpoints"), exist_ok=True)
+    data_dir = _data_dir(cfg, out_dir, log)
+    loaders = make_loaders(cfg, data_dir)
+    model, perceptual_why = build_model(cfg, device)
+    optimizer = make_optimizer(cfg, model)
+    write_json(os.path.join(out_dir, "config.json"), cfg)
+    write_json(os.path.join(out_dir, "env.json"), fingerprint(cfg, device, perceptual_why))
+
+    ckpt = os.path.join(out_dir, CHECKPOINT)
+    position, elapsed = {"epoch": 0, "batch": 0, "iteration": 0}, 0.0
+    if os.path.isfile(ckpt):
+        position, elapsed = load_checkpoint(ckpt, model, optimizer)
+        log("resuming from %s at epoch %d, iteration %d" % (ckpt, position["epoch"], position["iteration"]))
+    train_log = JsonlLog(os.path.join(out_dir, "train.jsonl"))
+    train_log.truncate_after("iter", position["iteration"])  # lines past the checkpoint are redone
+
+    stop = {"signal": None}
+    signal.signal(signal.SIGTERM, lambda signum, frame: stop.update(signal=signum))
+    try:
+        _run_epochs(cfg, model, optimizer, loaders, out_dir, position, elapsed, train_log, stop, device, log)
+    except Diverged as d:
+        write_json(os.path.join(out_dir, "result.json"),
+                   {"state": "diverged", "iteration": d.iteration, "network": d.network, "reason": d.reason})
+        log("DIVERGED: %s" % d.reason)
+        return EXIT_DIVERGED
+    except Terminated:
+        log("terminated: checkpoint saved at iteration %d; rerun to resume" % position["iteration"])
+        return EXIT_TERMINATED
+    finally:
+        train_log.close()
+    scores = evaluate(cfg, model, loaders["test"], device)
+    scores.write(out_dir)
+    save_samples(cfg, model, loaders["test"], device, os.path.join(out_dir, "samples", "test.png"))
+    write_json(os.path.join(out_dir, "result.json"), {"state": "done", "iteration": position["iteration"]})
+    log("done: SIDE %.4f x1e-2, MAD %.2f deg (flat-depth baseline: SIDE %.4f x1e-2, MAD %.2f deg)"
+        % (scores.summary["side_mean"] * 100, scores.summary["mad_mean"],
+           scores.summary["flat_side_mean"] * 100, scores.summary["flat_mad_mean"]))
+    return EXIT_DONE
+
+
+def _run_epochs(cfg, model, optimizer, loaders, out_dir, position, elapsed, train_log, stop, device, log):
+    ckpt = os.path.join(out_dir, CHECKPOINT)
+    loader = loaders["train"]
+    per_epoch = len(loader.sampler) // cfg["batch_size"]
+    total = per_epoch * cfg["num_epochs"]
+    start = time.time() - elapsed
+    model.train()
+    while position["epoch"] < cfg["num_epochs"]:
+        start_epoch(loader, position["epoch"], skip_batches=position["batch"])
+        for batch in loader:
+            tic = time.time()
+            record = train_step(cfg, model, optimizer, _images(batch, device), position["iteration"])
+            record.update(epoch=position["epoch"], iter=position["iteration"],
+                          seconds=time.time() - tic, time=time.time() - start)
+            position["iteration"] += 1
+            position["batch"] += 1
+            if (position["iteration"] - 1) % cfg["log_every"] == 0:
+                train_log.append(record)
+            if position["iteration"] % 50 == 0 or position["iteration"] == 1:
+                log("epoch %d iter %d/%d loss %.4f grad %.3g%s" % (
+                    position["epoch"], position["iteration"], total, record["loss_total"],
+                    record["grad_norm"], " clipped" if record["clipped"] else ""))
+            if position["iteration"] % cfg["checkpoint_every"] == 0 or stop["signal"]:
+                save_checkpoint(ckpt, model, optimizer, position, time.time() - start)
+                train_log.sync()
+            if stop["signal"]:
+                raise Terminated()
+        position["epoch"] += 1
+        position["batch"] = 0
+        save_checkpoint(ckpt, model, optimizer, position, time.time() - start)
+        train_log.sync()
+        save_samples(cfg, model, loaders["val"], device,
+                     os.path.join(out_dir, "samples", "epoch%03d.png" % position["epoch"]))
+        model.train()
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m model.train", description=__doc__.splitlines()[0])
+    parser.add_argument("--config", required=True, help="cell YAML (keys: model/config.py)")
+    parser.add_argument("--out", required=True, help="run folder (created; resumed if it has a checkpoint)")
+    args = parser.parse_args(argv)
+    try:
+        cfg = load_config(args.config)
+        os.makedirs(args.out, exist_ok=True)
+        if cfg["impl"] == "author":
+            from .author_adapter import train_author
+            return train_author(cfg, args.out)
+        return train(cfg, args.out, log=lambda msg: print(msg, flush=True))
+    except (ConfigError, DataError) as e:
+        print("error: %s" % e, file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())
