@@ -1,0 +1,557 @@
+"""Read every run folder under results/ into one tidy table (one row per cell).
+
+`collect(results_dir)` is the only reader of run folders for the report: it
+follows docs/run-folder.md, treats every file as possibly missing, empty or torn,
+and says why it skipped a folder instead of raising. The report renders from the
+DataFrame it returns (plus loss curves, read by `read_train_logs`).
+
+Columns of the table (`COLUMNS`, in this order; unknown extra axes follow as
+`axis.<name>`):
+
+- identity: `cell_id`, `name`, `run_dir` (absolute path of the folder)
+- axes (`AXES`): `stack, impl, clip, clip_threshold, seed, dataset, preset`;
+  the stack as the matrix declared it: `stack_cuda`, `stack_torch`
+- status: `state` (done/failed/diverged/skipped/running/queued/unknown),
+  `reason`, `attempt`, `started`, `ended`, `wall_s` (ended - started)
+- how training ended (result.json): `diverged_iter`, `diverged_net`
+- env fingerprint (env.json), strings: `env.python, env.torch, env.cuda,
+  env.cudnn, env.gpu, env.capability, env.driver, env.tf32, env.deterministic,
+  env.cudnn_benchmark, env.cublas_workspace, env.image_digest, env.git_sha,
+  env.host`; `env_json` keeps the whole file for the report's details
+- `perceptual` (bool, None when unknown) and `perceptual_reason`
+- evaluation (eval.json): `side_mean, side_std, mad_mean, mad_std, n_images`
+  (SIDE in plain units; reports multiply by 100)
+- training log (train.jsonl): `train_lines` (good lines read), `train_torn`
+  (a torn last line was dropped), `last_iter`, `final_loss`, `n_spikes`,
+  `first_spike_iter`, `max_grad_norm` (pre-clip, global), `clipped_frac`,
+  `train_s` (the last line's `time`)
+- files for the report: `train_log`, `samples_grid` (the last decomposition
+  grid PNG), both absolute paths or None
+- `problems`: "; "-joined notes on files that were missing, empty or torn
+
+Loss spikes (`spike_mask`): a logged iteration is a spike when its total loss
+is not finite, or when it exceeds the median of the previous up to 50 finite
+logged losses by more than 2x that median's magnitude (i.e. loss > 3 x median
+for positive losses; written sign-safe because the confidence-weighted loss can
+go negative), provided at least 10 earlier finite losses exist. Counts are per
+*logged* line, so `log_every` > 1 undercounts short spikes.
+"""
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import os
+import re
+import tempfile
+from datetime import datetime
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "AXES", "COLUMNS", "ENV_FIELDS", "SPIKE_FACTOR", "SPIKE_WINDOW", "SPIKE_MIN_HISTORY",
+    "Skipped", "TrainLog", "collect", "write_table", "read_train_logs", "spike_mask",
+    "atomic_write",
+]
+
+AXES = ("stack", "impl", "clip", "clip_threshold", "seed", "dataset", "preset")
+
+# env.json is written by the trainer under several possible spellings (old
+# images, nested GPU info); each column lists the keys tried, first hit wins.
+ENV_FIELDS = {
+    "python": ("python", "python_version"),
+    "torch": ("torch", "torch_version"),
+    "cuda": ("cuda", "torch_cuda", "torch.version.cuda", "cuda_version"),
+    "cudnn": ("cudnn", "cudnn_version"),
+    "gpu": ("gpu_name", "gpu.name", "gpu"),
+    "capability": ("capability", "gpu_capability", "gpu.capability", "compute_capability"),
+    "driver": ("driver", "driver_version", "gpu.driver"),
+    "tf32": ("tf32",),
+    "deterministic": ("deterministic", "cudnn_deterministic", "cudnn.deterministic"),
+    "cudnn_benchmark": ("cudnn_benchmark", "benchmark", "cudnn.benchmark"),
+    "cublas_workspace": ("CUBLAS_WORKSPACE_CONFIG", "cublas_workspace_config"),
+    "image_digest": ("image_digest", "REPRO_IMAGE_DIGEST"),
+    "git_sha": ("git_sha", "git", "sha"),
+    "host": ("host", "hostname"),
+}
+
+COLUMNS = (
+    ("cell_id", "name", "run_dir") + AXES + ("stack_cuda", "stack_torch")
+    + ("state", "reason", "attempt", "started", "ended", "wall_s", "diverged_iter", "diverged_net")
+    + tuple("env." + key for key in ENV_FIELDS) + ("env_json", "perceptual", "perceptual_reason")
+    + ("side_mean", "side_std", "mad_mean", "mad_std", "n_images")
+    + ("train_lines", "train_torn", "last_iter", "final_loss", "n_spikes", "first_spike_iter",
+       "max_grad_norm", "clipped_frac", "train_s")
+    + ("train_log", "samples_grid", "problems")
+)
+
+SPIKE_FACTOR = 3.0      # a spike exceeds this multiple of the running median
+SPIKE_WINDOW = 50       # running median over this many previous logged losses
+SPIKE_MIN_HISTORY = 10  # no verdict before this many finite losses were seen
+
+# Only these train.jsonl keys are parsed; everything else on a line is ignored.
+_LOG_FIELDS = ("iter", "loss_total", "grad_norm", "clipped", "time")
+_CHUNK_FILES = 512      # train logs parsed per pyarrow call (bounds memory)
+_STATES = ("done", "failed", "diverged", "skipped", "running", "queued")
+
+
+@dataclasses.dataclass(frozen=True)
+class Skipped:
+    """A folder under results/ that is not (readable as) a run folder."""
+    folder: str   # name under results/
+    reason: str   # one line: why it was skipped
+
+    def __str__(self) -> str:
+        return f"{self.folder}: {self.reason}"
+
+
+@dataclasses.dataclass
+class TrainLog:
+    """The parsed numeric columns of one train.jsonl (NaN where a key was absent)."""
+    columns: dict[str, np.ndarray]
+    lines: int = 0        # good lines parsed
+    torn: bool = False    # a torn last line was dropped
+    bad: int = 0          # complete lines that were not JSON objects (skipped)
+    error: str = ""       # why nothing could be read ("" when fine)
+
+
+# --------------------------------------------------------------------------- small files
+
+def _read_json(path: str) -> tuple[dict | None, str]:
+    """Read a JSON object; return (value, "") or (None, why) - never raises."""
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except FileNotFoundError:
+        return None, "missing"
+    except OSError as exc:
+        return None, f"unreadable ({exc.strerror})"
+    if not data.strip():
+        return None, "empty"
+    try:
+        value = json.loads(data)
+    except ValueError:
+        return None, "not valid JSON (torn write?)"
+    if not isinstance(value, dict):
+        return None, "not a JSON object"
+    return value, ""
+
+
+def _flatten(obj: dict, prefix: str = "") -> dict:
+    """{"gpu": {"name": x}} -> {"gpu.name": x, "gpu": {...}}: both spellings resolve."""
+    flat = {}
+    for key, value in obj.items():
+        flat[prefix + key] = value
+        if isinstance(value, dict):
+            flat.update(_flatten(value, prefix + key + "."))
+    return flat
+
+
+def _as_text(value) -> str | None:
+    """Env values as one short string: capability [8, 0] -> "8.0", dicts as JSON."""
+    if value is None:
+        return None
+    if isinstance(value, (list, tuple)) and all(isinstance(v, int) for v in value):
+        return ".".join(str(v) for v in value)
+    if isinstance(value, (dict, list, tuple)):
+        return json.dumps(value, sort_keys=True)
+    return str(value)
+
+
+def _env_columns(env: dict | None) -> dict:
+    flat = _flatten(env or {})
+    row = {}
+    for column, keys in ENV_FIELDS.items():
+        hit = next((flat[k] for k in keys if k in flat and not isinstance(flat[k], dict)), None)
+        if hit is None and column == "gpu" and isinstance(flat.get("gpu"), dict):
+            hit = flat.get("gpu.name")
+        row["env." + column] = _as_text(hit)
+    row["env_json"] = json.dumps(env, sort_keys=True) if env else None
+    return row
+
+
+def _on_off(value) -> bool | None:
+    """Normalise the many spellings of perceptual on/off; None when unknown ("auto")."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("on", "true", "yes", "1"):
+        return True
+    if isinstance(value, str) and value.lower() in ("off", "false", "no", "0"):
+        return False
+    return None
+
+
+def _perceptual(env: dict | None, config: dict) -> tuple[bool | None, str | None]:
+    """What the trainer actually used (env.json) beats what was asked (config)."""
+    env = env or {}
+    value = env.get("perceptual")
+    reason = env.get("perceptual_reason") or env.get("perceptual_why")
+    if isinstance(value, dict):  # {"on": false, "reason": "..."}
+        reason = value.get("reason") or value.get("why") or reason
+        value = value.get("on", value.get("enabled"))
+    used = _on_off(value)
+    if used is None:
+        asked = config.get("perceptual")
+        used = _on_off(asked)
+        if used is None and asked == "auto":
+            # 'auto' means on iff VGG weights were given (model/config.py)
+            used = bool(config.get("vgg_weights"))
+            reason = reason or ("" if used else "auto: no vgg_weights given")
+    return used, (str(reason) if reason else None)
+
+
+def _epoch(value) -> float | None:
+    """Status times may be epoch seconds or ISO strings; None if neither."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            return None
+    return None
+
+
+def _natural_key(name: str):
+    """grid_2.png before grid_10.png."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
+
+
+def _last_grid(run_dir: str) -> str | None:
+    try:
+        names = [e.name for e in os.scandir(os.path.join(run_dir, "samples"))
+                 if e.name.lower().endswith(".png") and e.is_file()]
+    except OSError:
+        return None
+    return os.path.join(run_dir, "samples", max(names, key=_natural_key)) if names else None
+
+
+# --------------------------------------------------------------------------- one folder
+
+def _axes_columns(cell: dict, config: dict) -> dict:
+    """Known axes as plain columns (config fills gaps), others as axis.<name>."""
+    axes = cell.get("axes") if isinstance(cell.get("axes"), dict) else {}
+    row = {key: axes.get(key, config.get(key)) for key in AXES}
+    row.update({f"axis.{key}": value for key, value in axes.items() if key not in AXES})
+    stack = cell.get("stack") if isinstance(cell.get("stack"), dict) else {}
+    if row["stack"] is None:
+        row["stack"] = stack.get("name")
+    row["stack_cuda"] = _as_text(stack.get("cuda"))
+    row["stack_torch"] = _as_text(stack.get("torch"))
+    return row
+
+
+def _status_columns(status: dict | None, result: dict | None, why: str) -> dict:
+    """state/reason from status.json (the harness owns it), result.json as fallback."""
+    result = result or {}
+    if status is None:
+        state = result.get("state") if result.get("state") in _STATES else "unknown"
+        status = {"state": state, "reason": f"status.json {why}"}
+    started, ended = _epoch(status.get("started")), _epoch(status.get("ended"))
+    return {
+        "state": str(status.get("state") or "unknown"),
+        "reason": str(status.get("reason") or "") or None,
+        "attempt": status.get("attempt"),
+        "started": _as_text(status.get("started")),
+        "ended": _as_text(status.get("ended")),
+        "wall_s": ended - started if started is not None and ended is not None else None,
+        "diverged_iter": result.get("iteration"),
+        "diverged_net": result.get("network"),
+    }
+
+
+def _eval_columns(ev: dict | None) -> dict:
+    ev = ev or {}
+    return {key: _number(ev.get(key)) for key in ("side_mean", "side_std", "mad_mean", "mad_std",
+                                                    "n_images")}
+
+
+def _number(value) -> float:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    return float("nan")
+
+
+def _file_problems(state: str | None, whys: dict[str, str]) -> list[str]:
+    """Notes on bad files; a file the cell's state explains away is not a problem.
+
+    A skipped or queued cell never started (no env, no eval); only a done cell
+    owes an eval.json.
+    """
+    expected = {"status.json": True, "env.json": state not in ("skipped", "queued"),
+                "eval.json": state == "done"}
+    return [f"{name} {why}" for name, why in whys.items()
+            if why and (why != "missing" or expected[name])]
+
+
+def _read_folder(path: str, name: str) -> dict | Skipped:
+    """One run folder -> a partial row (train log columns come later), or Skipped."""
+    if name.startswith("."):
+        return Skipped(name, "hidden folder (data cache or harness state), not a run folder")
+    cell, why = _read_json(os.path.join(path, "cell.json"))
+    if cell is None:
+        return Skipped(name, f"cell.json {why}: not a run folder")
+    config, _ = _read_json(os.path.join(path, "config.json"))  # trainer's resolved config
+    config = config or (cell.get("config") if isinstance(cell.get("config"), dict) else {})
+    status, status_why = _read_json(os.path.join(path, "status.json"))
+    result, _ = _read_json(os.path.join(path, "result.json"))
+    env, env_why = _read_json(os.path.join(path, "env.json"))
+    ev, ev_why = _read_json(os.path.join(path, "eval.json"))
+    state = (status or {}).get("state")
+    problems = _file_problems(state, {"status.json": status_why, "env.json": env_why,
+                                      "eval.json": ev_why})
+    perceptual, perceptual_reason = _perceptual(env, config)
+    log = os.path.join(path, "train.jsonl")
+    return {
+        "cell_id": str(cell.get("cell_id") or name), "name": cell.get("name"), "run_dir": path,
+        **_axes_columns(cell, config), **_status_columns(status, result, status_why),
+        **_env_columns(env), "perceptual": perceptual, "perceptual_reason": perceptual_reason,
+        **_eval_columns(ev),
+        "train_log": log if os.path.exists(log) else None, "samples_grid": _last_grid(path),
+        "problems": problems,
+    }
+
+
+# --------------------------------------------------------------------------- train.jsonl
+
+def _complete_lines(data: bytes) -> tuple[bytes, bool]:
+    """Drop a torn last line (append-only writer died mid-line); keep a whole one."""
+    cut = data.rfind(b"\n") + 1
+    tail = data[cut:]
+    if not tail.strip():
+        return data[:cut], False
+    try:
+        json.loads(tail)
+        return data[:cut] + tail + b"\n", False
+    except ValueError:
+        return data[:cut], True
+
+
+def _python_parse(body: bytes, fields: Sequence[str]) -> tuple[dict[str, np.ndarray], int, int]:
+    """Slow, forgiving path: line by line, skipping lines that are not JSON objects."""
+    rows, bad = [], 0
+    for line in body.splitlines():
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError:
+            row = None
+        if isinstance(row, dict):
+            rows.append(row)
+        else:
+            bad += 1
+    columns = {f: np.array([_number(r.get(f)) if not isinstance(r.get(f), bool) else float(r[f])
+                            for r in rows], dtype=float) for f in fields}
+    return columns, len(rows), bad
+
+
+def _arrow_parse(bodies: list[bytes], fields: Sequence[str]) -> list[dict[str, np.ndarray]] | None:
+    """Fast path: parse many logs in one pyarrow call, then slice per file.
+
+    Returns None when the batch cannot be parsed as one (a bad line, a blank
+    line shifting the offsets, a key of another type); callers fall back.
+    """
+    import pyarrow as pa
+    from pyarrow import json as pa_json
+
+    counts = [b.count(b"\n") for b in bodies]
+    schema = pa.schema([(f, pa.bool_() if f == "clipped" else pa.float64()) for f in fields])
+    options = pa_json.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore")
+    try:
+        table = pa_json.read_json(io.BytesIO(b"".join(bodies)), parse_options=options)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return None
+    if table.num_rows != sum(counts):
+        return None
+    arrays = {f: table.column(f).cast(pa.float64()).to_numpy() for f in fields}
+    bounds = np.concatenate([[0], np.cumsum(counts)])
+    return [{f: a[lo:hi] for f, a in arrays.items()} for lo, hi in zip(bounds[:-1], bounds[1:])]
+
+
+def read_train_logs(paths: Sequence[str | os.PathLike | None],
+                    fields: Sequence[str] = _LOG_FIELDS) -> list[TrainLog | None]:
+    """Read many train.jsonl files, numeric columns only, tolerating torn tails.
+
+    Args:
+        paths: one path (or None) per cell.
+        fields: keys to keep; booleans (`clipped`) become 0.0/1.0, absent keys NaN.
+
+    Returns:
+        One TrainLog per path, None where the path was None or the file is missing.
+    """
+    out: list[TrainLog | None] = [None] * len(paths)
+    pending: list[tuple[int, bytes]] = []
+    for i, path in enumerate(paths):
+        if path is None:
+            continue
+        try:
+            with open(path, "rb") as fh:
+                body, torn = _complete_lines(fh.read())
+        except OSError as exc:
+            out[i] = TrainLog({f: np.empty(0) for f in fields}, error=f"unreadable ({exc})")
+            continue
+        out[i] = TrainLog({}, lines=body.count(b"\n"), torn=torn)
+        pending.append((i, body))
+    for start in range(0, len(pending), _CHUNK_FILES):
+        _parse_chunk(pending[start:start + _CHUNK_FILES], out, fields)
+    return out
+
+
+def _parse_chunk(chunk: list[tuple[int, bytes]], out: list, fields: Sequence[str]) -> None:
+    parsed = _arrow_parse([body for _, body in chunk], fields)
+    if parsed is None and len(chunk) > 1:  # find the odd file without losing the others
+        half = len(chunk) // 2
+        _parse_chunk(chunk[:half], out, fields)
+        _parse_chunk(chunk[half:], out, fields)
+        return
+    for k, (i, body) in enumerate(chunk):
+        if parsed is not None:
+            out[i].columns = parsed[k]
+        else:
+            out[i].columns, out[i].lines, out[i].bad = _python_parse(body, fields)
+
+
+def spike_mask(loss: np.ndarray) -> np.ndarray:
+    """True where a logged total loss is a spike (definition in the module docstring).
+
+    Vectorised: each row of a sliding window holds the previous SPIKE_WINDOW
+    losses (non-finite ones as NaN); sorting puts NaN last, so the median is
+    read from the first `k` finite entries of each row.
+    """
+    loss = np.asarray(loss, dtype=float)
+    finite = np.isfinite(loss)
+    mask = ~finite
+    if loss.size <= SPIKE_MIN_HISTORY:
+        return mask
+    clean = np.where(finite, loss, np.nan)
+    padded = np.concatenate([np.full(SPIKE_WINDOW, np.nan), clean])
+    windows = np.sort(np.lib.stride_tricks.sliding_window_view(padded, SPIKE_WINDOW)[:loss.size], axis=1)
+    k = np.isfinite(windows).sum(axis=1)
+    rows = np.arange(loss.size)
+    lo, hi = windows[rows, np.maximum((k - 1) // 2, 0)], windows[rows, np.maximum(k // 2, 0)]
+    median = (lo + hi) / 2
+    enough = k >= SPIKE_MIN_HISTORY
+    with np.errstate(invalid="ignore"):
+        over = loss - median > (SPIKE_FACTOR - 1) * np.abs(median)
+    return mask | (enough & finite & over)
+
+
+def _log_columns(log: TrainLog | None) -> dict:
+    """Summaries of one train log for the tidy table."""
+    if log is None or log.error:
+        return {"train_lines": 0, "train_torn": False}
+    cols = log.columns
+    n = len(cols["loss_total"])
+    loss, it = cols["loss_total"], cols["iter"]
+    spikes = spike_mask(loss)
+    grad = cols["grad_norm"][np.isfinite(cols["grad_norm"])] if n else np.empty(0)
+    clipped = cols["clipped"][~np.isnan(cols["clipped"])] if n else np.empty(0)
+    times = cols["time"][np.isfinite(cols["time"])] if n else np.empty(0)
+    # max() of an all-inf-or-NaN gradient means the norm blew up: report inf
+    blew_up = n and np.isinf(cols["grad_norm"]).any()
+    return {
+        "train_lines": log.lines, "train_torn": log.torn,
+        "last_iter": float(np.nanmax(it)) if n and np.isfinite(it).any() else np.nan,
+        "final_loss": float(loss[-1]) if n else np.nan,
+        "n_spikes": int(spikes.sum()),
+        "first_spike_iter": float(it[spikes][0]) if spikes.any() else np.nan,
+        "max_grad_norm": np.inf if blew_up else (float(grad.max()) if grad.size else np.nan),
+        "clipped_frac": float(clipped.mean()) if clipped.size else np.nan,
+        "train_s": float(times[-1]) if times.size else np.nan,
+    }
+
+
+def _log_problems(log: TrainLog | None, state: str) -> list[str]:
+    if log is None:
+        return [] if state in ("skipped", "queued") else ["train.jsonl missing"]
+    notes = [f"train.jsonl {log.error}"] if log.error else []
+    if log.torn:
+        notes.append("train.jsonl torn last line dropped")
+    if log.bad:
+        notes.append(f"train.jsonl {log.bad} unreadable lines skipped")
+    return notes
+
+
+# --------------------------------------------------------------------------- table
+
+def collect(results_dir: str | os.PathLike) -> tuple[pd.DataFrame, list[Skipped]]:
+    """Read every run folder under results_dir into one row per cell.
+
+    Args:
+        results_dir: the study's results/ folder (missing: an empty table).
+
+    Returns:
+        (table with COLUMNS and any `axis.*` extras, folders skipped with why),
+        rows sorted by stack, impl, clip, seed, cell_id.
+    """
+    root = os.path.abspath(results_dir)
+    try:
+        entries = sorted((e for e in os.scandir(root) if e.is_dir()), key=lambda e: e.name)
+    except FileNotFoundError:
+        entries = []
+    rows, skipped = [], []
+    for entry in entries:
+        got = _read_folder(entry.path, entry.name)
+        (skipped if isinstance(got, Skipped) else rows).append(got)
+    logs = read_train_logs([row["train_log"] for row in rows])
+    for row, log in zip(rows, logs):
+        row.update(_log_columns(log))
+        row["problems"] = "; ".join(row["problems"] + _log_problems(log, row["state"])) or None
+    return _frame(rows), skipped
+
+
+def _frame(rows: list[dict]) -> pd.DataFrame:
+    extras = sorted({k for row in rows for k in row if k.startswith("axis.")})
+    df = pd.DataFrame.from_records(rows, columns=list(COLUMNS) + extras)
+    if df.empty:
+        return df
+    order = [c for c in ("stack", "impl", "clip", "seed", "cell_id") if df[c].notna().any()]
+    df = df.sort_values(order, key=lambda s: s.map(str), kind="stable").reset_index(drop=True)
+    return df
+
+
+def _parquet_safe(df: pd.DataFrame) -> pd.DataFrame:
+    """Object columns that mix types (seed 0 in one cell, "0" in another) become text."""
+    df = df.copy()
+    for col in df.columns[df.dtypes == object]:
+        kinds = {type(v) for v in df[col] if v is not None and v == v}
+        if len(kinds) > 1:
+            df[col] = df[col].map(lambda v: None if v is None or v != v else str(v))
+    return df
+
+
+def atomic_write(path: str | os.PathLike, data: bytes | str) -> Path:
+    """Write data to path through a temp file in the same folder, fsync, rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data.encode() if isinstance(data, str) else data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def write_table(df: pd.DataFrame, results_dir: str | os.PathLike) -> list[Path]:
+    """Write results/runs.parquet and results/runs.csv atomically.
+
+    Returns:
+        The two paths written.
+    """
+    root = Path(results_dir)
+    safe = _parquet_safe(df)
+    buf = io.BytesIO()
+    safe.to_parquet(buf, index=False)
+    return [atomic_write(root / "runs.parquet", buf.getvalue()),
+            atomic_write(root / "runs.csv", safe.to_csv(index=False))]
+
