@@ -1,0 +1,178 @@
+"""Fig. 8 (training loss), gradient norms and Fig. 7 (decomposition grids).
+
+Each figure is drawn from the tidy table plus the curves of `curves.load_curves`;
+the only files opened here are the sample PNGs named by the table. Panels are
+one per (stack, impl); lines are the clipping modes (and any other axis that
+varies), each the mean over seeds with the min-max spread shaded. No smoothing,
+so single-iteration spikes stay visible.
+"""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless: no display on the study machines
+import matplotlib.image as mpimg  # noqa: E402
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from ..collect import atomic_write  # noqa: E402
+from .table3 import _IMPL_NAMES, _row_order, _variant_axes, stack_label  # noqa: E402
+
+__all__ = ["fig8_losses", "grad_norms", "fig7_decompositions", "panels"]
+
+_COLORS = {"none": "tab:red", "norm": "tab:blue", "value": "tab:green"}
+_CLIP_ORDER = {"none": 0, "norm": 1, "value": 2}
+
+
+def panels(df: pd.DataFrame) -> list[tuple[str, str, str]]:
+    """(stack, impl, title) of each panel, in Table 3's row order."""
+    keys = df[["stack", "impl", "stack_cuda"]].drop_duplicates(["stack", "impl"])
+    found = [(str(s), str(i), stack_label(s, c if isinstance(c, str) else None)) for s, i, c in keys.itertuples(index=False)]
+    found.sort(key=lambda p: _row_order(p[2], p[1]))
+    return [(s, i, f"{label} · {_IMPL_NAMES.get(i, i)}") for s, i, label in found]
+
+
+def _line_labels(cells: pd.DataFrame, variants: list[str]) -> pd.Series:
+    """'clip=norm (5.0)' and any varying axis, one label per cell."""
+    label = cells["clip"].map(str)
+    clipped = cells["clip"].map(str) != "none"
+    label = label.where(~clipped, label + " @ " + cells["clip_threshold"].map(str))
+    for axis in variants:
+        if axis != "clip_threshold":
+            label = label + f", {axis.removeprefix('axis.')}=" + cells[axis].map(str)
+    return "clip=" + label
+
+
+def _band(series: list[pd.Series]) -> pd.DataFrame:
+    """Mean, min and max over seeds, aligned on the logged iteration."""
+    wide = pd.concat(series, axis=1)
+    return pd.DataFrame({"mean": wide.mean(axis=1), "lo": wide.min(axis=1), "hi": wide.max(axis=1)})
+
+
+def _series(curve: dict, field: str) -> pd.Series:
+    values = pd.Series(curve[field], index=curve["iter"])
+    values = values[np.isfinite(values.to_numpy()) & np.isfinite(values.index.to_numpy())]
+    return values[~values.index.duplicated(keep="last")]  # a resumed run may repeat lines
+
+
+def _draw_panel(ax, cells: pd.DataFrame, curves: dict, field: str, variants: list[str],
+                threshold: bool) -> bool:
+    """Draw every line of one panel; return whether anything was drawn."""
+    cells = cells[cells["cell_id"].isin(curves.keys())]
+    drawn = False
+    labels = _line_labels(cells, variants)
+    for label in sorted(labels.unique(), key=lambda l: (_CLIP_ORDER.get(l[5:].split(" ")[0], 9), l)):
+        group = cells[labels == label]
+        series = [s for s in (_series(curves[c], field) for c in group["cell_id"]) if len(s)]
+        if not series:
+            continue
+        band = _band(series)
+        color = _COLORS.get(str(group["clip"].iloc[0]), None)
+        line, = ax.plot(band.index, band["mean"], lw=0.9, color=color,
+                        label=f"{label} (n={len(series)})")
+        ax.fill_between(band.index, band["lo"], band["hi"], color=line.get_color(), alpha=0.2, lw=0)
+        if threshold and str(group["clip"].iloc[0]) == "norm":
+            ax.axhline(float(group["clip_threshold"].iloc[0]), color=line.get_color(), ls="--",
+                       lw=0.8, label=f"clip threshold {group['clip_threshold'].iloc[0]}")
+        drawn = True
+    return drawn
+
+
+def _scale(ax) -> None:
+    """Log y when all data are positive, else symlog (the confidence-weighted loss can be < 0)."""
+    low = min((np.nanmin(np.asarray(l.get_ydata(), dtype=float)) for l in ax.get_lines()
+               if len(l.get_ydata())), default=1.0)
+    ax.set_yscale("log" if low > 0 else "symlog")
+
+
+def _save(fig, path: Path) -> Path:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return atomic_write(path, buf.getvalue())
+
+
+def _grid(n: int, width: float, height: float):
+    cols = min(n, 3)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(width * cols, height * rows), squeeze=False)
+    for ax in axes.flat[n:]:
+        ax.set_visible(False)
+    return fig, list(axes.flat[:n])
+
+
+def _empty(path: Path, text: str) -> Path:
+    fig, ax = plt.subplots(figsize=(6, 2))
+    ax.axis("off")
+    ax.text(0.5, 0.5, text, ha="center", va="center")
+    return _save(fig, path)
+
+
+def _curve_figure(df, curves, field, path, ylabel, suptitle, threshold=False) -> Path:
+    has = df[df["cell_id"].isin(curves.keys())]
+    if has.empty:
+        return _empty(path, f"no training logs with {field} yet")
+    variants = _variant_axes(df)
+    keys = panels(has)
+    fig, axes = _grid(len(keys), 5.2, 3.6)
+    for ax, (stack, impl, name) in zip(axes, keys):
+        cells = has[(has["stack"].map(str) == stack) & (has["impl"].map(str) == impl)]
+        if _draw_panel(ax, cells, curves, field, variants, threshold):
+            _scale(ax)
+            ax.legend(fontsize=7, loc="upper right")
+        ax.set_title(name, fontsize=10)
+        ax.set_xlabel("iteration")
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3, which="both", lw=0.4)
+    fig.suptitle(suptitle)
+    return _save(fig, path)
+
+
+def fig8_losses(df: pd.DataFrame, curves: dict, path: str | Path) -> Path:
+    """Fig. 8: total training loss per stack, with vs without clipping (log y)."""
+    return _curve_figure(df, curves, "loss_total", Path(path), "total loss",
+                         "Fig. 8: training loss with and without gradient clipping "
+                         "(mean over seeds, shaded: min-max)")
+
+
+def grad_norms(df: pd.DataFrame, curves: dict, path: str | Path) -> Path:
+    """Global gradient norm before clipping, with the norm-clipping threshold dashed."""
+    return _curve_figure(df, curves, "grad_norm", Path(path), "grad norm (pre-clip)",
+                         "Global gradient norm before clipping (mean over seeds, shaded: min-max)",
+                         threshold=True)
+
+
+def _pick(cells: pd.DataFrame) -> pd.Series | None:
+    """The cell whose grid Fig. 7 shows: finished ones first, then the lowest seed."""
+    cells = cells[cells["samples_grid"].notna()]
+    if cells.empty:
+        return None
+    rank = cells["state"].map({"done": 0, "diverged": 1}).fillna(2)
+    return cells.assign(_rank=rank).sort_values(["_rank", "seed"], key=None).iloc[0]
+
+
+def fig7_decompositions(df: pd.DataFrame, path: str | Path) -> Path:
+    """Fig. 7: per stack, the final decomposition grid of one seed, clipped vs not."""
+    has = df[df["samples_grid"].notna()] if len(df) else df
+    if has.empty:
+        return _empty(Path(path), "no decomposition grids (samples/*.png) yet")
+    keys = panels(has)
+    modes = sorted(has["clip"].map(str).unique(), key=lambda c: (_CLIP_ORDER.get(c, 9), c))
+    fig, axes = plt.subplots(len(keys), len(modes), figsize=(4.5 * len(modes), 4.2 * len(keys)),
+                             squeeze=False)
+    for row, (stack, impl, name) in zip(axes, keys):
+        for ax, clip in zip(row, modes):
+            ax.axis("off")
+            cell = _pick(has[(has["stack"].map(str) == stack) & (has["impl"].map(str) == impl)
+                             & (has["clip"].map(str) == clip)])
+            if cell is None:
+                ax.set_title(f"{name}\nclip={clip}: no grid", fontsize=9)
+                continue
+            ax.imshow(mpimg.imread(cell["samples_grid"]))
+            ax.set_title(f"{name}\nclip={clip} · seed {cell['seed']} · {cell['state']}", fontsize=9)
+    fig.suptitle("Fig. 7: decompositions per stack, without clipping (left) and with clipping (right)")
+    return _save(fig, Path(path))

@@ -1,0 +1,136 @@
+"""reports/index.html: one self-contained page (inline CSS, relative links only).
+
+Drawn from the tidy table, the Table 3 tables, the names of the figures and
+the collect's skipped list; it opens no run file.
+"""
+from __future__ import annotations
+
+import html
+import json
+import math
+import os
+from pathlib import Path
+from typing import Sequence
+
+import pandas as pd
+
+from ..collect import Skipped, SPIKE_FACTOR, SPIKE_WINDOW, SPIKE_MIN_HISTORY
+from .table3 import FOOTNOTES, format_rows, title
+
+__all__ = ["render_index"]
+
+_CSS = """
+body{font:14px/1.45 system-ui,sans-serif;margin:24px auto;max-width:1200px;padding:0 16px;color:#222}
+h1{font-size:22px}h2{font-size:18px;margin-top:32px;border-bottom:1px solid #ddd}
+table{border-collapse:collapse;margin:8px 0;font-size:13px}
+th,td{border:1px solid #ccc;padding:3px 7px;text-align:left;vertical-align:top}
+th{background:#f3f3f3}td.num{text-align:right;white-space:nowrap}
+tr.empty td{color:#888}img{max-width:100%;border:1px solid #eee}
+.state-done{color:#176a2c}.state-failed,.state-diverged{color:#b00020;font-weight:600}
+.state-skipped{color:#8a6d00}details pre{font-size:11px;max-width:520px;white-space:pre-wrap;margin:4px 0}
+.small{font-size:12px;color:#555}ul{margin:4px 0}
+"""
+
+
+def _e(value) -> str:
+    """Escaped text of a table value; NaN/None as empty."""
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
+        return ""
+    return html.escape(str(value))
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]], empty_col: int | None = None) -> str:
+    head = "".join(f"<th>{_e(h)}</th>" for h in header)
+    body = []
+    for row in rows:
+        cls = ' class="empty"' if empty_col is not None and row[empty_col] == "-" else ""
+        body.append(f"<tr{cls}>" + "".join(f"<td>{_e(c)}</td>" for c in row) + "</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def _tables_html(tables: dict[str, pd.DataFrame]) -> str:
+    parts = []
+    for clip, table in tables.items():
+        header, rows = format_rows(table, with_seed=clip == "none")
+        parts.append(f"<h3>{_e(title(clip))}</h3>" + _table(header, rows, empty_col=2))
+    notes = "".join(f"<li>{_e(f)}</li>" for f in FOOTNOTES)
+    return "\n".join(parts) + f'<ul class="small">{notes}</ul>'
+
+
+def _env_details(env_json) -> str:
+    if not isinstance(env_json, str):
+        return "<span class='small'>no env.json</span>"
+    env = json.loads(env_json)
+    short = " ".join(f"{k} {env[k]}" for k in ("torch", "cuda", "gpu_name") if env.get(k))
+    return (f"<details><summary>{_e(short or 'env')}</summary>"
+            f"<pre>{_e(json.dumps(env, indent=1, sort_keys=True))}</pre></details>")
+
+
+def _num(value, fmt: str) -> str:
+    return "" if value is None or pd.isna(value) else format(value, fmt)
+
+
+def _cells_html(df: pd.DataFrame, reports_dir: Path) -> str:
+    header = ["cell", "stack", "impl", "clip", "seed", "state", "reason / problems", "SIDE ×10⁻²",
+              "MAD", "spikes", "max grad", "clipped", "perceptual", "env"]
+    rows = []
+    for r in df.itertuples(index=False):
+        link = os.path.relpath(r.run_dir, reports_dir).replace(os.sep, "/") + "/"
+        why = "; ".join(_e(x) for x in (r.reason, r.problems) if _e(x))
+        perceptual = {True: "on", False: "off"}.get(r.perceptual, "?")
+        cells = [f'<a href="{_e(link)}">{_e(r.cell_id)}</a>', _e(r.stack), _e(r.impl), _e(r.clip),
+                 _e(r.seed), f'<span class="state-{_e(r.state)}">{_e(r.state)}</span>', why,
+                 _num(r.side_mean * 100, ".4f"), _num(r.mad_mean, ".2f"), _num(r.n_spikes, ".0f"),
+                 _num(r.max_grad_norm, ".3g"), _num(r.clipped_frac * 100, ".1f") + ("%" if pd.notna(r.clipped_frac) else ""),
+                 perceptual, _env_details(r.env_json)]
+        rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    head = "".join(f"<th>{_e(h)}</th>" for h in header)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def _notes_html(df: pd.DataFrame, skipped: Sequence[Skipped]) -> str:
+    notes = []
+    off = df[df["perceptual"] == False] if len(df) else df  # noqa: E712 (None = unknown)
+    if len(off):
+        reasons = ", ".join(sorted({str(r) for r in off["perceptual_reason"].dropna()})) or "not recorded"
+        notes.append(f"Perceptual (VGG16) loss was off in {len(off)} of {len(df)} cells "
+                     f"(why: {_e(reasons)}); their SIDE/MAD are not comparable to the paper's.")
+    notes.append(f"Loss spike: a logged iteration whose total loss is not finite or exceeds "
+                 f"{SPIKE_FACTOR:g}× the median of the previous {SPIKE_WINDOW} logged losses "
+                 f"(sign-safe; needs {SPIKE_MIN_HISTORY} earlier losses).")
+    if len(df):
+        counts = ", ".join(f"{n} {s}" for s, n in df["state"].value_counts().items())
+        notes.append(f"Cells: {len(df)} ({_e(counts)}).")
+    items = "".join(f"<li>{n}</li>" for n in notes)
+    skipped_items = "".join(f"<li><code>{_e(s.folder)}</code>: {_e(s.reason)}</li>" for s in skipped)
+    skipped_html = (f"<p>Folders in results/ skipped ({len(skipped)}):</p><ul>{skipped_items}</ul>"
+                    if skipped else "<p>No folder in results/ was skipped.</p>")
+    return f"<ul>{items}</ul>{skipped_html}"
+
+
+def render_index(df: pd.DataFrame, tables: dict[str, pd.DataFrame], figures: Sequence[Path],
+                 skipped: Sequence[Skipped], path: str | Path, runs_csv: str | Path | None = None) -> str:
+    """The page's HTML text (the caller writes it to `path`, whose folder anchors links).
+
+    Args:
+        df: the tidy table; tables: clip mode -> Table 3; figures: PNG paths in
+        the reports folder; skipped: folders collect skipped; path: index.html;
+        runs_csv: the tidy table's CSV, linked when given.
+    """
+    reports_dir = Path(path).resolve().parent
+    runs = (f" · tidy table: <a href='{_e(os.path.relpath(runs_csv, reports_dir))}'>runs.csv</a>"
+            if runs_csv else "")
+    figs = "".join(f'<figure><img src="{_e(Path(f).name)}" alt="{_e(Path(f).stem)}">'
+                   f"<figcaption class='small'>{_e(Path(f).name)}</figcaption></figure>"
+                   for f in figures)
+    return ("<!doctype html><html><head><meta charset='utf-8'><title>repro-unsup3d report</title>"
+            f"<style>{_CSS}</style></head><body>"
+            "<h1>repro-unsup3d: Table 3, Fig. 7, Fig. 8 regenerated from results/</h1>"
+            "<p class='small'>Tables as files: <a href='table3.md'>table3.md</a> · "
+            "<a href='table3.tex'>table3.tex</a> · <a href='table3.csv'>table3.csv</a>"
+            f"{runs}</p>"
+            f"<h2>Table 3</h2>{_tables_html(tables)}"
+            f"<h2>Figures</h2>{figs}"
+            f"<h2>Notes</h2>{_notes_html(df, skipped)}"
+            f"<h2>Cells</h2>{_cells_html(df, reports_dir)}"
+            "</body></html>\n")

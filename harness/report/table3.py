@@ -1,0 +1,244 @@
+"""Table 3 of the seed report, regenerated from the tidy table (never from files).
+
+Rows are CUDA version x implementation (Ours / Author's) as in the seed, plus
+our CPU stack and any other stack present; columns are SIDE (x1e-2) and MAD
+(deg.) as mean +- std over seeds of each cell's test-set mean (sample std,
+ddof=1; a single seed shows no +-), the number of seeds, and - for the table
+without clipping - the seed's published numbers beside ours. A row without
+numbers says why (skipped, failed, diverged, not run).
+"""
+from __future__ import annotations
+
+import collections
+import math
+from pathlib import Path
+
+import pandas as pd
+
+from ..collect import AXES, atomic_write
+
+__all__ = ["SEED_CSV", "seed_table", "stack_label", "clip_modes", "table3", "format_rows",
+           "to_markdown", "to_latex", "write_tables", "title", "FOOTNOTES", "PERCEPTUAL_MARK"]
+
+SEED_CSV = Path(__file__).with_name("seed_table3.csv")
+PERCEPTUAL_MARK = "†"   # marks rows where some cell trained without the perceptual loss
+_IMPL_NAMES = {"ours": "Ours", "author": "Author's"}
+_ROW_AXES = ("stack", "impl", "clip", "seed")   # the other axes split rows only if they vary
+
+
+def seed_table() -> pd.DataFrame:
+    """The seed's published Table 3 (harness/report/seed_table3.csv, cited in its header)."""
+    seed = pd.read_csv(SEED_CSV, comment="#", dtype={"cuda": str})
+    seed["row"] = "CUDA " + seed["cuda"]
+    return seed
+
+
+def stack_label(stack: str | None, cuda: str | None) -> str:
+    """'CUDA 11.3' for a CUDA stack, 'CPU' for the cpu stack (cuda unknown: the stack name)."""
+    if stack == "cpu":
+        return "CPU"
+    if cuda and str(cuda).lower() not in ("none", "nan", "cpu"):
+        return f"CUDA {cuda}"
+    return str(stack)
+
+
+def clip_modes(df: pd.DataFrame) -> list[str]:
+    """Clipping modes to tabulate: 'none' (the seed's) and each one run ('norm' if none ran)."""
+    ran = sorted({str(c) for c in df.get("clip", pd.Series(dtype=str)).dropna()} - {"none"})
+    return ["none"] + (ran or ["norm"])
+
+
+def _variant_axes(df: pd.DataFrame) -> list[str]:
+    """Axes beyond stack/impl/clip/seed that vary: they split rows so nothing mixes."""
+    axes = [a for a in AXES if a not in _ROW_AXES] + [c for c in df.columns if c.startswith("axis.")]
+    return [a for a in axes if a in df.columns and df[a].map(str).nunique() > 1]
+
+
+def _row_order(label: str, impl: str) -> tuple:
+    """Seed order: CUDA versions ascending, then CPU and other stacks; Ours before Author's."""
+    try:
+        version = tuple(int(p) for p in label.removeprefix("CUDA ").split("."))
+    except ValueError:
+        version = (999,)
+    return version, label, 0 if impl == "ours" else 1 if impl == "author" else 2, impl
+
+
+def _cell_why(cell) -> str:
+    """Why one cell gave no SIDE/MAD, in a few words."""
+    state, reason = cell["state"], cell["reason"] if isinstance(cell["reason"], str) else ""
+    reason = reason.strip().splitlines()[-1][:80] if reason.strip() else ""
+    if state == "diverged" and pd.notna(cell["diverged_iter"]):
+        net = f" in {cell['diverged_net']}" if isinstance(cell["diverged_net"], str) else ""
+        return f"diverged at iter {int(cell['diverged_iter'])}{net}"
+    if state == "done":
+        problems = cell["problems"] if isinstance(cell["problems"], str) else "no SIDE/MAD"
+        return f"done, but {problems}"
+    return f"{state}: {reason}" if reason else state
+
+
+def _why(cells: pd.DataFrame) -> str:
+    """Why-strings of several cells, identical ones counted: 'skipped: needs a GPU (x3)'."""
+    counts = collections.Counter(_cell_why(c) for _, c in cells.iterrows())
+    return "; ".join(why if n == 1 else f"{why} (x{n})" for why, n in counts.most_common())
+
+
+def _stats(values: pd.Series) -> tuple[float, float]:
+    std = values.std(ddof=1) if len(values) > 1 else math.nan
+    return float(values.mean()), float(std)
+
+
+def _aggregate(cells: pd.DataFrame) -> dict:
+    """One Table 3 row from the cells of one (stack, impl, variant): mean +- std over seeds."""
+    ok = cells[(cells["state"] == "done") & cells["side_mean"].notna() & cells["mad_mean"].notna()]
+    # several cells of one seed (e.g. attempts) count once: average them first
+    per_seed = ok.groupby(ok["seed"].map(str))[["side_mean", "mad_mean"]].mean()
+    side, side_std = _stats(per_seed["side_mean"] * 100)
+    mad, mad_std = _stats(per_seed["mad_mean"])
+    others = cells.drop(ok.index)
+    note = _why(others) if len(others) else ""
+    if len(ok) and note:
+        note = f"{len(per_seed)} of {cells['seed'].map(str).nunique()} seeds; " + note
+    return {"n_seeds": len(per_seed), "n_cells": len(cells), "side": side, "side_std": side_std,
+            "mad": mad, "mad_std": mad_std, "note": note,
+            "perceptual_off": _perceptual_off(cells)}
+
+
+def _perceptual_off(cells: pd.DataFrame) -> bool:
+    """Did any cell that trained (not skipped/queued) run without the perceptual loss?"""
+    trained = cells[~cells["state"].isin(("skipped", "queued"))]
+    return bool((trained["perceptual"] == False).any())  # noqa: E712 (None stays unknown)
+
+
+def _empty_row(label: str, impl: str) -> dict:
+    return {"row": label, "impl": impl, "variant": "", "n_seeds": 0, "n_cells": 0,
+            "side": math.nan, "side_std": math.nan, "mad": math.nan, "mad_std": math.nan,
+            "note": "not run", "perceptual_off": False}
+
+
+def table3(df: pd.DataFrame, clip: str = "none") -> pd.DataFrame:
+    """Table 3 for one clipping mode.
+
+    Args:
+        df: the tidy table from harness.collect.collect.
+        clip: 'none' (the seed's setting) or a clip mode run ('norm', 'value').
+
+    Returns:
+        One row per (stack label, impl, variant) with columns row, impl, variant,
+        clip, n_seeds, n_cells, side (x1e-2), side_std, mad (deg), mad_std,
+        perceptual_off, note, and seed_side/seed_side_std/seed_mad/seed_mad_std
+        (the published values; NaN where the seed has none or clip != 'none').
+    """
+    cells = df[df["clip"].map(str) == clip] if len(df) else df
+    variants = _variant_axes(df) if len(df) else []
+    rows = []
+    for key, group in (cells.groupby(["stack", "impl"] + variants, dropna=False, sort=False)
+                       if len(cells) else []):
+        label = stack_label(key[0], group["stack_cuda"].dropna().iloc[0]
+                            if group["stack_cuda"].notna().any() else None)
+        variant = ", ".join(f"{a.removeprefix('axis.')}={v}" for a, v in zip(variants, key[2:]))
+        rows.append({"row": label, "impl": str(key[1]), "variant": variant, **_aggregate(group)})
+    seen = {(r["row"], r["impl"]) for r in rows}
+    wanted = [(r, i) for r, i in zip(seed_table()["row"], seed_table()["impl"])] + [("CPU", "ours")]
+    rows += [_empty_row(label, impl) for label, impl in wanted if (label, impl) not in seen]
+    rows.sort(key=lambda r: _row_order(r["row"], r["impl"]) + (r["variant"],))
+    table = pd.DataFrame(rows)
+    table.insert(3, "clip", clip)
+    return _with_seed(table, clip)
+
+
+def _with_seed(table: pd.DataFrame, clip: str) -> pd.DataFrame:
+    seed = seed_table().rename(columns={"side_mean": "seed_side", "side_std": "seed_side_std",
+                                        "mad_mean": "seed_mad", "mad_std": "seed_mad_std"})
+    seed = seed[seed["clip"] == clip][["row", "impl", "seed_side", "seed_side_std", "seed_mad",
+                                       "seed_mad_std"]]
+    return table.merge(seed, on=["row", "impl"], how="left")
+
+
+# --------------------------------------------------------------------------- formatting
+
+def _pm(mean: float, std: float, digits: int) -> str:
+    if math.isnan(mean):
+        return "-"
+    return f"{mean:.{digits}f}" + ("" if math.isnan(std) else f" ± {std:.{digits}f}")
+
+
+def format_rows(table: pd.DataFrame, with_seed: bool) -> tuple[list[str], list[list[str]]]:
+    """Header and text cells shared by the Markdown, LaTeX and HTML renderings."""
+    header = ["Stack", "Impl.", "SIDE (×10⁻²)", "MAD (deg.)", "seeds"]
+    header += ["seed report SIDE", "seed report MAD"] if with_seed else []
+    header += ["notes"]
+    rows = []
+    for r in table.itertuples():
+        impl = _IMPL_NAMES.get(r.impl, r.impl) + (f" {PERCEPTUAL_MARK}" if r.perceptual_off else "")
+        stack = r.row + (f" ({r.variant})" if r.variant else "")
+        cells = [stack, impl, _pm(r.side, r.side_std, 4), _pm(r.mad, r.mad_std, 2), str(r.n_seeds)]
+        if with_seed:
+            cells += [_pm(r.seed_side, r.seed_side_std, 4), _pm(r.seed_mad, r.seed_mad_std, 2)]
+        rows.append(cells + [r.note])
+    return header, rows
+
+
+def title(clip: str) -> str:
+    """Caption of one table, in the seed's words."""
+    if clip == "none":
+        return "Table 3. Ablation on CUDA versions (trained without gradient clipping)."
+    return f"Table 3 (with clipping: {clip}). Ablation on CUDA versions, gradients clipped ({clip})."
+
+
+FOOTNOTES = (
+    "SIDE ×10⁻² and MAD in degrees: mean ± sample std over seeds of each cell's test-set mean; "
+    "no ± with one seed.",
+    f"{PERCEPTUAL_MARK}: at least one cell trained without the perceptual (VGG) loss.",
+    "Seed report values: Table 3 of the seed report (harness/report/seed_table3.csv), trained "
+    "without clipping; it does not say whether its ± is over test images or seeds.",
+)
+
+
+def to_markdown(tables: dict[str, pd.DataFrame]) -> str:
+    """All tables (clip mode -> table) as one Markdown document."""
+    parts = []
+    for clip, table in tables.items():
+        header, rows = format_rows(table, with_seed=clip == "none")
+        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in rows]
+        parts.append(f"### {title(clip)}\n\n" + "\n".join(lines))
+    return "\n\n".join(parts) + "\n\n" + "\n".join(f"- {f}" for f in FOOTNOTES) + "\n"
+
+
+# order matters: plain specials first, then the ones whose replacement uses $ { }
+_TEX = {"{": r"\{", "}": r"\}", "&": r"\&", "%": r"\%", "_": r"\_", "#": r"\#", "$": r"\$",
+        "±": r"$\pm$", "×10⁻²": r"$\times 10^{-2}$", "†": r"$^\dagger$"}
+
+
+def _tex(text: str) -> str:
+    for raw, escaped in _TEX.items():
+        text = text.replace(raw, escaped)
+    return text
+
+
+def to_latex(tables: dict[str, pd.DataFrame]) -> str:
+    """All tables as LaTeX (booktabs) table environments."""
+    parts = []
+    for clip, table in tables.items():
+        header, rows = format_rows(table, with_seed=clip == "none")
+        body = "\n".join(" & ".join(_tex(c) for c in row) + r" \\" for row in rows)
+        parts.append("\\begin{table}[t]\n\\centering\\small\n"
+                     f"\\begin{{tabular}}{{ll{'c' * (len(header) - 3)}p{{5cm}}}}\n\\toprule\n"
+                     + " & ".join(_tex(h) for h in header) + " \\\\\n\\midrule\n" + body
+                     + f"\n\\bottomrule\n\\end{{tabular}}\n\\caption{{{_tex(title(clip))}}}\n"
+                     "\\end{table}")
+    return "\n\n".join(parts) + "\n"
+
+
+def write_tables(df: pd.DataFrame, reports_dir: str | Path) -> tuple[dict[str, pd.DataFrame], list[Path]]:
+    """Write table3.md, table3.tex and table3.csv (all clip modes, long format).
+
+    Returns:
+        (clip mode -> table, paths written).
+    """
+    out = Path(reports_dir)
+    tables = {clip: table3(df, clip) for clip in clip_modes(df)}
+    long = pd.concat(tables.values(), ignore_index=True)
+    return tables, [atomic_write(out / "table3.md", to_markdown(tables)),
+                    atomic_write(out / "table3.tex", to_latex(tables)),
+                    atomic_write(out / "table3.csv", long.to_csv(index=False))]
