@@ -20,6 +20,7 @@ class Capabilities:
     gpu: bool = False           # can give a cell a GPU
     async_submit: bool = True   # submit() returns before the cell ends
     needs_image: bool = False   # the cell's stack must name a built image
+    dry_run: bool = False       # runs nothing: the core only prints the plan, writes no folders
 
 
 @dataclasses.dataclass
@@ -42,6 +43,11 @@ class Submission:
 class Executor(abc.ABC):
     name = "base"
     capabilities = Capabilities()
+
+    @classmethod
+    def create(cls, *, threads: int = 0) -> "Executor":
+        """Build the executor for one `repro run`; `threads` = CPU threads per cell (0 = default)."""
+        return cls()
 
     @abc.abstractmethod
     def submit(self, cell, run_dir: Path) -> Submission:

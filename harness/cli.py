@@ -1,0 +1,118 @@
+"""The `repro` command line: thin Click wrappers over the task pipelines (no logic here).
+
+    repro run     [--matrix F] [--only K=V ...] [--cell ID] [--jobs N] [--dry-run] ...
+    repro status  [--results DIR] [--json]
+    repro report  [--results DIR] [--reports DIR]
+    repro images  build|list      (when harness/cli_images.py is installed)
+"""
+import logging
+import signal
+import sys
+from pathlib import Path
+
+import click
+
+from harness.exitcodes import ExitCode
+
+__all__ = ["main"]
+
+
+class _OneLine(logging.Formatter):
+    """User-facing log lines: `repro: error: ...` for errors, the message alone otherwise."""
+
+    def format(self, record):
+        msg = record.getMessage()
+        if record.exc_info and record.levelno >= logging.ERROR:
+            msg += "\n" + self.formatException(record.exc_info)
+        return "repro: error: " + msg if record.levelno >= logging.ERROR else msg
+
+
+def _setup_logging(verbose: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_OneLine())
+    log = logging.getLogger("repro")
+    log.handlers[:] = [handler]
+    log.setLevel(logging.DEBUG if verbose else logging.INFO)
+    log.propagate = False
+
+
+def _sigterm_as_interrupt(signum, frame):
+    # `kill PID` gets the same clean cancel as Ctrl-C: cells stay resumable
+    raise KeyboardInterrupt
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-v", "--verbose", is_flag=True, help="More log lines.")
+def main(verbose: bool) -> None:
+    """repro: run the Unsup3D reproducibility study matrix, follow it, report it."""
+    _setup_logging(verbose)
+
+
+@main.command()
+@click.option("--matrix", type=click.Path(path_type=Path), default=Path("matrix.yml"), show_default=True,
+              help="Study file: axes, stacks, exclude/include, overrides.")
+@click.option("--results", type=click.Path(path_type=Path), default=Path("results"), show_default=True,
+              help="Folder holding one run folder per cell.")
+@click.option("--executor", type=click.Choice(["local", "docker", "ray", "dryrun"]), default=None,
+              help="Run every cell with this executor (default: each stack's own).")
+@click.option("--only", multiple=True, metavar="KEY=VALUE",
+              help="Select cells by axis value; repeat it, or list more KEY=VALUE after the options.")
+@click.option("--cell", "cells", multiple=True, metavar="ID-PREFIX", help="Select cells by id prefix.")
+@click.option("--jobs", "-j", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Cells at once; CPU threads are divided among them.")
+@click.option("--retry-failed", is_flag=True, help="Rerun cells recorded failed or diverged.")
+@click.option("--dry-run", "-n", is_flag=True, help="Print the cells, their ids and why any is skipped.")
+@click.option("--stop-on-first-error", is_flag=True, help="Start no more cells after one fails.")
+@click.argument("selectors", nargs=-1, metavar="[KEY=VALUE]...")
+def run(matrix, results, executor, only, cells, jobs, retry_failed, dry_run, stop_on_first_error, selectors):
+    """Run the study's cells that are not done yet (resumes interrupted ones)."""
+    from harness.runner import RunConfig, run as run_pipeline
+    signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
+    config = RunConfig(matrix=matrix, results=results, executor=executor, only=tuple(only) + selectors,
+                       cells=cells, jobs=jobs, retry_failed=retry_failed, dry_run=dry_run,
+                       stop_on_first_error=stop_on_first_error)
+    sys.exit(run_pipeline(config))
+
+
+@main.command()
+@click.option("--results", type=click.Path(path_type=Path), default=Path("results"), show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable rows.")
+def status(results, as_json):
+    """Show every cell folder: state, progress, last loss, elapsed, reason."""
+    from harness.status import render_json, render_table, scan
+    if not results.is_dir():
+        logging.getLogger("repro").error("%s: no such results folder (run `repro run` first or pass --results)",
+                                         results)
+        sys.exit(ExitCode.CONFIG_ERROR)
+    rows = scan(results)
+    click.echo(render_json(rows) if as_json else render_table(rows))
+
+
+@main.command()
+@click.option("--results", type=click.Path(path_type=Path), default=Path("results"), show_default=True)
+@click.option("--reports", type=click.Path(path_type=Path), default=Path("reports"), show_default=True)
+def report(results, reports):
+    """Regenerate reports/ (Table 3, Fig. 7, Fig. 8, index.html) from results/ alone."""
+    try:
+        from harness.report import build_report
+    except ImportError as e:
+        logging.getLogger("repro").error("the report module is not installed (%s)", e)
+        sys.exit(ExitCode.CONFIG_ERROR)
+    code = build_report(results, reports)
+    sys.exit(int(code) if isinstance(code, int) and not isinstance(code, bool) else ExitCode.OK)
+
+
+def _add_images_group() -> None:
+    # the docker engineer's `repro images` lives in its own module; absent until it lands
+    try:
+        from harness.cli_images import images
+    except ImportError:
+        return
+    main.add_command(images, name="images")
+
+
+_add_images_group()
+
+
+if __name__ == "__main__":
+    main()

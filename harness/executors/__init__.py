@@ -1,0 +1,23 @@
+"""Executors by name. local and dryrun ship here; docker (and ray) register when their module imports."""
+import importlib
+from typing import Optional, Type
+
+from harness.executors import base, dryrun, local  # noqa: F401  (registration side effect)
+
+__all__ = ["load"]
+
+# executors that live in their own module, imported only when asked for
+_OPTIONAL = {"docker": "harness.executors.docker", "ray": "harness.executors.ray"}
+
+
+def load(name: str) -> Optional[Type[base.Executor]]:
+    """The executor class called `name`, or None when it is not installed/importable."""
+    if name in _OPTIONAL and name not in base.names():
+        try:
+            importlib.import_module(_OPTIONAL[name])
+        except ImportError:
+            return None
+    try:
+        return base.get(name)
+    except KeyError:
+        return None

@@ -1,0 +1,73 @@
+"""What this machine offers a cell: GPUs (and their compute capability), a Docker daemon, cores.
+
+Probed once per command with short timeouts; never imports torch (slow, and the
+harness must not depend on the trainer's environment).
+"""
+import dataclasses
+import os
+import shutil
+import socket
+import subprocess
+from typing import Tuple
+
+__all__ = ["Gpu", "Host", "probe"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Gpu:
+    name: str
+    capability: str   # "8.6"
+
+
+@dataclasses.dataclass(frozen=True)
+class Host:
+    hostname: str
+    cores: int
+    gpus: Tuple[Gpu, ...] = ()
+    docker: bool = False      # a Docker daemon answers
+    docker_why: str = ""      # why not, one line
+
+
+def probe() -> Host:
+    """Look at this machine (nvidia-smi, docker info, CPU count)."""
+    docker, why = _docker()
+    return Host(hostname=socket.gethostname(), cores=_cores(), gpus=_gpus(), docker=docker, docker_why=why)
+
+
+def _cores() -> int:
+    # the CPUs this process may use (taskset / cgroup cpusets), not the whole box
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:
+        return max(1, os.cpu_count() or 1)
+
+
+def _gpus() -> Tuple[Gpu, ...]:
+    if not shutil.which("nvidia-smi"):
+        return ()
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=name,compute_cap", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=15)
+    except (OSError, subprocess.SubprocessError):
+        return ()
+    if out.returncode != 0:
+        return ()
+    gpus = []
+    for line in out.stdout.splitlines():
+        parts = [p.strip() for p in line.rsplit(",", 1)]
+        if len(parts) == 2:
+            gpus.append(Gpu(name=parts[0], capability=parts[1]))
+    return tuple(gpus)
+
+
+def _docker() -> Tuple[bool, str]:
+    if not shutil.which("docker"):
+        return False, "the docker CLI is not installed"
+    try:
+        out = subprocess.run(["docker", "version", "--format", "{{.Server.Version}}"],
+                             capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError) as e:
+        return False, "docker did not answer (%s)" % e.__class__.__name__
+    if out.returncode != 0:
+        return False, "no Docker daemon answers (start dockerd, or check DOCKER_HOST)"
+    return True, ""

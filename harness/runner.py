@@ -1,0 +1,279 @@
+"""`repro run` as a pipeline of small tasks (see harness/workflow.py).
+
+load_study -> expand_matrix -> select_cells -> plan_cells -> honor_dry_run ->
+lock_results -> check_incomplete -> record_skipped -> run_cells -> print_summary ->
+final_reduce. Each task gets the previous one's value and the frozen RunConfig and
+returns the next value or an ExitCode (after logging one line).
+"""
+import contextlib
+import dataclasses
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+from harness import executors
+from harness.cells import Cell, CellConfigError, expand
+from harness.exitcodes import ExitCode
+from harness.feasibility import why_not_runnable
+from harness.host import Host, probe
+from harness.lock import LockedError, ResultsLock
+from harness.matrix import AXES, MatrixError, Study
+from harness.matrix import load_study as _load_study_file
+from harness.outcome import CellResult
+from harness.progress import Progress
+from harness.rundir import FINISHED, DONE, SKIPPED, is_incomplete, mark_skipped, read_cell, read_status
+from harness.scheduler import run_cells as _run_cells
+from harness.workflow import execute
+
+__all__ = ["RunConfig", "Plan", "Planned", "RUN_TASKS", "run",
+           "load_study", "expand_matrix", "select_cells", "plan_cells", "honor_dry_run", "lock_results",
+           "check_incomplete", "record_skipped", "run_cells", "print_summary", "final_reduce"]
+
+log = logging.getLogger("repro")
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    """Everything `repro run` was asked to do (built by the CLI, read by every task)."""
+    matrix: Path = Path("matrix.yml")      # the study file
+    results: Path = Path("results")        # one folder per cell below it
+    executor: Optional[str] = None         # None = each stack's own executor
+    only: Tuple[str, ...] = ()             # KEY=VALUE filters (same key: any of; keys: all of)
+    cells: Tuple[str, ...] = ()            # cell id prefixes
+    jobs: int = 1                          # cells at once; CPU threads are divided among them
+    retry_failed: bool = False             # rerun failed/diverged cells
+    dry_run: bool = False                  # print the plan, run nothing
+    stop_on_first_error: bool = False      # do not start more cells after a failure
+    tty: Optional[bool] = None             # progress style; None = ask stderr
+    resources: contextlib.ExitStack = dataclasses.field(default_factory=contextlib.ExitStack, compare=False)
+
+
+@dataclasses.dataclass
+class Planned:
+    """What this run will do with one cell."""
+    cell: Cell
+    action: str                # run | resume | retry | cached | kept-failed | skip
+    reason: str = ""
+    executor: str = ""
+    earlier: str = ""          # kept-failed: the state recorded before (failed | diverged)
+
+    @property
+    def runs(self) -> bool:
+        return self.action in ("run", "resume", "retry")
+
+
+@dataclasses.dataclass
+class Plan:
+    host: Host
+    items: List[Planned]
+    results: List[CellResult] = dataclasses.field(default_factory=list)
+
+
+# ---------------------------------------------------------------------------
+# tasks
+
+def load_study(_, *, config: RunConfig):
+    """Read and validate the matrix file (exit 2 with file:line:key lines on mistakes)."""
+    try:
+        return _load_study_file(config.matrix)
+    except MatrixError as e:
+        for line in str(e).splitlines():
+            log.error(line)
+        return ExitCode.CONFIG_ERROR
+
+
+def expand_matrix(study: Study, *, config: RunConfig):
+    """All cells of the study (exit 2 when the trainer rejects a combination)."""
+    try:
+        cells = expand(study)
+    except CellConfigError as e:
+        log.error(str(e))
+        return ExitCode.CONFIG_ERROR
+    if study.description:
+        log.info("%s: %s (%d cells)", study.source, study.description, len(cells))
+    return cells
+
+
+def select_cells(cells: List[Cell], *, config: RunConfig):
+    """Apply --only KEY=VALUE and --cell PREFIX (exit 3 on unknown keys/ids or no match)."""
+    filters = _parse_only(config.only)
+    if isinstance(filters, str):
+        log.error(filters)
+        return ExitCode.SELECTION_ERROR
+    chosen = [c for c in cells if all(str(c.axis[k]) in vals for k, vals in filters.items())]
+    if config.cells:
+        unknown = [p for p in config.cells if not any(c.cell_id.startswith(p) for c in cells)]
+        if unknown:
+            log.error("unknown cell id(s): %s (`repro run --dry-run` lists the ids)", ", ".join(unknown))
+            return ExitCode.SELECTION_ERROR
+        chosen = [c for c in chosen if any(c.cell_id.startswith(p) for p in config.cells)]
+    if not chosen:
+        log.error("the selection matched no cell of %s (`repro run --dry-run` lists them)", config.matrix)
+        return ExitCode.SELECTION_ERROR
+    return chosen
+
+
+def plan_cells(cells: List[Cell], *, config: RunConfig) -> Plan:
+    """Decide per cell: run, resume, retry, cached (done), kept-failed or skip (with why)."""
+    host = probe()
+    return Plan(host=host, items=[_plan_one(c, host, config) for c in cells])
+
+
+def honor_dry_run(plan: Plan, *, config: RunConfig):
+    """--dry-run (or the dryrun executor): print the plan and stop."""
+    dry = config.dry_run or (config.executor and executors.load(config.executor) is not None
+                             and executors.load(config.executor).capabilities.dry_run)
+    if not dry:
+        return plan
+    for item in plan.items:
+        print("%s  %-40s %-11s %s" % (item.cell.cell_id, item.cell.name, item.action,
+                                      item.reason or ("executor " + item.executor if item.runs else "")))
+    counts = _count(plan.items)
+    print("%d cells: %s" % (len(plan.items), ", ".join("%d %s" % (n, a) for a, n in counts.items())))
+    return ExitCode.OK
+
+
+def lock_results(plan: Plan, *, config: RunConfig):
+    """Hold results/.lock for the rest of the run (exit 4 naming the holder if taken)."""
+    try:
+        config.resources.enter_context(ResultsLock(config.results))
+    except LockedError as e:
+        log.error(str(e))
+        return ExitCode.LOCKED
+    return plan
+
+
+def check_incomplete(plan: Plan, *, config: RunConfig):
+    """Cells left `.incomplete` by a crash resume; a folder holding another cell is refused."""
+    for item in plan.items:
+        run_dir = config.results / item.cell.cell_id
+        recorded = read_cell(run_dir)
+        if recorded and recorded.get("cell_id") != item.cell.cell_id:
+            log.error("%s holds cell %s, not %s; move that folder away and run again",
+                      run_dir, recorded.get("cell_id"), item.cell.cell_id)
+            return ExitCode.CONFIG_ERROR
+    resumed = [i.cell.name for i in plan.items if i.action == "resume"]
+    if resumed:
+        log.info("resuming %d interrupted cell(s) from their checkpoints: %s", len(resumed), ", ".join(resumed))
+    return plan
+
+
+def record_skipped(plan: Plan, *, config: RunConfig) -> Plan:
+    """Write status skipped (with why) for cells that cannot run here, unless a result exists."""
+    for item in plan.items:
+        if item.action != "skip":
+            continue
+        run_dir = config.results / item.cell.cell_id
+        status = read_status(run_dir) or {}
+        if status.get("state") not in FINISHED and not is_incomplete(run_dir):
+            mark_skipped(run_dir, item.cell, item.reason)
+        plan.results.append(CellResult(item.cell.cell_id, item.cell.name, SKIPPED, item.reason))
+    return plan
+
+
+def run_cells(plan: Plan, *, config: RunConfig) -> List[CellResult]:
+    """Run the cells that need it; cached and kept-failed cells are reported as they are."""
+    for item in plan.items:
+        if item.action == "cached":
+            plan.results.append(CellResult(item.cell.cell_id, item.cell.name, "cached"))
+        elif item.action == "kept-failed":
+            plan.results.append(CellResult(item.cell.cell_id, item.cell.name, item.earlier, item.reason))
+    todo = [i for i in plan.items if i.runs]
+    progress = Progress(total=len(plan.items), jobs=config.jobs, tty=config.tty)
+    for item in plan.items:
+        if not item.runs:
+            progress.settled("cached" if item.action == "cached" else
+                             "skipped" if item.action == "skip" else "failed")
+    threads = _threads_per_cell(plan.host, config.jobs)
+    by_executor: Dict[str, List[Cell]] = {}
+    for item in todo:
+        by_executor.setdefault(item.executor, []).append(item.cell)
+    for name, cells in by_executor.items():
+        executor = executors.load(name).create(threads=threads)
+        config.resources.callback(executor.close)
+        plan.results += _run_cells(cells, executor, config.results, jobs=config.jobs, threads=threads,
+                                   progress=progress, stop_on_first_error=config.stop_on_first_error)
+    return plan.results
+
+
+def print_summary(results: List[CellResult], *, config: RunConfig) -> List[CellResult]:
+    """One line per cell that did not end well, then the counts."""
+    for r in results:
+        if not r and r.state != "interrupted":
+            print("%-8s %s  %s: %s" % (r.state, r.cell_id, r.name, (r.reason or "").splitlines()[0]
+                                       if r.reason else ""), file=sys.stderr)
+    counts: Dict[str, int] = {}
+    for r in results:
+        counts[r.state] = counts.get(r.state, 0) + 1
+    log.info("%d cells: %s; results in %s (`repro status`, `repro report`)", len(results),
+             ", ".join("%d %s" % (n, s) for s, n in sorted(counts.items())), config.results)
+    return results
+
+
+def final_reduce(results: List[CellResult], *, config: RunConfig):
+    """OK when every cell is done, cached or skipped; CELLS_FAILED otherwise."""
+    return ExitCode.OK if all(results) else ExitCode.CELLS_FAILED
+
+
+RUN_TASKS = (load_study, expand_matrix, select_cells, plan_cells, honor_dry_run, lock_results,
+             check_incomplete, record_skipped, run_cells, print_summary, final_reduce)
+
+
+def run(config: RunConfig) -> int:
+    """Run the `repro run` pipeline; the results lock and executors are released at the end."""
+    with config.resources:
+        return execute(RUN_TASKS, config)
+
+
+# ---------------------------------------------------------------------------
+# helpers
+
+def _parse_only(only) -> "Dict[str, set] | str":
+    filters: Dict[str, set] = {}
+    for item in only:
+        for part in filter(None, item.split(",")) if "=" in item and item.count("=") > 1 else [item]:
+            key, sep, value = part.partition("=")
+            if not sep or key not in AXES:
+                return "--only %r: expected KEY=VALUE with KEY one of %s" % (part, ", ".join(AXES))
+            filters.setdefault(key, set()).add(value)
+    return filters
+
+
+def _plan_one(cell: Cell, host: Host, config: RunConfig) -> Planned:
+    name = config.executor or cell.stack.executor
+    status = read_status(config.results / cell.cell_id) or {}
+    state = status.get("state")
+    if state == DONE:
+        return Planned(cell, "cached", executor=name)
+    if state in FINISHED and not config.retry_failed:
+        first = (status.get("reason") or "").splitlines()[:1]
+        return Planned(cell, "kept-failed", "%s earlier (%s); --retry-failed reruns it" % (
+            state, first[0] if first else "no reason recorded"), name, earlier=state)
+    executor_cls = executors.load(name)
+    if executor_cls is not None and executor_cls.capabilities.dry_run:
+        # a dry run shows what the stack's own executor would do
+        executor_cls = executors.load(cell.stack.executor) or executor_cls
+    why = why_not_runnable(cell, executor_cls, host, name)
+    if why:
+        return Planned(cell, "skip", why, name)
+    if state in FINISHED:
+        return Planned(cell, "retry", executor=name)
+    if is_incomplete(config.results / cell.cell_id):
+        return Planned(cell, "resume", executor=name)
+    return Planned(cell, "run", executor=name)
+
+
+def _threads_per_cell(host: Host, jobs: int) -> int:
+    # divide the cores among parallel cells; an OMP_NUM_THREADS the user set is an upper bound
+    threads = max(1, host.cores // max(1, jobs))
+    cap = os.environ.get("OMP_NUM_THREADS", "")
+    return min(threads, int(cap)) if cap.isdigit() and int(cap) > 0 else threads
+
+
+def _count(items: List[Planned]) -> Dict[str, int]:
+    counts: Dict[str, int] = {}
+    for i in items:
+        counts[i.action] = counts.get(i.action, 0) + 1
+    return counts
