@@ -1,0 +1,128 @@
+"""build_report(): Table 3 aggregation, seed values beside, figures, index.html."""
+import math
+
+import pandas as pd
+import pytest
+from PIL import Image
+
+from harness.collect import COLUMNS, collect
+from harness.report import ReportSummary, build_report
+from harness.report.table3 import seed_table, table3, to_latex
+from test_collect import train_lines, write_run
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture
+def study(tmp_path):
+    """CPU cells done for 3 seeds x 2 clip modes, CUDA 11.3 skipped, an author cell diverged."""
+    results = tmp_path / "results"
+    for clip in ("none", "norm"):
+        for seed, (side, mad) in enumerate([(0.010, 15.0), (0.012, 16.0), (0.014, 17.0)]):
+            write_run(results, f"cpu-{clip}-{seed}", clip=clip, seed=seed, side=side, mad=mad,
+                      lines=train_lines(80, spikes=(40,) if clip == "none" else (), clipped=clip != "none"))
+            write_run(results, f"gpu-{clip}-{seed}", stack="cuda11.3", clip=clip, seed=seed,
+                      state="skipped", reason="needs a GPU", env=False)
+    write_run(results, "auth-0", stack="cuda10.0", impl="author", state="diverged", reason="NaN",
+              result={"state": "diverged", "iteration": 1234, "network": "netD"})
+    write_run(results, "auth-1", stack="cuda10.0", impl="author", seed=1, state="failed",
+              reason="Traceback...\nRuntimeError: CUDA out of memory")
+    (results / "stray").mkdir()
+    return results
+
+
+def _row(table, label, impl):
+    rows = table[(table["row"] == label) & (table["impl"] == impl)]
+    assert len(rows) == 1, rows
+    return rows.iloc[0]
+
+
+def test_table3_mean_std_over_seeds_and_seed_values_beside(study):
+    df, _ = collect(study)
+    table = table3(df, "none")
+    cpu = _row(table, "CPU", "ours")
+    assert cpu.n_seeds == 3
+    assert cpu.side == pytest.approx(1.2) and cpu.side_std == pytest.approx(0.2)  # x100, ddof=1
+    assert cpu.mad == pytest.approx(16.0) and cpu.mad_std == pytest.approx(1.0)
+    assert cpu.perceptual_off and cpu.note == ""
+    cuda113 = _row(table, "CUDA 11.3", "ours")
+    assert cuda113.seed_side == 4.4603 and cuda113.seed_mad_std == 3.81
+    assert cuda113.note == "skipped: needs a GPU (x3)" and not cuda113.perceptual_off
+    author = _row(table, "CUDA 10.0", "author")
+    assert "diverged at iter 1234 in netD" in author.note
+    assert "failed: RuntimeError: CUDA out of memory" in author.note
+    assert _row(table, "CUDA 9.2", "ours").note == "not run"
+    assert math.isnan(_row(table, "CUDA 9.2", "ours").seed_side)  # the seed has no number there
+
+
+def test_seed_values_are_the_published_ones():
+    seed = seed_table().set_index(["cuda", "impl"])
+    assert seed.loc[("9.2", "author"), "side_mean"] == 0.7792
+    assert seed.loc[("10.0", "ours"), "mad_mean"] == 19.05
+    assert seed.loc[("11.3", "author"), "side_std"] == 0.3247
+    assert (seed["clip"] == "none").all()
+
+
+def test_duplicate_cells_of_one_seed_count_once(tmp_path):
+    results = tmp_path / "results"
+    write_run(results, "a", seed=0, side=0.01)
+    write_run(results, "b", seed=0, side=0.03)
+    row = _row(table3(collect(results)[0]), "CPU", "ours")
+    assert row.n_seeds == 1 and row.side == pytest.approx(2.0) and math.isnan(row.side_std)
+
+
+def test_build_report_writes_every_output(study, tmp_path):
+    reports = tmp_path / "reports"
+    summary = build_report(study, reports)
+    assert isinstance(summary, ReportSummary)
+    assert summary.cells == 14 and summary.states["skipped"] == 6 and summary.states["done"] == 6
+    assert [s.folder for s in summary.skipped] == ["stray"]
+    assert "14 cells" in str(summary) and "skipped stray" in str(summary)
+    for name in ("table3.md", "table3.tex", "table3.csv", "index.html", "fig8_losses.png",
+                 "grad_norms.png", "fig7_decompositions.png"):
+        assert (reports / name).stat().st_size > 0, name
+    for name in ("fig8_losses.png", "grad_norms.png", "fig7_decompositions.png"):
+        assert (reports / name).read_bytes()[:8] == PNG_MAGIC
+        with Image.open(reports / name) as img:
+            assert img.size[0] > 200 and img.size[1] > 100
+    assert (study / "runs.parquet").exists() and (study / "runs.csv").exists()
+
+
+def test_table_files_have_both_tables_and_the_seed(study, tmp_path):
+    reports = tmp_path / "reports"
+    build_report(study, reports)
+    md = (reports / "table3.md").read_text()
+    assert "trained without gradient clipping" in md and "with clipping: norm" in md
+    assert "1.2000 ± 0.2000" in md and "0.7792 ± 0.1387" in md and "Ours †" in md
+    assert "skipped: needs a GPU (x3)" in md and "not run" in md
+    tex = (reports / "table3.tex").read_text()
+    assert tex.count(r"\begin{tabular}") == 2 and r"$\pm$" in tex and r"$\times 10^{-2}$" in tex
+    csv = pd.read_csv(reports / "table3.csv")
+    assert set(csv["clip"]) == {"none", "norm"}
+    assert {"row", "impl", "n_seeds", "side", "side_std", "mad", "seed_side", "note"} <= set(csv.columns)
+
+
+def test_latex_escapes_notes():
+    table = table3(pd.DataFrame(columns=list(COLUMNS)))
+    table.loc[0, "note"] = "failed: 100% of grad_norm & more"
+    assert r"100\% of grad\_norm \& more" in to_latex({"none": table})
+
+
+def test_index_html_has_tables_figures_cells_and_links(study, tmp_path):
+    reports = tmp_path / "reports"
+    build_report(study, reports)
+    page = (reports / "index.html").read_text()
+    assert page.count("<table>") == 3  # two Table 3 variants + the cells table
+    for name in ("fig8_losses.png", "grad_norms.png", "fig7_decompositions.png", "table3.md"):
+        assert f'src="{name}"' in page or f"href='{name}'" in page
+    assert 'href="../results/cpu-none-0/"' in page and "../results/runs.csv" in page
+    assert "needs a GPU" in page and "<details>" in page and "stray" in page
+    assert "Perceptual (VGG16) loss was off" in page
+
+
+def test_empty_results_still_render(tmp_path):
+    summary = build_report(tmp_path / "results", tmp_path / "reports")
+    assert summary.cells == 0
+    md = (tmp_path / "reports" / "table3.md").read_text()
+    assert md.count("not run") == 14  # 7 rows x 2 tables
+    assert (tmp_path / "reports" / "fig8_losses.png").read_bytes()[:8] == PNG_MAGIC
