@@ -215,7 +215,7 @@ def test_workflow_stops_at_first_int_and_maps_ctrl_c():
 
     def step(prev, *, config):
         calls.append(prev)
-        return (prev or 0) + 1 if len(calls) < 2 else ExitCode.SELECTION_ERROR
+        return ["value"] if len(calls) < 2 else ExitCode.SELECTION_ERROR
 
     def never(prev, *, config):
         raise AssertionError("ran after an exit code")
@@ -223,7 +223,7 @@ def test_workflow_stops_at_first_int_and_maps_ctrl_c():
     def interrupt(prev, *, config):
         raise KeyboardInterrupt
 
-    assert execute([step, step, never], config=None) == 3 and calls == [None, 1]
+    assert execute([step, step, never], config=None) == 3 and calls == [None, ["value"]]
     assert execute([interrupt], config=None) == 130
 
 
