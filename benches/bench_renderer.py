@@ -43,10 +43,11 @@ def rotated_grid_mesh(batch, size, yaw_deg=25.0, pitch_deg=10.0, seed=0):
     Returns vertices (B, S*S, 3) float32.
     """
     gen = torch.Generator().manual_seed(seed)
-    ys, xs = torch.meshgrid(torch.linspace(-1, 1, size), torch.linspace(-1, 1, size))
-    bump = 0.05 * torch.exp(-(xs ** 2 + ys ** 2) * 3)  # (S, S) a nose-like bump
+    ar = torch.linspace(-1, 1, size)
+    bump = 0.05 * torch.exp(-(ar.view(-1, 1) ** 2 + ar.view(1, -1) ** 2) * 3)  # (S, S)
     depth = 1.0 - bump + 0.005 * torch.rand(batch, size, size, generator=gen)
-    rows, cols = torch.meshgrid(torch.arange(size).double(), torch.arange(size).double())
+    cols = torch.arange(size).double().view(1, -1).expand(size, size)
+    rows = cols.t()
     pix = torch.stack([cols, rows, torch.ones_like(cols)], -1)  # (S, S, 3) u, v, 1
     rays = pix @ torch.inverse(intrinsics(size)).t()
     pts = rays.unsqueeze(0) * depth.double().unsqueeze(-1)  # (B, S, S, 3)

@@ -35,8 +35,9 @@ BACKENDS = ("torch", "nmr")
 
 _PROJECTION_EPS = 1e-9  # NMR's projection divides by z + eps
 _INSIDE_TOL = 1e-5  # barycentric slack so samples on shared edges never fall in a crack
-_DEPTH_LEVELS = 2 ** 30  # z-buffer key resolution: (far - near) / 2**30 (~1e-8 for 0.1..10)
+_DEPTH_LEVELS = 2 ** 30  # z-buffer keys quantise 1/depth in steps of 1/(near * 2**30)
 _EMPTY_KEY = 2 ** 62  # z-buffer key of a pixel that no face covers
+_FACE_ID_MASK = 2 ** 31 - 1  # low key bits: global face id (bit 31: reversed face)
 _WINDOW_SIZES = (2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512)
 _MAX_CANDIDATES = 2 ** 22  # per chunk of (face, pixel) pairs, bounds peak memory
 
@@ -122,13 +123,15 @@ class TorchDepthRenderer(object):
         offsets = torch.arange(batch, device=vertices.device).view(batch, 1, 1) * num_verts
         face_verts = (faces + offsets).reshape(-1, 3)  # (B*F, 3) indices into B*N vertices
         screen = self._project(vertices).reshape(-1, 3)  # (B*N, 3) raster x, raster y, z
-        with torch.no_grad():
-            keys = self._zbuffer_keys(screen.detach(), face_verts, batch, faces.shape[1])
-        depth = self._covering_depth(screen, face_verts, keys, faces.shape[1])
+        depth = _RasterizeDepth.apply(screen, face_verts, self._settings(batch))
         depth = depth.view(batch, self.raster_size, self.raster_size)
         if self.anti_aliasing:
             depth = F.avg_pool2d(depth.unsqueeze(1), kernel_size=2).squeeze(1)
         return depth
+
+    def _settings(self, batch):
+        return {"batch": batch, "raster_size": self.raster_size, "near": self.near,
+                "far": self.far, "fill_back": self.fill_back}
 
     def _project(self, vertices):
         """NMR 'projection' camera -> raster coords whose integer points are sample centres.
@@ -146,83 +149,201 @@ class TorchDepthRenderer(object):
         scale = float(self.raster_size) / self.image_size
         return torch.stack([u * scale - 0.5, v * scale - 0.5, z], -1)
 
-    def _zbuffer_keys(self, screen, face_verts, batch, num_faces):
-        """Per raster pixel, the winning (depth, NMR face index) packed as one int64 key.
 
-        key = quantised depth * 2**32 + index in NMR's [faces, reversed faces] list, so a
-        min-reduction picks the nearest face and breaks depth ties by lower index, as
-        NMR's sequential ``zp < depth_min`` loop does. Returns (B*R*R,) int64.
-        """
-        setup = _FaceSetup(screen, face_verts, self.raster_size, batch, self.fill_back)
-        num_pixels = batch * self.raster_size * self.raster_size
-        keys = torch.full((num_pixels + 1,), _EMPTY_KEY, dtype=torch.int64,
-                          device=screen.device)  # last slot collects rejected candidates
-        for face_ids, window in setup.window_groups():
-            pixel, key = self._candidate_keys(setup, face_ids, window, num_pixels)
-            keys = scatter_min_int64(keys, pixel, key)
-        return keys[:-1]
+class _RasterizeDepth(torch.autograd.Function):
+    """Raster depth (B*R*R,) of faces given in raster coordinates, NMR's gradient.
 
-    def _candidate_keys(self, setup, face_ids, window, num_pixels):
-        """Test every pixel of each face's bounding box (a window of fixed size).
+    Backward is NMR's backward_depth_map: with d = 1 / sum_k(w_k / z_k) of the winning
+    face, d d / d z_k = w_k d^2 / z_k^2 and d d / d (x_k, y_k) = w_k d^2 grad_xy(1/d),
+    using the clamped, renormalised barycentrics w_k of the forward pass.
+    """
 
-        Returns (pixel index, key), both (len(face_ids) * wy * wx,) int64; rejected
-        candidates are sent to the spare slot ``num_pixels``.
-        """
-        wy, wx = window
-        device = face_ids.device
-        dy = torch.arange(wy, device=device).view(-1, 1).expand(wy, wx).reshape(-1)  # (K,)
-        dx = torch.arange(wx, device=device).repeat(wy)  # (K,) row-major window offsets
-        c = setup.coefficients[face_ids]  # (n, 12) see _FaceSetup
-        dxf = dx.to(c.dtype).view(1, -1)  # (1, K)
-        dyf = dy.to(c.dtype).view(1, -1)
-        inside = (dx.view(1, -1) < setup.box_w[face_ids].view(-1, 1)) & (
-            dy.view(1, -1) < setup.box_h[face_ids].view(-1, 1))  # (n, K)
-        for k in range(3):
-            w_k = c[:, k:k + 1] + c[:, 3 + k:4 + k] * dxf + c[:, 6 + k:7 + k] * dyf
-            inside &= w_k >= -_INSIDE_TOL
-        inv_depth = c[:, 9:10] + c[:, 10:11] * dxf + c[:, 11:12] * dyf  # (n, K)
-        depth = 1.0 / inv_depth
-        inside &= (depth > self.near) & (depth < self.far)
-        level = ((depth.clamp(self.near, self.far) - self.near)
-                 * (_DEPTH_LEVELS / (self.far - self.near))).long()
-        key = level * 2 ** 32 + setup.nmr_index[face_ids].view(-1, 1)
-        pixel = setup.origin_pixel[face_ids].view(-1, 1) + (
-            dy.view(1, -1) * self.raster_size + dx.view(1, -1))
-        pixel = pixel.masked_fill(~inside, num_pixels)
-        return pixel.reshape(-1), key.reshape(-1)
-
-    def _covering_depth(self, screen, face_verts, keys, num_faces):
-        """Differentiable depth of the winning face at each covered raster pixel.
-
-        Recomputes NMR's clamped, renormalised perspective-correct barycentric depth with
-        autograd; the clamp and renormalisation pass gradients straight through, as in
-        NMR's backward_depth_map. Returns (B*R*R,) with ``far`` where uncovered.
-        """
-        R = self.raster_size
-        batch = keys.numel() // (R * R)
+    @staticmethod
+    def forward(ctx, screen, face_verts, settings):
+        R, far = settings["raster_size"], settings["far"]
+        table = _FaceTable(screen.detach(), face_verts, R, settings["batch"],
+                           settings["fill_back"])
+        keys = _zbuffer(table, settings)  # (B*R*R,)
         covered = keys < _EMPTY_KEY
-        pixel = torch.arange(keys.numel(), device=keys.device)[covered]  # (M,)
-        image, row, col = [g.reshape(-1)[covered] for g in _pixel_grids(batch, R, keys.device)]
-        nmr_index = keys[covered] & (2 ** 32 - 1)
-        face = nmr_index - (nmr_index >= num_faces).long() * num_faces  # reversed = same face
-        face = face + image * num_faces  # (M,) index into B*F faces
-        tri = screen[face_verts[face]]  # (M, 3 vertices, 3)
-        col = col.to(screen.dtype)
-        row = row.to(screen.dtype)
-        weights = _barycentric(tri[..., 0], tri[..., 1], col.view(-1, 1), row.view(-1, 1))
-        clamped = weights.clamp(0.0, 1.0)
-        weights = weights + (clamped - weights).detach()
-        weights = weights / clamped.sum(1, keepdim=True).detach()
-        depth = 1.0 / (weights / tri[..., 2]).sum(1)  # (M,)
-        out = torch.full((keys.numel(),), self.far, dtype=screen.dtype, device=screen.device)
-        return out.index_put((pixel,), depth)
+        face = keys & _FACE_ID_MASK  # (B*R*R,) winning face id (0 where uncovered)
+        col, row = _pixel_coords(R, settings["batch"], screen)
+        inv_depth = table.evaluate(face, col, row)[:, 3]
+        inv_depth = inv_depth.masked_fill(~covered, 1.0 / far)
+        ctx.save_for_backward(face_verts, face, covered, table.affine, table.x0, table.y0,
+                              table.corner_z)
+        ctx.raster_size, ctx.batch, ctx.num_screen = R, settings["batch"], screen.shape[0]
+        return 1.0 / inv_depth
+
+    @staticmethod
+    def backward(ctx, grad_depth):
+        face_verts, face, covered, affine, x0, y0, corner_z = ctx.saved_tensors
+        col, row = _pixel_coords(ctx.raster_size, ctx.batch, grad_depth)
+        face, col, row = face[covered], col[covered], row[covered]  # (M,)
+        table = _FaceTable.from_parts(affine, x0, y0)
+        values = table.evaluate(face, col, row)  # (M, 4): w0, w1, w2, 1/depth
+        weights = values[:, :3].clamp(0.0, 1.0)
+        weights = weights / weights.sum(1, keepdim=True)
+        z = corner_z.index_select(0, face)  # (M, 3)
+        depth = 1.0 / (weights / z).sum(1, keepdim=True)  # (M, 1) as NMR's forward
+        scale = grad_depth[covered].view(-1, 1) * depth * depth * weights  # (M, 3)
+        grad_inv = affine.index_select(0, face)[:, 3, 1:]  # (M, 2) d(1/depth)/d(x, y)
+        grad_corner = torch.stack([scale * grad_inv[:, :1], scale * grad_inv[:, 1:],
+                                   scale / (z * z)], 2)  # (M, 3 corners, xyz)
+        corners = face_verts.index_select(0, face).view(-1)  # (M*3,)
+        grad_screen = grad_depth.new_zeros(ctx.num_screen, 3)
+        grad_screen.index_add_(0, corners, grad_corner.view(-1, 3))
+        return grad_screen, None, None
 
 
-def _pixel_grids(batch, size, device):
-    """Image, row and column index of every raster pixel: three (B, R, R) int64."""
-    ar = torch.arange(size, device=device)
-    image = torch.arange(batch, device=device).view(-1, 1, 1).expand(batch, size, size)
-    return image, ar.view(1, -1, 1).expand_as(image), ar.view(1, 1, -1).expand_as(image)
+def _pixel_coords(raster_size, batch, like):
+    """Column and row of every raster pixel, flattened as (B*R*R,) floats like ``like``."""
+    ar = torch.arange(raster_size, device=like.device).to(like.dtype)
+    col = ar.repeat(raster_size * batch)
+    row = ar.view(-1, 1).expand(raster_size, raster_size).reshape(-1).repeat(batch)
+    return col, row
+
+
+def _zbuffer(table, settings):
+    """Per raster pixel, the winning face as one packed int64 key (min wins).
+
+    key = quantised depth * 2**32 + back * 2**31 + global face id: the minimum is the
+    nearest face and a depth tie goes to the lower index in NMR's list
+    [faces, reversed faces], as NMR's sequential ``zp < depth_min`` loop does.
+    Returns (B*R*R,) int64, ``_EMPTY_KEY`` where uncovered.
+    """
+    R = settings["raster_size"]
+    keys = torch.full((settings["batch"] * R * R,), _EMPTY_KEY, dtype=torch.int64,
+                      device=table.face_key.device)
+    for face_ids, window in table.window_groups():
+        pixel, key = _candidate_keys(table, face_ids, window, settings)
+        keys = scatter_min_int64(keys, pixel, key)
+    return keys
+
+
+def _candidate_keys(table, face_ids, window, settings):
+    """Test every pixel of a (wy, wx) window placed over each face's bounding box.
+
+    Returns (pixel index, key), both (len(face_ids) * wy * wx,) int64; a candidate
+    outside its face or outside (near, far) gets ``_EMPTY_KEY``.
+    """
+    R, near, far = settings["raster_size"], settings["near"], settings["far"]
+    wy, wx = window
+    affine = table.affine.index_select(0, face_ids)  # (n, 4, 3)
+    # windows at the right/bottom border shift left/up so they stay inside the image
+    shift_x = (table.x0.index_select(0, face_ids) - (R - wx)).clamp(min=0)  # (n,)
+    shift_y = (table.y0.index_select(0, face_ids) - (R - wy)).clamp(min=0)
+    affine[:, :, 0] -= affine[:, :, 1] * shift_x.view(-1, 1) + \
+        affine[:, :, 2] * shift_y.view(-1, 1)
+    dy = torch.arange(wy, device=face_ids.device).view(-1, 1).expand(wy, wx).reshape(-1)
+    dx = torch.arange(wx, device=face_ids.device).repeat(wy)  # (K,) row-major offsets
+    steps = torch.stack([torch.ones_like(dx), dx, dy]).to(affine.dtype)  # (3, K)
+    values = torch.matmul(affine.view(-1, 3), steps).view(-1, 4, wy * wx)  # (n, 4, K)
+    inv_depth = values[:, 3]  # rows: w0, w1, w2, 1/depth at each candidate
+    inside = (values[:, :3].min(1)[0] >= -_INSIDE_TOL) & \
+        (inv_depth > 1.0 / far) & (inv_depth < 1.0 / near)
+    level = ((1.0 / near - inv_depth) * (_DEPTH_LEVELS * near)).long()
+    key = level * 2 ** 32 + table.face_key.index_select(0, face_ids).view(-1, 1)
+    key = key.masked_fill(~inside, _EMPTY_KEY)
+    origin = table.origin_pixel.index_select(0, face_ids) - \
+        (shift_y * R + shift_x).long()  # (n,)
+    pixel = origin.view(-1, 1) + (dy * R + dx).view(1, -1)
+    return pixel.view(-1), key.view(-1)
+
+
+class _FaceTable(object):
+    """Per face: which ones NMR draws, pixel bounding boxes, and affine screen functions.
+
+    Attributes (rows indexed by global face id b*F + f):
+        affine: (B*F, 4, 3): for w0, w1, w2 (barycentrics) and 1/depth: the value at the
+            box corner (x0, y0), then the change per +1 pixel in x and in y. Anchoring at
+            the box corner keeps float32 precise.
+        x0, y0: (B*F,) float box corner; box_w, box_h: (B*F,) int64 pixel columns / rows
+            of the clipped box, 0 when the face is not drawn.
+        origin_pixel: (B*F,) int64 flat raster index of the box corner.
+        face_key: (B*F,) int64 low z-buffer key bits: id + 2**31 if NMR draws it reversed.
+        corner_z: (B*F, 3) depth of the three corners.
+    """
+
+    def __init__(self, screen, face_verts, raster_size, batch, fill_back):
+        R = self.raster_size = raster_size
+        tri = screen.index_select(0, face_verts.view(-1)).view(-1, 3, 3)  # (B*F, 3, 3)
+        xs, ys, self.corner_z = tri[..., 0], tri[..., 1], tri[..., 2]  # (B*F, 3) each
+        area = _signed_area(xs, ys)  # (B*F,)
+        self.x0 = xs.min(1)[0].ceil().clamp(0, R - 1)
+        self.y0 = ys.min(1)[0].ceil().clamp(0, R - 1)
+        x1 = xs.max(1)[0].floor().clamp(-1, R - 1)
+        y1 = ys.max(1)[0].floor().clamp(-1, R - 1)
+        # NMR draws a face when its y-up signed area is >= 0, i.e. ours (y down) <= 0;
+        # fill_back appends the reversed faces, so the other winding comes after all F.
+        back = area > 0
+        drawn = ((area != 0) & torch.isfinite(area) & (fill_back | ~back)).long()
+        self.box_w = (x1 - self.x0 + 1).clamp(min=0).long() * drawn
+        self.box_h = (y1 - self.y0 + 1).clamp(min=0).long() * drawn
+        self.affine = _affine_functions(xs, ys, self.corner_z, area, self.x0, self.y0)
+        num_faces = xs.shape[0] // batch
+        image = torch.arange(batch, device=xs.device).view(-1, 1).expand(
+            batch, num_faces).reshape(-1)
+        self.origin_pixel = (image * R + self.y0.long()) * R + self.x0.long()
+        self.face_key = torch.arange(xs.shape[0], device=xs.device) + back.long() * 2 ** 31
+
+    @classmethod
+    def from_parts(cls, affine, x0, y0):
+        """A table that can only ``evaluate`` (what backward needs)."""
+        table = cls.__new__(cls)
+        table.affine, table.x0, table.y0 = affine, x0, y0
+        return table
+
+    def evaluate(self, face, col, row):
+        """w0, w1, w2 and 1/depth of faces (M,) at pixels (col, row): (M, 4)."""
+        affine = self.affine.index_select(0, face)  # (M, 4, 3)
+        dx = (col - self.x0.index_select(0, face)).view(-1, 1)
+        dy = (row - self.y0.index_select(0, face)).view(-1, 1)
+        return affine[:, :, 0] + affine[:, :, 1] * dx + affine[:, :, 2] * dy
+
+    def window_groups(self):
+        """Yield (face ids, (wy, wx)) so each face is tested over a window >= its box.
+
+        Faces are bucketed by box size so the many 1-3 px triangles use a tiny window
+        while a few stretched ones get a large one; big buckets come in chunks.
+        """
+        R, count = self.raster_size, len(_WINDOW_SIZES)
+        sizes = torch.tensor(_WINDOW_SIZES, device=self.box_w.device)
+        size_index = _bucket(torch.arange(R + 1, device=sizes.device), sizes)  # (R+1,)
+        drawn = (self.box_w > 0) & (self.box_h > 0)
+        face_ids = torch.arange(self.box_w.numel(), device=sizes.device)[drawn]
+        bucket = size_index.index_select(0, self.box_h[drawn]) * count + \
+            size_index.index_select(0, self.box_w[drawn])
+        for b in torch.nonzero(torch.bincount(bucket)).view(-1).tolist():
+            wy, wx = min(_WINDOW_SIZES[b // count], R), min(_WINDOW_SIZES[b % count], R)
+            ids = face_ids[bucket == b]
+            chunk = max(1, _MAX_CANDIDATES // (wy * wx))
+            for start in range(0, ids.numel(), chunk):
+                yield ids[start:start + chunk], (wy, wx)
+
+
+def _affine_functions(xs, ys, zs, area, x0, y0):
+    """Barycentrics and 1/depth of faces as affine functions of (x, y): (B*F, 4, 3).
+
+    Each row: value at (x0, y0), d/dx, d/dy. Degenerate faces (area 0) get finite junk;
+    they are never drawn.
+    """
+    area = torch.where(area == 0, torch.ones_like(area), area).view(-1, 1)
+    step_x = torch.stack([ys[:, a] - ys[:, b] for a, b in _OPPOSITE_EDGES], 1) / area
+    step_y = torch.stack([xs[:, b] - xs[:, a] for a, b in _OPPOSITE_EDGES], 1) / area
+    ox = (x0 - xs[:, 0]).view(-1, 1)  # from corner 0, where (w0, w1, w2) = (1, 0, 0)
+    oy = (y0 - ys[:, 0]).view(-1, 1)
+    weights = step_x * ox + step_y * oy  # (B*F, 3)
+    weights[:, 0] += 1.0
+    inv_z = 1.0 / zs
+    inv_depth = torch.stack([(weights * inv_z).sum(1), (step_x * inv_z).sum(1),
+                             (step_y * inv_z).sum(1)], 1)  # (B*F, 3)
+    barycentric = torch.stack([weights, step_x, step_y], 2)  # (B*F, 3, 3)
+    return torch.cat([barycentric, inv_depth.unsqueeze(1)], 1)
+
+
+def _bucket(extent, sizes):
+    """Index of the smallest window size >= extent, per face."""
+    return (extent.view(-1, 1) > sizes.view(1, -1)).long().sum(1)
 
 
 def _signed_area(px, py):
@@ -232,92 +353,6 @@ def _signed_area(px, py):
 
 
 _OPPOSITE_EDGES = ((1, 2), (2, 0), (0, 1))  # w_k is the sub-triangle opposite corner k
-
-
-def _barycentric(px, py, x, y):
-    """Barycentric weights of points (x, y) (M, 1) in triangles with corners (px, py): (M, 3)."""
-    weights = []
-    for a, b in _OPPOSITE_EDGES:
-        ax, ay = px[:, a:a + 1] - x, py[:, a:a + 1] - y
-        bx, by = px[:, b:b + 1] - x, py[:, b:b + 1] - y
-        weights.append(ax * by - ay * bx)
-    return torch.cat(weights, 1) / _signed_area(px, py).view(-1, 1)
-
-
-def _barycentric_steps(px, py):
-    """Change of the barycentric weights per +1 pixel in x and in y: two (M, 3)."""
-    area = _signed_area(px, py).view(-1, 1)
-    step_x = torch.stack([py[:, a] - py[:, b] for a, b in _OPPOSITE_EDGES], 1) / area
-    step_y = torch.stack([px[:, b] - px[:, a] for a, b in _OPPOSITE_EDGES], 1) / area
-    return step_x, step_y
-
-
-class _FaceSetup(object):
-    """Per-face screen bounding boxes and affine coefficients for rasterization.
-
-    Attributes (all indexed by face id in 0..B*F-1):
-        coefficients: (B*F, 12): at the box's top-left pixel, w0..w2 [0:3], their
-            x-steps [3:6] and y-steps [6:9]; 1/depth [9], x-step [10], y-step [11].
-            Expressed relative to the box corner so float32 keeps its precision.
-        box_w, box_h: pixel columns / rows in the clipped box (0 = nothing to draw).
-        origin_pixel: flat pixel index of the box's top-left pixel.
-        nmr_index: the face's index in NMR's [faces, reversed faces] list.
-    """
-
-    def __init__(self, screen, face_verts, raster_size, batch, fill_back):
-        R = raster_size
-        tri = screen[face_verts]  # (B*F, 3, 3)
-        px, py, pz = tri[..., 0], tri[..., 1], tri[..., 2]  # (B*F, 3) each
-        x0 = px.min(1)[0].ceil().clamp(0, R)
-        y0 = py.min(1)[0].ceil().clamp(0, R)
-        x1 = px.max(1)[0].floor().clamp(-1, R - 1)
-        y1 = py.max(1)[0].floor().clamp(-1, R - 1)
-        weights = _barycentric(px, py, x0.view(-1, 1), y0.view(-1, 1))  # (B*F, 3)
-        steps_x, steps_y = _barycentric_steps(px, py)
-        inv_z = 1.0 / pz
-        self.coefficients = torch.cat([
-            weights, steps_x, steps_y,
-            (weights * inv_z).sum(1, keepdim=True),
-            (steps_x * inv_z).sum(1, keepdim=True),
-            (steps_y * inv_z).sum(1, keepdim=True)], 1)
-        area = _signed_area(px, py)
-        # NMR draws a face when its y-up signed area is >= 0, i.e. ours (y down) <= 0;
-        # fill_back appends reversed faces at index F + f for the other winding.
-        front = area < 0
-        drawn = (area != 0) & torch.isfinite(area) & (front | fill_back)
-        self.box_w = ((x1 - x0 + 1).clamp(min=0) * drawn.to(x0.dtype)).long()
-        self.box_h = ((y1 - y0 + 1).clamp(min=0) * drawn.to(y0.dtype)).long()
-        num_faces = tri.shape[0] // batch
-        image = torch.arange(batch, device=screen.device).view(-1, 1).expand(
-            batch, num_faces).reshape(-1)
-        self.origin_pixel = (image * R + y0.long().clamp(max=R - 1)) * R + \
-            x0.long().clamp(max=R - 1)
-        self.nmr_index = torch.arange(num_faces, device=screen.device).repeat(batch) + \
-            (~front).long() * num_faces
-
-    def window_groups(self):
-        """Yield (face ids, (wy, wx)) so each face is tested over a window >= its box.
-
-        Faces are bucketed by box size so the many 1-3 px triangles use a tiny window
-        while a few stretched ones get a large one; big buckets come in chunks.
-        """
-        sizes = torch.tensor(_WINDOW_SIZES, device=self.box_w.device)
-        drawn = (self.box_w > 0) & (self.box_h > 0)
-        face_ids = torch.arange(self.box_w.numel(), device=sizes.device)[drawn]
-        size_x = _bucket(self.box_w[drawn], sizes)
-        size_y = _bucket(self.box_h[drawn], sizes)
-        bucket = size_y * len(_WINDOW_SIZES) + size_x
-        for b in torch.unique(bucket).tolist():
-            wy, wx = _WINDOW_SIZES[b // len(_WINDOW_SIZES)], _WINDOW_SIZES[b % len(_WINDOW_SIZES)]
-            ids = face_ids[bucket == b]
-            chunk = max(1, _MAX_CANDIDATES // (wy * wx))
-            for start in range(0, ids.numel(), chunk):
-                yield ids[start:start + chunk], (wy, wx)
-
-
-def _bucket(extent, sizes):
-    """Index of the smallest window size >= extent, per face."""
-    return (extent.view(-1, 1) > sizes.view(1, -1)).long().sum(1)
 
 
 class NMRDepthRenderer(object):
