@@ -115,7 +115,7 @@ class Progress:
             loss = "%.4g" % p["loss"] if isinstance(p["loss"], (int, float)) else "-"
             lines.append("  %s %-28s epoch %s iter %s/%s loss %s  %s" % (
                 cell.cell_id, cell.name, p["epoch"] if p["epoch"] is not None else "-",
-                p["iter"] if p["iter"] is not None else "-", p["total"] or "?", loss,
+                p["iter"] + 1 if isinstance(p["iter"], int) else "-", p["total"] or "?", loss,
                 fmt_seconds(time.monotonic() - t0)))
         return lines
 
