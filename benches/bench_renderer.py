@@ -11,7 +11,8 @@ faces, tests pixels in NMR's [-1, 1] screen space, interpolates 1/z with clamped
 barycentrics and keeps the first nearest face. Pixels inside each face's bounding box
 are handled by numpy, so it is "naive" only in its per-triangle loop.
 
-Run: python benches/bench_renderer.py   (about a minute on one core)
+Run: python benches/bench_renderer.py [--cuda]   (about a minute on one core;
+--cuda also checks and times the torch backend on the GPU)
 """
 import math
 import os
@@ -140,22 +141,40 @@ def compare_with_naive(size):
               size, ms_ours, ms_naive, ms_naive / ms_ours, diff.max(), int((diff > 1e-4).sum())))
 
 
-def time_training_load(batch, size):
+def time_training_load(batch, size, device="cpu"):
     """Forward+backward ms of the torch renderer at one training load."""
-    vertices = rotated_grid_mesh(batch, size).requires_grad_(True)
+    vertices = rotated_grid_mesh(batch, size).to(device).requires_grad_(True)
     faces = grid_faces(size, size)
     renderer = make_renderer("torch", size, intrinsics(size).float(), NEAR, FAR)
 
     def step():
         renderer.render_depth(vertices, faces).clamp(0.9, 1.1).sum().backward()
         vertices.grad = None
+        _sync(device)
 
     def forward():
         with torch.no_grad():
             renderer.render_depth(vertices, faces)
+        _sync(device)
 
-    print("B={0:3d} {1}x{1}: forward {2:7.2f} ms   forward+backward {3:7.2f} ms".format(
-        batch, size, _ms_per_call(forward), _ms_per_call(step)))
+    print("{0} B={1:3d} {2}x{2}: forward {3:7.2f} ms   forward+backward {4:7.2f} ms".format(
+        device, batch, size, _ms_per_call(forward), _ms_per_call(step)))
+
+
+def _sync(device):
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def check_cuda_matches_cpu(batch=8, size=64):
+    """The torch backend on the GPU renders what it renders on the CPU."""
+    vertices = rotated_grid_mesh(batch, size)
+    faces = grid_faces(size, size)
+    renderer = make_renderer("torch", size, intrinsics(size).float(), NEAR, FAR)
+    cpu = renderer.render_depth(vertices, faces)
+    gpu = renderer.render_depth(vertices.cuda(), faces.cuda()).cpu()
+    print("cuda vs cpu, B={} {}x{}: max |diff| {:.2e}".format(
+        batch, size, size, (cpu - gpu).abs().max().item()))
 
 
 def main():
@@ -165,6 +184,10 @@ def main():
         compare_with_naive(size)
     time_training_load(32, 32)
     time_training_load(128, 64)
+    if "--cuda" in sys.argv[1:] and torch.cuda.is_available():
+        check_cuda_matches_cpu()
+        time_training_load(32, 32, "cuda")
+        time_training_load(128, 64, "cuda")
 
 
 if __name__ == "__main__":

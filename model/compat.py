@@ -15,6 +15,15 @@ __all__ = ["scatter_min_int64", "grid_sample", "load_checkpoint", "set_determini
            "tf32_flags", "cudnn_version"]
 
 
+def nonzero_indices(mask):
+    """Indices of the True entries of a 1-D bool tensor, as a (K,) int64 tensor."""
+    # torch 1.5/1.6 warn on nonzero() without as_tuple, which torch < 1.3 lacks
+    try:
+        return torch.nonzero(mask, as_tuple=False).view(-1)
+    except TypeError:
+        return torch.nonzero(mask).view(-1)
+
+
 def scatter_min_int64(out, index, src):
     """Return ``out`` with ``out[index[i]] = min(out[index[i]], src[i])`` for every i.
 

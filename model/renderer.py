@@ -26,7 +26,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from .compat import scatter_min_int64
+from .compat import nonzero_indices, scatter_min_int64
 
 __all__ = ["BACKENDS", "RendererError", "TorchDepthRenderer", "NMRDepthRenderer",
            "grid_faces", "make_renderer"]
@@ -154,8 +154,10 @@ class _RasterizeDepth(torch.autograd.Function):
     """Raster depth (B*R*R,) of faces given in raster coordinates, NMR's gradient.
 
     Backward is NMR's backward_depth_map: with d = 1 / sum_k(w_k / z_k) of the winning
-    face, d d / d z_k = w_k d^2 / z_k^2 and d d / d (x_k, y_k) = w_k d^2 grad_xy(1/d),
-    using the clamped, renormalised barycentrics w_k of the forward pass.
+    face, d d / d z_k = w_k d^2 / z_k^2 and d d / d (x_k, y_k) = w_k d^2 grad_xy(1/d).
+    As w_k is affine in the pixel position, each face's sum over its pixels needs only
+    three moments of g d^2 (1, x, y), so the per-pixel work is a single scatter.
+    (NMR clamps w_k to [0, 1]; drawn samples have w_k >= -1e-5, so that is skipped.)
     """
 
     @staticmethod
@@ -167,31 +169,28 @@ class _RasterizeDepth(torch.autograd.Function):
         covered = keys < _EMPTY_KEY
         face = keys & _FACE_ID_MASK  # (B*R*R,) winning face id (0 where uncovered)
         col, row = _pixel_coords(R, settings["batch"], screen)
-        inv_depth = table.evaluate(face, col, row)[:, 3]
-        inv_depth = inv_depth.masked_fill(~covered, 1.0 / far)
-        ctx.save_for_backward(face_verts, face, covered, table.affine, table.x0, table.y0,
-                              table.corner_z)
-        ctx.raster_size, ctx.batch, ctx.num_screen = R, settings["batch"], screen.shape[0]
-        return 1.0 / inv_depth
+        plane = table.packed[:, _INV_DEPTH_PLANE].index_select(0, face)  # (B*R*R, 5)
+        dx, dy = col - plane[:, 3], row - plane[:, 4]  # from the face's box corner
+        inv_depth = plane[:, 0] + plane[:, 1] * dx + plane[:, 2] * dy
+        depth = 1.0 / inv_depth.masked_fill(~covered, 1.0 / far)
+        ctx.save_for_backward(face_verts, face, covered, depth, dx, dy, table.packed)
+        ctx.num_screen = screen.shape[0]
+        return depth
 
     @staticmethod
     def backward(ctx, grad_depth):
-        face_verts, face, covered, affine, x0, y0, corner_z = ctx.saved_tensors
-        col, row = _pixel_coords(ctx.raster_size, ctx.batch, grad_depth)
-        face, col, row = face[covered], col[covered], row[covered]  # (M,)
-        table = _FaceTable.from_parts(affine, x0, y0)
-        values = table.evaluate(face, col, row)  # (M, 4): w0, w1, w2, 1/depth
-        weights = values[:, :3].clamp(0.0, 1.0)
-        weights = weights / weights.sum(1, keepdim=True)
-        z = corner_z.index_select(0, face)  # (M, 3)
-        depth = 1.0 / (weights / z).sum(1, keepdim=True)  # (M, 1) as NMR's forward
-        scale = grad_depth[covered].view(-1, 1) * depth * depth * weights  # (M, 3)
-        grad_inv = affine.index_select(0, face)[:, 3, 1:]  # (M, 2) d(1/depth)/d(x, y)
-        grad_corner = torch.stack([scale * grad_inv[:, :1], scale * grad_inv[:, 1:],
-                                   scale / (z * z)], 2)  # (M, 3 corners, xyz)
-        corners = face_verts.index_select(0, face).view(-1)  # (M*3,)
+        face_verts, face, covered, depth, dx, dy, packed = ctx.saved_tensors
+        scale = (grad_depth * depth * depth).masked_fill(~covered, 0.0)  # (B*R*R,)
+        moments = torch.stack([scale, scale * dx, scale * dy], 1)  # (B*R*R, 3)
+        face_moments = moments.new_zeros(packed.shape[0], 3).index_add_(0, face, moments)
+        barycentric = packed[:, :9].reshape(-1, 3, 3)  # (B*F, w_k, value/x-step/y-step)
+        weight_sum = torch.bmm(barycentric, face_moments.unsqueeze(2)).squeeze(2)  # (B*F, 3)
+        inv_z = packed[:, 14:17]
+        grad_corner = torch.stack([weight_sum * packed[:, 10:11],  # d(1/depth)/dx
+                                   weight_sum * packed[:, 11:12],  # d(1/depth)/dy
+                                   weight_sum * inv_z * inv_z], 2)  # (B*F, 3 corners, xyz)
         grad_screen = grad_depth.new_zeros(ctx.num_screen, 3)
-        grad_screen.index_add_(0, corners, grad_corner.view(-1, 3))
+        grad_screen.index_add_(0, face_verts.view(-1), grad_corner.view(-1, 3))
         return grad_screen, None, None
 
 
@@ -228,77 +227,73 @@ def _candidate_keys(table, face_ids, window, settings):
     """
     R, near, far = settings["raster_size"], settings["near"], settings["far"]
     wy, wx = window
-    affine = table.affine.index_select(0, face_ids)  # (n, 4, 3)
+    rows = table.packed.index_select(0, face_ids)  # (n, 17)
+    affine = rows[:, :12].reshape(-1, 4, 3)  # (n, 4 functions, value/x-step/y-step)
+    origin = table.origin_pixel.index_select(0, face_ids)  # (n,)
     # windows at the right/bottom border shift left/up so they stay inside the image
-    shift_x = (table.x0.index_select(0, face_ids) - (R - wx)).clamp(min=0)  # (n,)
-    shift_y = (table.y0.index_select(0, face_ids) - (R - wy)).clamp(min=0)
-    affine[:, :, 0] -= affine[:, :, 1] * shift_x.view(-1, 1) + \
-        affine[:, :, 2] * shift_y.view(-1, 1)
+    shift_x = (rows[:, 12] - (R - wx)).clamp(min=0)  # (n,)
+    shift_y = (rows[:, 13] - (R - wy)).clamp(min=0)
+    if bool((shift_x + shift_y).max() > 0):
+        affine[:, :, 0] -= affine[:, :, 1] * shift_x.view(-1, 1) + \
+            affine[:, :, 2] * shift_y.view(-1, 1)
+        origin = origin - (shift_y * R + shift_x).long()
     dy = torch.arange(wy, device=face_ids.device).view(-1, 1).expand(wy, wx).reshape(-1)
     dx = torch.arange(wx, device=face_ids.device).repeat(wy)  # (K,) row-major offsets
     steps = torch.stack([torch.ones_like(dx), dx, dy]).to(affine.dtype)  # (3, K)
-    values = torch.matmul(affine.view(-1, 3), steps).view(-1, 4, wy * wx)  # (n, 4, K)
+    values = torch.matmul(affine.reshape(-1, 3), steps).view(-1, 4, wy * wx)  # (n, 4, K)
     inv_depth = values[:, 3]  # rows: w0, w1, w2, 1/depth at each candidate
-    inside = (values[:, :3].min(1)[0] >= -_INSIDE_TOL) & \
-        (inv_depth > 1.0 / far) & (inv_depth < 1.0 / near)
+    min_weight = torch.min(torch.min(values[:, 0], values[:, 1]), values[:, 2])
+    inside = (min_weight >= -_INSIDE_TOL) & (inv_depth > 1.0 / far) & \
+        (inv_depth < 1.0 / near)
     level = ((1.0 / near - inv_depth) * (_DEPTH_LEVELS * near)).long()
     key = level * 2 ** 32 + table.face_key.index_select(0, face_ids).view(-1, 1)
     key = key.masked_fill(~inside, _EMPTY_KEY)
-    origin = table.origin_pixel.index_select(0, face_ids) - \
-        (shift_y * R + shift_x).long()  # (n,)
     pixel = origin.view(-1, 1) + (dy * R + dx).view(1, -1)
     return pixel.view(-1), key.view(-1)
+
+
+_INV_DEPTH_PLANE = [9, 10, 11, 12, 13]  # packed columns: 1/depth value, x-, y-step; x0, y0
 
 
 class _FaceTable(object):
     """Per face: which ones NMR draws, pixel bounding boxes, and affine screen functions.
 
     Attributes (rows indexed by global face id b*F + f):
-        affine: (B*F, 4, 3): for w0, w1, w2 (barycentrics) and 1/depth: the value at the
-            box corner (x0, y0), then the change per +1 pixel in x and in y. Anchoring at
-            the box corner keeps float32 precise.
-        x0, y0: (B*F,) float box corner; box_w, box_h: (B*F,) int64 pixel columns / rows
-            of the clipped box, 0 when the face is not drawn.
+        packed: (B*F, 17) float, one row per face so one gather fetches it all:
+            [0:12] for w0, w1, w2 (barycentrics) and 1/depth: the value at the box
+            corner (x0, y0), then the change per +1 pixel in x and in y (anchoring at the
+            box corner keeps float32 precise); [12:14] x0, y0; [14:17] 1 / corner depths.
+        box_w, box_h: (B*F,) int64 pixel columns / rows of the clipped box, 0 when the
+            face is not drawn.
         origin_pixel: (B*F,) int64 flat raster index of the box corner.
         face_key: (B*F,) int64 low z-buffer key bits: id + 2**31 if NMR draws it reversed.
-        corner_z: (B*F, 3) depth of the three corners.
     """
 
     def __init__(self, screen, face_verts, raster_size, batch, fill_back):
         R = self.raster_size = raster_size
-        tri = screen.index_select(0, face_verts.view(-1)).view(-1, 3, 3)  # (B*F, 3, 3)
-        xs, ys, self.corner_z = tri[..., 0], tri[..., 1], tri[..., 2]  # (B*F, 3) each
+        corners = face_verts.view(-1)  # (B*F*3,)
+        xs, ys, zs = [c.index_select(0, corners).view(-1, 3)  # (B*F, 3) each, contiguous
+                      for c in screen.t().contiguous()]
         area = _signed_area(xs, ys)  # (B*F,)
-        self.x0 = xs.min(1)[0].ceil().clamp(0, R - 1)
-        self.y0 = ys.min(1)[0].ceil().clamp(0, R - 1)
+        x0 = xs.min(1)[0].ceil().clamp(0, R - 1)
+        y0 = ys.min(1)[0].ceil().clamp(0, R - 1)
         x1 = xs.max(1)[0].floor().clamp(-1, R - 1)
         y1 = ys.max(1)[0].floor().clamp(-1, R - 1)
         # NMR draws a face when its y-up signed area is >= 0, i.e. ours (y down) <= 0;
         # fill_back appends the reversed faces, so the other winding comes after all F.
         back = area > 0
         drawn = ((area != 0) & torch.isfinite(area) & (fill_back | ~back)).long()
-        self.box_w = (x1 - self.x0 + 1).clamp(min=0).long() * drawn
-        self.box_h = (y1 - self.y0 + 1).clamp(min=0).long() * drawn
-        self.affine = _affine_functions(xs, ys, self.corner_z, area, self.x0, self.y0)
+        self.box_w = (x1 - x0 + 1).clamp(min=0).long() * drawn
+        self.box_h = (y1 - y0 + 1).clamp(min=0).long() * drawn
+        inv_z = 1.0 / zs
+        inv_z = inv_z.masked_fill(~torch.isfinite(inv_z), 0.0)  # z = 0: never drawn
+        affine = _affine_functions(xs, ys, inv_z, area, x0, y0)  # (B*F, 12)
+        self.packed = torch.cat([affine, x0.view(-1, 1), y0.view(-1, 1), inv_z], 1)
         num_faces = xs.shape[0] // batch
         image = torch.arange(batch, device=xs.device).view(-1, 1).expand(
             batch, num_faces).reshape(-1)
-        self.origin_pixel = (image * R + self.y0.long()) * R + self.x0.long()
+        self.origin_pixel = (image * R + y0.long()) * R + x0.long()
         self.face_key = torch.arange(xs.shape[0], device=xs.device) + back.long() * 2 ** 31
-
-    @classmethod
-    def from_parts(cls, affine, x0, y0):
-        """A table that can only ``evaluate`` (what backward needs)."""
-        table = cls.__new__(cls)
-        table.affine, table.x0, table.y0 = affine, x0, y0
-        return table
-
-    def evaluate(self, face, col, row):
-        """w0, w1, w2 and 1/depth of faces (M,) at pixels (col, row): (M, 4)."""
-        affine = self.affine.index_select(0, face)  # (M, 4, 3)
-        dx = (col - self.x0.index_select(0, face)).view(-1, 1)
-        dy = (row - self.y0.index_select(0, face)).view(-1, 1)
-        return affine[:, :, 0] + affine[:, :, 1] * dx + affine[:, :, 2] * dy
 
     def window_groups(self):
         """Yield (face ids, (wy, wx)) so each face is tested over a window >= its box.
@@ -309,36 +304,38 @@ class _FaceTable(object):
         R, count = self.raster_size, len(_WINDOW_SIZES)
         sizes = torch.tensor(_WINDOW_SIZES, device=self.box_w.device)
         size_index = _bucket(torch.arange(R + 1, device=sizes.device), sizes)  # (R+1,)
-        drawn = (self.box_w > 0) & (self.box_h > 0)
-        face_ids = torch.arange(self.box_w.numel(), device=sizes.device)[drawn]
-        bucket = size_index.index_select(0, self.box_h[drawn]) * count + \
-            size_index.index_select(0, self.box_w[drawn])
-        for b in torch.nonzero(torch.bincount(bucket)).view(-1).tolist():
+        face_ids = nonzero_indices((self.box_w > 0) & (self.box_h > 0))  # drawn faces
+        bucket = size_index.index_select(0, self.box_h.index_select(0, face_ids)) * count + \
+            size_index.index_select(0, self.box_w.index_select(0, face_ids))
+        bucket, order = torch.sort(bucket)
+        face_ids = face_ids.index_select(0, order)  # grouped by bucket
+        start = 0
+        for b, n in enumerate(torch.bincount(bucket).tolist()):
+            if n == 0:
+                continue
             wy, wx = min(_WINDOW_SIZES[b // count], R), min(_WINDOW_SIZES[b % count], R)
-            ids = face_ids[bucket == b]
             chunk = max(1, _MAX_CANDIDATES // (wy * wx))
-            for start in range(0, ids.numel(), chunk):
-                yield ids[start:start + chunk], (wy, wx)
+            for first in range(start, start + n, chunk):
+                yield face_ids[first:min(first + chunk, start + n)], (wy, wx)
+            start += n
 
 
-def _affine_functions(xs, ys, zs, area, x0, y0):
-    """Barycentrics and 1/depth of faces as affine functions of (x, y): (B*F, 4, 3).
+def _affine_functions(xs, ys, inv_z, area, x0, y0):
+    """Barycentrics and 1/depth of faces as affine functions of (x, y): (B*F, 12).
 
-    Each row: value at (x0, y0), d/dx, d/dy. Degenerate faces (area 0) get finite junk;
-    they are never drawn.
+    Per function (w0, w1, w2, 1/depth): value at (x0, y0), d/dx, d/dy. Degenerate faces
+    (area 0) get finite junk; they are never drawn.
     """
     area = torch.where(area == 0, torch.ones_like(area), area).view(-1, 1)
-    step_x = torch.stack([ys[:, a] - ys[:, b] for a, b in _OPPOSITE_EDGES], 1) / area
-    step_y = torch.stack([xs[:, b] - xs[:, a] for a, b in _OPPOSITE_EDGES], 1) / area
+    step_x = (ys.roll(-1, 1) - ys.roll(-2, 1)) / area  # (B*F, 3): y_{k+1} - y_{k+2}
+    step_y = (xs.roll(-2, 1) - xs.roll(-1, 1)) / area
     ox = (x0 - xs[:, 0]).view(-1, 1)  # from corner 0, where (w0, w1, w2) = (1, 0, 0)
     oy = (y0 - ys[:, 0]).view(-1, 1)
     weights = step_x * ox + step_y * oy  # (B*F, 3)
     weights[:, 0] += 1.0
-    inv_z = 1.0 / zs
-    inv_depth = torch.stack([(weights * inv_z).sum(1), (step_x * inv_z).sum(1),
-                             (step_y * inv_z).sum(1)], 1)  # (B*F, 3)
     barycentric = torch.stack([weights, step_x, step_y], 2)  # (B*F, 3, 3)
-    return torch.cat([barycentric, inv_depth.unsqueeze(1)], 1)
+    inv_depth = torch.matmul(barycentric.transpose(1, 2), inv_z.unsqueeze(2))
+    return torch.cat([barycentric.view(-1, 9), inv_depth.view(-1, 3)], 1)
 
 
 def _bucket(extent, sizes):
