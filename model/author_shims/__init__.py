@@ -22,6 +22,8 @@ cannot get here, imports their `unsup3d` package, and then rebinds two names
                                      the real NMR is requested and importable.
   unsup3d.trainer.torch.load         torch >= 2.6 loads weights_only=True by default;
                                      their checkpoints hold a MetricsTrace object.
+  unsup3d.dataloaders.get_*_loader   their get_data_loaders never passes cfgs num_workers on
+                                     (always 4 workers); pinned to the cell's num_workers.
   unsup3d.model.nn.functional        grid_sample without align_corners means True before
     .grid_sample                     torch 1.4 and False after; the adapter pins it to the
                                      cell's align_corners.
@@ -52,6 +54,7 @@ AUTHOR_COMMIT = "dc961410d61684561f19525c2f7e9ee6f4dacb91"  # the pinned elliott
 SHIM_STATE = {
     "align_corners": True,      # what their bare grid_sample calls get
     "vgg_state": None,          # torchvision vgg16 state dict for models.vgg16 (None: random init)
+    "num_workers": None,        # DataLoader workers for their loaders (None: their default, 4)
     "used": {},                 # shim name -> what it does, for env.json
 }
 
@@ -191,6 +194,15 @@ def _grid_sample_compat(input, grid, mode="bilinear", padding_mode="zeros", alig
     return F.grid_sample(input, grid, mode=mode, padding_mode=padding_mode)
 
 
+def _with_workers(loader_fn):
+    def wrapped(*args, **kwargs):
+        if SHIM_STATE["num_workers"] is not None:
+            kwargs["num_workers"] = SHIM_STATE["num_workers"]
+        return loader_fn(*args, **kwargs)
+    wrapped._repro_shim = True
+    return wrapped
+
+
 def _rebind(package, used):
     trainer = sys.modules[package + ".trainer"]
     if not isinstance(trainer.torch, _Proxy):
@@ -199,6 +211,12 @@ def _rebind(package, used):
     if not isinstance(model.nn, _Proxy):
         functional = _Proxy(torch.nn.functional, grid_sample=_grid_sample_compat)
         model.nn = _Proxy(torch.nn, functional=functional)
+    loaders = sys.modules[package + ".dataloaders"]
+    for name in ("get_image_loader", "get_paired_image_loader"):
+        original = getattr(loaders, name)
+        if not getattr(original, "_repro_shim", False):
+            setattr(loaders, name, _with_workers(original))
+    used["num_workers"] = "their loaders get the cell's num_workers (their get_data_loaders drops it: 4)"
     used["torch.load"] = "weights_only=False for their checkpoint loads (unsup3d.trainer only)"
     used["grid_sample"] = "align_corners=%s for their bare calls (unsup3d.model only)" \
         % SHIM_STATE["align_corners"]
@@ -210,7 +228,7 @@ def _rebind(package, used):
 _LOADED = {}
 
 
-def load_author_code(code_dir, renderer="torch", align_corners=True, vgg_state=None):
+def load_author_code(code_dir, renderer="torch", align_corners=True, vgg_state=None, num_workers=None):
     """Import their `unsup3d` package from `code_dir` with the shims; returns the package.
 
     Idempotent per (code_dir, renderer); align_corners and vgg_state apply to later calls
@@ -219,6 +237,7 @@ def load_author_code(code_dir, renderer="torch", align_corners=True, vgg_state=N
     code_dir = os.path.abspath(code_dir)
     SHIM_STATE["align_corners"] = bool(align_corners)
     SHIM_STATE["vgg_state"] = vgg_state
+    SHIM_STATE["num_workers"] = num_workers
     used = SHIM_STATE["used"]
     key = (code_dir, renderer)
     if key in _LOADED:
