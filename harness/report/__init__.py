@@ -19,7 +19,7 @@ import pandas as pd
 
 from ..collect import Skipped, atomic_write, collect, write_table
 from .curves import load_curves
-from .figures import fig7_decompositions, fig8_losses, grad_norms
+from .figures import fig7_decompositions, fig8_losses, grad_norms, plotted_cells
 from .html import render_index
 from .table3 import write_tables
 
@@ -68,7 +68,7 @@ def render(df: pd.DataFrame, reports_dir: str | os.PathLike, skipped: Sequence[S
     out = Path(reports_dir)
     out.mkdir(parents=True, exist_ok=True)
     tables, written = write_tables(df, out)
-    curves = load_curves(df)
+    curves = load_curves(plotted_cells(df))
     figures = [fig8_losses(df, curves, out / "fig8_losses.png"),
                grad_norms(df, curves, out / "grad_norms.png"),
                fig7_decompositions(df, out / "fig7_decompositions.png")]

@@ -22,7 +22,12 @@ import pandas as pd  # noqa: E402
 from ..collect import atomic_write  # noqa: E402
 from .table3 import _IMPL_NAMES, _row_order, _variant_axes, stack_label  # noqa: E402
 
-__all__ = ["fig8_losses", "grad_norms", "fig7_decompositions", "panels"]
+__all__ = ["fig8_losses", "grad_norms", "fig7_decompositions", "panels", "plotted_cells",
+           "MAX_SEEDS_PER_LINE"]
+
+# A line's band is drawn from at most this many seeds (lowest first): enough to
+# show the spread, and it keeps a 10,000-cell study from reading every log twice.
+MAX_SEEDS_PER_LINE = 20
 
 _COLORS = {"none": "tab:red", "norm": "tab:blue", "value": "tab:green"}
 _CLIP_ORDER = {"none": 0, "norm": 1, "value": 2}
@@ -45,6 +50,20 @@ def _line_labels(cells: pd.DataFrame, variants: list[str]) -> pd.Series:
         if axis != "clip_threshold":
             label = label + f", {axis.removeprefix('axis.')}=" + cells[axis].map(str)
     return "clip=" + label
+
+
+def plotted_cells(df: pd.DataFrame) -> pd.DataFrame:
+    """The cells whose curves Fig. 8 and the gradient-norm figure draw.
+
+    Cells with a train log, at most MAX_SEEDS_PER_LINE per (stack, impl, line).
+    """
+    has = df[df["train_log"].notna()] if len(df) else df
+    if has.empty:
+        return has
+    labels = _line_labels(has, _variant_axes(df))
+    order = has.assign(_line=labels).sort_values(
+        "seed", key=lambda s: pd.to_numeric(s, errors="coerce"), kind="stable")
+    return order.groupby(["stack", "impl", "_line"], sort=False).head(MAX_SEEDS_PER_LINE).drop(columns="_line")
 
 
 def _band(series: list[pd.Series]) -> pd.DataFrame:
@@ -91,7 +110,7 @@ def _scale(ax) -> None:
 
 def _save(fig, path: Path) -> Path:
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
     plt.close(fig)
     return atomic_write(path, buf.getvalue())
 
@@ -113,7 +132,7 @@ def _empty(path: Path, text: str) -> Path:
 
 
 def _curve_figure(df, curves, field, path, ylabel, suptitle, threshold=False) -> Path:
-    has = df[df["cell_id"].isin(curves.keys())]
+    has = df[df["cell_id"].isin(curves.keys())] if len(df) else df
     if has.empty:
         return _empty(path, f"no training logs with {field} yet")
     variants = _variant_axes(df)
