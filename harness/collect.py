@@ -15,18 +15,20 @@ Columns of the table (`COLUMNS`, in this order; unknown extra axes follow as
   `reason`, `attempt`, `started`, `ended`, `wall_s` (ended - started)
 - how training ended (result.json): `diverged_iter`, `diverged_net`
 - env fingerprint (env.json), strings: `env.python, env.torch, env.cuda,
-  env.cudnn, env.gpu, env.capability, env.driver, env.tf32, env.deterministic,
+  env.cudnn, env.device, env.gpu, env.capability, env.driver, env.tf32,
+  env.tf32_mode, env.deterministic,
   env.cudnn_benchmark, env.cublas_workspace, env.image_digest, env.git_sha,
   env.host`; `env_json` keeps the whole file for the report's details
 - `perceptual` (bool, None when unknown) and `perceptual_reason`
 - evaluation (eval.json): `side_mean, side_std, mad_mean, mad_std, n_images`
-  (SIDE in plain units; reports multiply by 100)
+  (SIDE in plain units; reports multiply by 100); `flat_side_mean`,
+  `flat_mad_mean`: the flat-depth baseline the trainer scores beside
 - training log (train.jsonl): `train_lines` (good lines read), `train_torn`
   (a torn last line was dropped), `last_iter`, `final_loss`, `n_spikes`,
   `first_spike_iter`, `max_grad_norm` (pre-clip, global), `clipped_frac`,
   `train_s` (the last line's `time`)
-- files for the report: `train_log`, `samples_grid` (the last decomposition
-  grid PNG), both absolute paths or None
+- files for the report: `train_log`, `samples_grid` (the final decomposition
+  grid PNG: samples/test.png, else the last by name), both absolute paths or None
 - `problems`: "; "-joined notes on files that were missing, empty or torn
 
 Loss spikes (`spike_mask`): a logged iteration is a spike when its total loss
@@ -66,10 +68,12 @@ ENV_FIELDS = {
     "torch": ("torch", "torch_version"),
     "cuda": ("cuda", "torch_cuda", "torch.version.cuda", "cuda_version"),
     "cudnn": ("cudnn", "cudnn_version"),
+    "device": ("device",),
     "gpu": ("gpu_name", "gpu.name", "gpu"),
     "capability": ("capability", "gpu_capability", "gpu.capability", "compute_capability"),
     "driver": ("driver", "driver_version", "gpu.driver"),
     "tf32": ("tf32",),
+    "tf32_mode": ("tf32_mode",),  # off | cuda-flags | cpu-emulated (model/env.py)
     "deterministic": ("deterministic", "cudnn_deterministic", "cudnn.deterministic"),
     "cudnn_benchmark": ("cudnn_benchmark", "benchmark", "cudnn.benchmark"),
     "cublas_workspace": ("CUBLAS_WORKSPACE_CONFIG", "cublas_workspace_config"),
@@ -82,7 +86,7 @@ COLUMNS = (
     ("cell_id", "name", "run_dir") + AXES + ("stack_cuda", "stack_torch")
     + ("state", "reason", "attempt", "started", "ended", "wall_s", "diverged_iter", "diverged_net")
     + tuple("env." + key for key in ENV_FIELDS) + ("env_json", "perceptual", "perceptual_reason")
-    + ("side_mean", "side_std", "mad_mean", "mad_std", "n_images")
+    + ("side_mean", "side_std", "mad_mean", "mad_std", "n_images", "flat_side_mean", "flat_mad_mean")
     + ("train_lines", "train_torn", "last_iter", "final_loss", "n_spikes", "first_spike_iter",
        "max_grad_norm", "clipped_frac", "train_s")
     + ("train_log", "samples_grid", "problems")
@@ -226,7 +230,11 @@ def _last_grid(run_dir: str) -> str | None:
                  if e.name.lower().endswith(".png") and e.is_file()]
     except OSError:
         return None
-    return os.path.join(run_dir, "samples", max(names, key=_natural_key)) if names else None
+    if not names:
+        return None
+    # test.png is the trainer's final grid; epochNNN.png are the per-epoch ones
+    last = "test.png" if "test.png" in names else max(names, key=_natural_key)
+    return os.path.join(run_dir, "samples", last)
 
 
 # --------------------------------------------------------------------------- one folder
@@ -265,8 +273,9 @@ def _status_columns(status: dict | None, result: dict | None, why: str) -> dict:
 
 def _eval_columns(ev: dict | None) -> dict:
     ev = ev or {}
-    return {key: _number(ev.get(key)) for key in ("side_mean", "side_std", "mad_mean", "mad_std",
-                                                    "n_images")}
+    keys = ("side_mean", "side_std", "mad_mean", "mad_std", "n_images", "flat_side_mean",
+            "flat_mad_mean")
+    return {key: _number(ev.get(key)) for key in keys}
 
 
 def _number(value) -> float:
