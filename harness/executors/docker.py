@@ -44,7 +44,7 @@ _FAILED, _SKIPPED = "failed", "skipped"
 # Runs in every image, old ones included: Python 3.6+ and PyTorch 1.2 APIs only
 # (newer flags are read with getattr). Prints one JSON line after _PROBE_MARK.
 PROBE_SCRIPT = r'''
-import json, platform
+import json, platform, re
 out = {"source": "docker-probe", "python": platform.python_version()}
 try:
     import torch
@@ -56,10 +56,10 @@ try:
     if out["cuda_available"]:
         out["gpu_name"] = torch.cuda.get_device_name(0)
         out["gpu_capability"] = "%d.%d" % torch.cuda.get_device_capability(0)
-        try:
+        try:  # "NVRM version: NVIDIA UNIX [Open] Kernel Module [for x86_64]  580.159.04  ..."
             with open("/proc/driver/nvidia/version") as f:
-                out["driver"] = f.readline().split("Kernel Module")[-1].split()[0]
-        except (IOError, IndexError):
+                out["driver"] = re.search(r"\s(\d+\.\d+(?:\.\d+)?)\s", f.readline()).group(1)
+        except (IOError, AttributeError):
             out["driver"] = None
         try:
             x = torch.randn(2, 3, 16, 16, device="cuda")
