@@ -40,6 +40,7 @@ _EMPTY_KEY = 2 ** 62  # z-buffer key of a pixel that no face covers
 _FACE_ID_MASK = 2 ** 31 - 1  # low key bits: global face id (bit 31: reversed face)
 _WINDOW_SIZES = (2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512)
 _MAX_CANDIDATES = 2 ** 22  # per chunk of (face, pixel) pairs, bounds peak memory
+_OPPOSITE_EDGES = ((1, 2), (2, 0), (0, 1))  # w_k is the sub-triangle opposite corner k
 
 
 class RendererError(ValueError):
@@ -156,8 +157,9 @@ class _RasterizeDepth(torch.autograd.Function):
     Backward is NMR's backward_depth_map: with d = 1 / sum_k(w_k / z_k) of the winning
     face, d d / d z_k = w_k d^2 / z_k^2 and d d / d (x_k, y_k) = w_k d^2 grad_xy(1/d).
     As w_k is affine in the pixel position, each face's sum over its pixels needs only
-    three moments of g d^2 (1, x, y), so the per-pixel work is a single scatter.
+    three moments of g d^2 (1, x, y), so the per-pixel work is three 1-D scatters.
     (NMR clamps w_k to [0, 1]; drawn samples have w_k >= -1e-5, so that is skipped.)
+    Column-wise 1-D ops throughout: reductions over tiny dims are slow on CPU.
     """
 
     @staticmethod
@@ -169,29 +171,32 @@ class _RasterizeDepth(torch.autograd.Function):
         covered = keys < _EMPTY_KEY
         face = keys & _FACE_ID_MASK  # (B*R*R,) winning face id (0 where uncovered)
         col, row = _pixel_coords(R, settings["batch"], screen)
-        plane = table.packed[:, _INV_DEPTH_PLANE].index_select(0, face)  # (B*R*R, 5)
+        plane = table.depth_plane.index_select(0, face)  # (B*R*R, 5)
         dx, dy = col - plane[:, 3], row - plane[:, 4]  # from the face's box corner
         inv_depth = plane[:, 0] + plane[:, 1] * dx + plane[:, 2] * dy
         depth = 1.0 / inv_depth.masked_fill(~covered, 1.0 / far)
-        ctx.save_for_backward(face_verts, face, covered, depth, dx, dy, table.packed)
+        ctx.save_for_backward(face_verts, face, covered, depth, dx, dy, table.affine,
+                              *table.inv_z)
         ctx.num_screen = screen.shape[0]
         return depth
 
     @staticmethod
     def backward(ctx, grad_depth):
-        face_verts, face, covered, depth, dx, dy, packed = ctx.saved_tensors
+        face_verts, face, covered, depth, dx, dy, affine = ctx.saved_tensors[:7]
+        inv_z = ctx.saved_tensors[7:]  # three (B*F,)
         scale = (grad_depth * depth * depth).masked_fill(~covered, 0.0)  # (B*R*R,)
-        moments = torch.stack([scale, scale * dx, scale * dy], 1)  # (B*R*R, 3)
-        face_moments = moments.new_zeros(packed.shape[0], 3).index_add_(0, face, moments)
-        barycentric = packed[:, :9].reshape(-1, 3, 3)  # (B*F, w_k, value/x-step/y-step)
-        weight_sum = torch.bmm(barycentric, face_moments.unsqueeze(2)).squeeze(2)  # (B*F, 3)
-        inv_z = packed[:, 14:17]
-        grad_corner = torch.stack([weight_sum * packed[:, 10:11],  # d(1/depth)/dx
-                                   weight_sum * packed[:, 11:12],  # d(1/depth)/dy
-                                   weight_sum * inv_z * inv_z], 2)  # (B*F, 3 corners, xyz)
-        grad_screen = grad_depth.new_zeros(ctx.num_screen, 3)
-        grad_screen.index_add_(0, face_verts.view(-1), grad_corner.view(-1, 3))
-        return grad_screen, None, None
+        zeros = scale.new_zeros(affine.shape[0])
+        s0, sx, sy = [zeros.clone().index_add_(0, face, m)  # (B*F,) per-face moments
+                      for m in (scale, scale * dx, scale * dy)]
+        grads = [scale.new_zeros(ctx.num_screen) for _ in range(3)]  # x, y, z
+        for k in range(3):  # sum over the face's pixels of g d^2 w_k
+            weight_sum = affine[:, 3 * k] * s0 + affine[:, 3 * k + 1] * sx + \
+                affine[:, 3 * k + 2] * sy
+            corner = face_verts[:, k]
+            grads[0].index_add_(0, corner, weight_sum * affine[:, 10])  # d(1/d)/dx
+            grads[1].index_add_(0, corner, weight_sum * affine[:, 11])  # d(1/d)/dy
+            grads[2].index_add_(0, corner, weight_sum * inv_z[k] * inv_z[k])
+        return torch.stack(grads, 1), None, None
 
 
 def _pixel_coords(raster_size, batch, like):
@@ -212,7 +217,7 @@ def _zbuffer(table, settings):
     """
     R = settings["raster_size"]
     keys = torch.full((settings["batch"] * R * R,), _EMPTY_KEY, dtype=torch.int64,
-                      device=table.face_key.device)
+                      device=table.pixel_and_key.device)
     for face_ids, window in table.window_groups():
         pixel, key = _candidate_keys(table, face_ids, window, settings)
         keys = scatter_min_int64(keys, pixel, key)
@@ -227,9 +232,9 @@ def _candidate_keys(table, face_ids, window, settings):
     """
     R, near, far = settings["raster_size"], settings["near"], settings["far"]
     wy, wx = window
-    rows = table.packed.index_select(0, face_ids)  # (n, 17)
-    affine = rows[:, :12].reshape(-1, 4, 3)  # (n, 4 functions, value/x-step/y-step)
-    origin = table.origin_pixel.index_select(0, face_ids)  # (n,)
+    rows = table.per_face.index_select(0, face_ids)  # (n, 14): affine (12), x0, y0
+    affine = rows[:, :12].view(-1, 4, 3)  # (n, function, value/x-step/y-step)
+    origin, face_key = table.pixel_and_key.index_select(0, face_ids).unbind(1)  # (n,)
     # windows at the right/bottom border shift left/up so they stay inside the image
     shift_x = (rows[:, 12] - (R - wx)).clamp(min=0)  # (n,)
     shift_y = (rows[:, 13] - (R - wy)).clamp(min=0)
@@ -239,61 +244,62 @@ def _candidate_keys(table, face_ids, window, settings):
         origin = origin - (shift_y * R + shift_x).long()
     dy = torch.arange(wy, device=face_ids.device).view(-1, 1).expand(wy, wx).reshape(-1)
     dx = torch.arange(wx, device=face_ids.device).repeat(wy)  # (K,) row-major offsets
-    steps = torch.stack([torch.ones_like(dx), dx, dy]).to(affine.dtype)  # (3, K)
-    values = torch.matmul(affine.reshape(-1, 3), steps).view(-1, 4, wy * wx)  # (n, 4, K)
-    inv_depth = values[:, 3]  # rows: w0, w1, w2, 1/depth at each candidate
+    values = torch.addcmul(
+        torch.addcmul(affine[:, :, :1], affine[:, :, 1:2], dx.to(affine).view(1, 1, -1)),
+        affine[:, :, 2:], dy.to(affine).view(1, 1, -1))  # (n, 4, K): w0, w1, w2, 1/depth
+    inv_depth = values[:, 3]
     min_weight = torch.min(torch.min(values[:, 0], values[:, 1]), values[:, 2])
     inside = (min_weight >= -_INSIDE_TOL) & (inv_depth > 1.0 / far) & \
         (inv_depth < 1.0 / near)
     level = ((1.0 / near - inv_depth) * (_DEPTH_LEVELS * near)).long()
-    key = level * 2 ** 32 + table.face_key.index_select(0, face_ids).view(-1, 1)
-    key = key.masked_fill(~inside, _EMPTY_KEY)
+    key = (level * 2 ** 32 + face_key.view(-1, 1)).masked_fill(~inside, _EMPTY_KEY)
     pixel = origin.view(-1, 1) + (dy * R + dx).view(1, -1)
     return pixel.view(-1), key.view(-1)
-
-
-_INV_DEPTH_PLANE = [9, 10, 11, 12, 13]  # packed columns: 1/depth value, x-, y-step; x0, y0
 
 
 class _FaceTable(object):
     """Per face: which ones NMR draws, pixel bounding boxes, and affine screen functions.
 
     Attributes (rows indexed by global face id b*F + f):
-        packed: (B*F, 17) float, one row per face so one gather fetches it all:
-            [0:12] for w0, w1, w2 (barycentrics) and 1/depth: the value at the box
-            corner (x0, y0), then the change per +1 pixel in x and in y (anchoring at the
-            box corner keeps float32 precise); [12:14] x0, y0; [14:17] 1 / corner depths.
+        affine: (B*F, 12): for w0, w1, w2 (barycentrics) and 1/depth, the value at the
+            box corner (x0, y0), then the change per +1 pixel in x and in y. Anchoring at
+            the box corner keeps float32 precise.
+        per_face: (B*F, 14): affine, then x0, y0 (one gather per window group).
+        depth_plane: (B*F, 5): 1/depth value, x-step, y-step, then x0, y0.
+        x0, y0: (B*F,) float box corner; inv_z: three (B*F,) 1 / corner depth.
         box_w, box_h: (B*F,) int64 pixel columns / rows of the clipped box, 0 when the
             face is not drawn.
-        origin_pixel: (B*F,) int64 flat raster index of the box corner.
-        face_key: (B*F,) int64 low z-buffer key bits: id + 2**31 if NMR draws it reversed.
+        pixel_and_key: (B*F, 2) int64: flat raster index of the box corner; low z-buffer
+            key bits = global face id, + 2**31 if NMR draws the face reversed.
     """
 
     def __init__(self, screen, face_verts, raster_size, batch, fill_back):
         R = self.raster_size = raster_size
-        corners = face_verts.view(-1)  # (B*F*3,)
-        xs, ys, zs = [c.index_select(0, corners).view(-1, 3)  # (B*F, 3) each, contiguous
-                      for c in screen.t().contiguous()]
-        area = _signed_area(xs, ys)  # (B*F,)
-        x0 = xs.min(1)[0].ceil().clamp(0, R - 1)
-        y0 = ys.min(1)[0].ceil().clamp(0, R - 1)
-        x1 = xs.max(1)[0].floor().clamp(-1, R - 1)
-        y1 = ys.max(1)[0].floor().clamp(-1, R - 1)
+        coords = screen.t().contiguous()  # (3, B*N)
+        corners = face_verts.t().contiguous()  # (3, B*F)
+        xs, ys, zs = [[c.index_select(0, k) for k in corners] for c in coords]  # 3x3 (B*F,)
+        area = (xs[1] - xs[0]) * (ys[2] - ys[0]) - (ys[1] - ys[0]) * (xs[2] - xs[0])
+        self.x0 = _min3(xs).ceil().clamp(0, R - 1)
+        self.y0 = _min3(ys).ceil().clamp(0, R - 1)
+        x1 = _max3(xs).floor().clamp(-1, R - 1)
+        y1 = _max3(ys).floor().clamp(-1, R - 1)
         # NMR draws a face when its y-up signed area is >= 0, i.e. ours (y down) <= 0;
         # fill_back appends the reversed faces, so the other winding comes after all F.
         back = area > 0
         drawn = ((area != 0) & torch.isfinite(area) & (fill_back | ~back)).long()
-        self.box_w = (x1 - x0 + 1).clamp(min=0).long() * drawn
-        self.box_h = (y1 - y0 + 1).clamp(min=0).long() * drawn
-        inv_z = 1.0 / zs
-        inv_z = inv_z.masked_fill(~torch.isfinite(inv_z), 0.0)  # z = 0: never drawn
-        affine = _affine_functions(xs, ys, inv_z, area, x0, y0)  # (B*F, 12)
-        self.packed = torch.cat([affine, x0.view(-1, 1), y0.view(-1, 1), inv_z], 1)
-        num_faces = xs.shape[0] // batch
-        image = torch.arange(batch, device=xs.device).view(-1, 1).expand(
+        self.box_w = (x1 - self.x0 + 1).clamp(min=0).long() * drawn
+        self.box_h = (y1 - self.y0 + 1).clamp(min=0).long() * drawn
+        self.inv_z = [(1.0 / z).masked_fill(z == 0, 0.0) for z in zs]  # z = 0: never drawn
+        self.affine = _affine_functions(xs, ys, self.inv_z, area, self.x0, self.y0)
+        corner = torch.stack([self.x0, self.y0], 1)  # (B*F, 2)
+        self.per_face = torch.cat([self.affine, corner], 1)
+        self.depth_plane = torch.cat([self.affine[:, 9:12], corner], 1)
+        num_faces = area.shape[0] // batch
+        image = torch.arange(batch, device=area.device).view(-1, 1).expand(
             batch, num_faces).reshape(-1)
-        self.origin_pixel = (image * R + y0.long()) * R + x0.long()
-        self.face_key = torch.arange(xs.shape[0], device=xs.device) + back.long() * 2 ** 31
+        origin_pixel = (image * R + self.y0.long()) * R + self.x0.long()
+        face_key = torch.arange(area.shape[0], device=area.device) + back.long() * 2 ** 31
+        self.pixel_and_key = torch.stack([origin_pixel, face_key], 1)  # (B*F, 2) int64
 
     def window_groups(self):
         """Yield (face ids, (wy, wx)) so each face is tested over a window >= its box.
@@ -307,17 +313,22 @@ class _FaceTable(object):
         face_ids = nonzero_indices((self.box_w > 0) & (self.box_h > 0))  # drawn faces
         bucket = size_index.index_select(0, self.box_h.index_select(0, face_ids)) * count + \
             size_index.index_select(0, self.box_w.index_select(0, face_ids))
-        bucket, order = torch.sort(bucket)
-        face_ids = face_ids.index_select(0, order)  # grouped by bucket
-        start = 0
         for b, n in enumerate(torch.bincount(bucket).tolist()):
             if n == 0:
                 continue
             wy, wx = min(_WINDOW_SIZES[b // count], R), min(_WINDOW_SIZES[b % count], R)
+            ids = face_ids.index_select(0, nonzero_indices(bucket == b))
             chunk = max(1, _MAX_CANDIDATES // (wy * wx))
-            for first in range(start, start + n, chunk):
-                yield face_ids[first:min(first + chunk, start + n)], (wy, wx)
-            start += n
+            for first in range(0, n, chunk):
+                yield ids[first:first + chunk], (wy, wx)
+
+
+def _min3(values):
+    return torch.min(torch.min(values[0], values[1]), values[2])
+
+
+def _max3(values):
+    return torch.max(torch.max(values[0], values[1]), values[2])
 
 
 def _affine_functions(xs, ys, inv_z, area, x0, y0):
@@ -326,30 +337,23 @@ def _affine_functions(xs, ys, inv_z, area, x0, y0):
     Per function (w0, w1, w2, 1/depth): value at (x0, y0), d/dx, d/dy. Degenerate faces
     (area 0) get finite junk; they are never drawn.
     """
-    area = torch.where(area == 0, torch.ones_like(area), area).view(-1, 1)
-    step_x = (ys.roll(-1, 1) - ys.roll(-2, 1)) / area  # (B*F, 3): y_{k+1} - y_{k+2}
-    step_y = (xs.roll(-2, 1) - xs.roll(-1, 1)) / area
-    ox = (x0 - xs[:, 0]).view(-1, 1)  # from corner 0, where (w0, w1, w2) = (1, 0, 0)
-    oy = (y0 - ys[:, 0]).view(-1, 1)
-    weights = step_x * ox + step_y * oy  # (B*F, 3)
-    weights[:, 0] += 1.0
-    barycentric = torch.stack([weights, step_x, step_y], 2)  # (B*F, 3, 3)
-    inv_depth = torch.matmul(barycentric.transpose(1, 2), inv_z.unsqueeze(2))
-    return torch.cat([barycentric.view(-1, 9), inv_depth.view(-1, 3)], 1)
+    inv_area = 1.0 / area.masked_fill(area == 0, 1.0)
+    ox, oy = x0 - xs[0], y0 - ys[0]  # from corner 0, where (w0, w1, w2) = (1, 0, 0)
+    columns = []
+    for k, (a, b) in enumerate(_OPPOSITE_EDGES):
+        step_x = (ys[a] - ys[b]) * inv_area
+        step_y = (xs[b] - xs[a]) * inv_area
+        value = step_x * ox + step_y * oy + (1.0 if k == 0 else 0.0)
+        columns += [value, step_x, step_y]
+    for j in range(3):  # 1/depth = sum_k w_k / z_k, for the value and both steps
+        columns.append(columns[j] * inv_z[0] + columns[3 + j] * inv_z[1] +
+                       columns[6 + j] * inv_z[2])
+    return torch.stack(columns, 1)
 
 
 def _bucket(extent, sizes):
     """Index of the smallest window size >= extent, per face."""
     return (extent.view(-1, 1) > sizes.view(1, -1)).long().sum(1)
-
-
-def _signed_area(px, py):
-    """Twice the signed area of triangles (M, 3) in raster coords (y down): (M,)."""
-    return (px[:, 1] - px[:, 0]) * (py[:, 2] - py[:, 0]) - \
-        (py[:, 1] - py[:, 0]) * (px[:, 2] - px[:, 0])
-
-
-_OPPOSITE_EDGES = ((1, 2), (2, 0), (0, 1))  # w_k is the sub-triangle opposite corner k
 
 
 class NMRDepthRenderer(object):
