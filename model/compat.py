@@ -11,8 +11,8 @@ import os
 import torch
 import torch.nn.functional as F
 
-__all__ = ["scatter_min_int64", "grid_sample", "load_checkpoint", "set_deterministic", "set_tf32",
-           "tf32_flags", "cudnn_version"]
+__all__ = ["nonzero_indices", "scatter_min_int64", "grid_sample", "load_checkpoint",
+           "set_deterministic", "set_tf32", "tf32_flags", "cudnn_version"]
 
 
 def nonzero_indices(mask):

@@ -18,11 +18,16 @@ NMR is CUDA-only, so this module offers two backends behind one call,
     [0, 1] and renormalised; a sample is drawn only when near < depth < far, else the
     pixel keeps ``far``;
   * gradient: only through the covering face's interpolated depth, to x, y, z of its
-    three vertices (NMR's backward_depth_map), barycentric clamping treated as identity.
+    three vertices (NMR's backward_depth_map, hand-written in ``_RasterizeDepth``);
+    no gradient from coverage changes or from ``far`` background pixels.
+  Deliberate differences: a sample counts as inside when every barycentric is
+  >= -1e-5 (NMR's exact edge test can drop a sample lying on a shared edge to rounding);
+  the z-buffer compares 1/depth quantised to 1/(near * 2**30), so faces closer than that
+  count as a tie (lower NMR index wins).
+  Vectorised: faces are bucketed by pixel bounding-box size, every pixel of a box-sized
+  window is tested at once, and a scatter-min of packed (depth, face) keys is the z-buffer.
 - ``nmr``: ``neural_renderer.Renderer`` configured exactly like the original.
 """
-import math
-
 import torch
 import torch.nn.functional as F
 
