@@ -46,6 +46,7 @@ _FACE_ID_MASK = 2 ** 31 - 1  # low key bits: global face id (bit 31: reversed fa
 _WINDOW_SIZES = (2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512)
 _MAX_CANDIDATES = 2 ** 22  # per chunk of (face, pixel) pairs, bounds peak memory
 _OPPOSITE_EDGES = ((1, 2), (2, 0), (0, 1))  # w_k is the sub-triangle opposite corner k
+_VALUE, _STEP_X, _STEP_Y, _X0, _Y0 = 0, 4, 8, 12, 13  # _FaceTable.per_face columns
 
 
 class RendererError(ValueError):
@@ -180,26 +181,26 @@ class _RasterizeDepth(torch.autograd.Function):
         dx, dy = col - plane[:, 3], row - plane[:, 4]  # from the face's box corner
         inv_depth = plane[:, 0] + plane[:, 1] * dx + plane[:, 2] * dy
         depth = 1.0 / inv_depth.masked_fill(~covered, 1.0 / far)
-        ctx.save_for_backward(face_verts, face, covered, depth, dx, dy, table.affine,
+        ctx.save_for_backward(face_verts, face, covered, depth, dx, dy, table.per_face,
                               *table.inv_z)
         ctx.num_screen = screen.shape[0]
         return depth
 
     @staticmethod
     def backward(ctx, grad_depth):
-        face_verts, face, covered, depth, dx, dy, affine = ctx.saved_tensors[:7]
+        face_verts, face, covered, depth, dx, dy, per_face = ctx.saved_tensors[:7]
         inv_z = ctx.saved_tensors[7:]  # three (B*F,)
         scale = (grad_depth * depth * depth).masked_fill(~covered, 0.0)  # (B*R*R,)
-        zeros = scale.new_zeros(affine.shape[0])
+        zeros = scale.new_zeros(per_face.shape[0])
         s0, sx, sy = [zeros.clone().index_add_(0, face, m)  # (B*F,) per-face moments
                       for m in (scale, scale * dx, scale * dy)]
         grads = [scale.new_zeros(ctx.num_screen) for _ in range(3)]  # x, y, z
         for k in range(3):  # sum over the face's pixels of g d^2 w_k
-            weight_sum = affine[:, 3 * k] * s0 + affine[:, 3 * k + 1] * sx + \
-                affine[:, 3 * k + 2] * sy
+            weight_sum = per_face[:, _VALUE + k] * s0 + per_face[:, _STEP_X + k] * sx + \
+                per_face[:, _STEP_Y + k] * sy
             corner = face_verts[:, k]
-            grads[0].index_add_(0, corner, weight_sum * affine[:, 10])  # d(1/d)/dx
-            grads[1].index_add_(0, corner, weight_sum * affine[:, 11])  # d(1/d)/dy
+            grads[0].index_add_(0, corner, weight_sum * per_face[:, _STEP_X + 3])  # d(1/d)/dx
+            grads[1].index_add_(0, corner, weight_sum * per_face[:, _STEP_Y + 3])  # d(1/d)/dy
             grads[2].index_add_(0, corner, weight_sum * inv_z[k] * inv_z[k])
         return torch.stack(grads, 1), None, None
 
@@ -237,28 +238,28 @@ def _candidate_keys(table, face_ids, window, settings):
     """
     R, near, far = settings["raster_size"], settings["near"], settings["far"]
     wy, wx = window
-    rows = table.per_face.index_select(0, face_ids)  # (n, 14): affine (12), x0, y0
-    affine = rows[:, :12].view(-1, 4, 3)  # (n, function, value/x-step/y-step)
-    origin, face_key = table.pixel_and_key.index_select(0, face_ids).unbind(1)  # (n,)
+    rows = table.per_face.index_select(0, face_ids).t()  # (14, n) see _FaceTable
+    value = rows[_VALUE:_VALUE + 4].contiguous()  # (4, n): w0, w1, w2, 1/depth
+    step_x, step_y = rows[_STEP_X:_STEP_X + 4], rows[_STEP_Y:_STEP_Y + 4]  # (4, n)
+    origin, face_key = table.pixel_and_key.index_select(0, face_ids).t()  # (n,) each
     # windows at the right/bottom border shift left/up so they stay inside the image
-    shift_x = (rows[:, 12] - (R - wx)).clamp(min=0)  # (n,)
-    shift_y = (rows[:, 13] - (R - wy)).clamp(min=0)
+    shift_x = (rows[_X0] - (R - wx)).clamp(min=0)  # (n,)
+    shift_y = (rows[_Y0] - (R - wy)).clamp(min=0)
     if bool((shift_x + shift_y).max() > 0):
-        affine[:, :, 0] -= affine[:, :, 1] * shift_x.view(-1, 1) + \
-            affine[:, :, 2] * shift_y.view(-1, 1)
+        value -= step_x * shift_x + step_y * shift_y
         origin = origin - (shift_y * R + shift_x).long()
     dy = torch.arange(wy, device=face_ids.device).view(-1, 1).expand(wy, wx).reshape(-1)
     dx = torch.arange(wx, device=face_ids.device).repeat(wy)  # (K,) row-major offsets
-    values = torch.addcmul(
-        torch.addcmul(affine[:, :, :1], affine[:, :, 1:2], dx.to(affine).view(1, 1, -1)),
-        affine[:, :, 2:], dy.to(affine).view(1, 1, -1))  # (n, 4, K): w0, w1, w2, 1/depth
-    inv_depth = values[:, 3]
+    # (K, 4, n): offsets outermost so every op runs over long contiguous rows of faces
+    values = torch.addcmul(torch.addcmul(value, dx.to(value).view(-1, 1, 1), step_x),
+                           dy.to(value).view(-1, 1, 1), step_y)
+    inv_depth = values[:, 3]  # (K, n)
     min_weight = torch.min(torch.min(values[:, 0], values[:, 1]), values[:, 2])
     inside = (min_weight >= -_INSIDE_TOL) & (inv_depth > 1.0 / far) & \
         (inv_depth < 1.0 / near)
     level = ((1.0 / near - inv_depth) * (_DEPTH_LEVELS * near)).long()
-    key = (level * 2 ** 32 + face_key.view(-1, 1)).masked_fill(~inside, _EMPTY_KEY)
-    pixel = origin.view(-1, 1) + (dy * R + dx).view(1, -1)
+    key = (level * 2 ** 32 + face_key.view(1, -1)).masked_fill(~inside, _EMPTY_KEY)
+    pixel = origin.view(1, -1) + (dy * R + dx).view(-1, 1)
     return pixel.view(-1), key.view(-1)
 
 
@@ -266,10 +267,10 @@ class _FaceTable(object):
     """Per face: which ones NMR draws, pixel bounding boxes, and affine screen functions.
 
     Attributes (rows indexed by global face id b*F + f):
-        affine: (B*F, 12): for w0, w1, w2 (barycentrics) and 1/depth, the value at the
-            box corner (x0, y0), then the change per +1 pixel in x and in y. Anchoring at
-            the box corner keeps float32 precise.
-        per_face: (B*F, 14): affine, then x0, y0 (one gather per window group).
+        per_face: (B*F, 14): for w0, w1, w2 (barycentrics) and 1/depth: the values at
+            the box corner (x0, y0) [_VALUE:+4], the changes per +1 pixel in x [_STEP_X:+4]
+            and in y [_STEP_Y:+4]; then x0 [_X0], y0 [_Y0]. Anchoring at the box corner
+            keeps float32 precise; one row per face makes one gather per window group.
         depth_plane: (B*F, 5): 1/depth value, x-step, y-step, then x0, y0.
         x0, y0: (B*F,) float box corner; inv_z: three (B*F,) 1 / corner depth.
         box_w, box_h: (B*F,) int64 pixel columns / rows of the clipped box, 0 when the
@@ -295,10 +296,9 @@ class _FaceTable(object):
         self.box_w = (x1 - self.x0 + 1).clamp(min=0).long() * drawn
         self.box_h = (y1 - self.y0 + 1).clamp(min=0).long() * drawn
         self.inv_z = [(1.0 / z).masked_fill(z == 0, 0.0) for z in zs]  # z = 0: never drawn
-        self.affine = _affine_functions(xs, ys, self.inv_z, area, self.x0, self.y0)
-        corner = torch.stack([self.x0, self.y0], 1)  # (B*F, 2)
-        self.per_face = torch.cat([self.affine, corner], 1)
-        self.depth_plane = torch.cat([self.affine[:, 9:12], corner], 1)
+        value, step_x, step_y = _affine_functions(xs, ys, self.inv_z, area, self.x0, self.y0)
+        self.per_face = torch.stack(value + step_x + step_y + [self.x0, self.y0], 1)
+        self.depth_plane = torch.stack([value[3], step_x[3], step_y[3], self.x0, self.y0], 1)
         num_faces = area.shape[0] // batch
         image = torch.arange(batch, device=area.device).view(-1, 1).expand(
             batch, num_faces).reshape(-1)
@@ -337,23 +337,21 @@ def _max3(values):
 
 
 def _affine_functions(xs, ys, inv_z, area, x0, y0):
-    """Barycentrics and 1/depth of faces as affine functions of (x, y): (B*F, 12).
+    """Barycentrics and 1/depth of faces as affine functions of raster (x, y).
 
-    Per function (w0, w1, w2, 1/depth): value at (x0, y0), d/dx, d/dy. Degenerate faces
-    (area 0) get finite junk; they are never drawn.
+    Returns three lists (value at (x0, y0), d/dx, d/dy), each of four (B*F,) tensors for
+    w0, w1, w2, 1/depth. Degenerate faces (area 0) get finite junk; they are never drawn.
     """
     inv_area = 1.0 / area.masked_fill(area == 0, 1.0)
     ox, oy = x0 - xs[0], y0 - ys[0]  # from corner 0, where (w0, w1, w2) = (1, 0, 0)
-    columns = []
+    value, step_x, step_y = [], [], []
     for k, (a, b) in enumerate(_OPPOSITE_EDGES):
-        step_x = (ys[a] - ys[b]) * inv_area
-        step_y = (xs[b] - xs[a]) * inv_area
-        value = step_x * ox + step_y * oy + (1.0 if k == 0 else 0.0)
-        columns += [value, step_x, step_y]
-    for j in range(3):  # 1/depth = sum_k w_k / z_k, for the value and both steps
-        columns.append(columns[j] * inv_z[0] + columns[3 + j] * inv_z[1] +
-                       columns[6 + j] * inv_z[2])
-    return torch.stack(columns, 1)
+        step_x.append((ys[a] - ys[b]) * inv_area)
+        step_y.append((xs[b] - xs[a]) * inv_area)
+        value.append(step_x[k] * ox + step_y[k] * oy + (1.0 if k == 0 else 0.0))
+    for column in (value, step_x, step_y):  # 1/depth = sum_k w_k / z_k
+        column.append(column[0] * inv_z[0] + column[1] * inv_z[1] + column[2] * inv_z[2])
+    return value, step_x, step_y
 
 
 def _bucket(extent, sizes):
