@@ -191,16 +191,16 @@ class _RasterizeDepth(torch.autograd.Function):
         face_verts, face, covered, depth, dx, dy, per_face = ctx.saved_tensors[:7]
         inv_z = ctx.saved_tensors[7:]  # three (B*F,)
         scale = (grad_depth * depth * depth).masked_fill(~covered, 0.0)  # (B*R*R,)
-        zeros = scale.new_zeros(per_face.shape[0])
+        zeros = scale.new_zeros(per_face.shape[1])
         s0, sx, sy = [zeros.clone().index_add_(0, face, m)  # (B*F,) per-face moments
                       for m in (scale, scale * dx, scale * dy)]
         grads = [scale.new_zeros(ctx.num_screen) for _ in range(3)]  # x, y, z
         for k in range(3):  # sum over the face's pixels of g d^2 w_k
-            weight_sum = per_face[:, _VALUE + k] * s0 + per_face[:, _STEP_X + k] * sx + \
-                per_face[:, _STEP_Y + k] * sy
+            weight_sum = per_face[_VALUE + k] * s0 + per_face[_STEP_X + k] * sx + \
+                per_face[_STEP_Y + k] * sy
             corner = face_verts[:, k]
-            grads[0].index_add_(0, corner, weight_sum * per_face[:, _STEP_X + 3])  # d(1/d)/dx
-            grads[1].index_add_(0, corner, weight_sum * per_face[:, _STEP_Y + 3])  # d(1/d)/dy
+            grads[0].index_add_(0, corner, weight_sum * per_face[_STEP_X + 3])  # d(1/d)/dx
+            grads[1].index_add_(0, corner, weight_sum * per_face[_STEP_Y + 3])  # d(1/d)/dy
             grads[2].index_add_(0, corner, weight_sum * inv_z[k] * inv_z[k])
         return torch.stack(grads, 1), None, None
 
@@ -238,10 +238,10 @@ def _candidate_keys(table, face_ids, window, settings):
     """
     R, near, far = settings["raster_size"], settings["near"], settings["far"]
     wy, wx = window
-    rows = table.per_face.index_select(0, face_ids).t()  # (14, n) see _FaceTable
+    rows = table.per_face.index_select(1, face_ids)  # (14, n) see _FaceTable
     value = rows[_VALUE:_VALUE + 4].contiguous()  # (4, n): w0, w1, w2, 1/depth
     step_x, step_y = rows[_STEP_X:_STEP_X + 4], rows[_STEP_Y:_STEP_Y + 4]  # (4, n)
-    origin, face_key = table.pixel_and_key.index_select(0, face_ids).t()  # (n,) each
+    origin, face_key = table.pixel_and_key.index_select(1, face_ids)  # (n,) each
     # windows at the right/bottom border shift left/up so they stay inside the image
     shift_x = (rows[_X0] - (R - wx)).clamp(min=0)  # (n,)
     shift_y = (rows[_Y0] - (R - wy)).clamp(min=0)
@@ -267,15 +267,16 @@ class _FaceTable(object):
     """Per face: which ones NMR draws, pixel bounding boxes, and affine screen functions.
 
     Attributes (rows indexed by global face id b*F + f):
-        per_face: (B*F, 14): for w0, w1, w2 (barycentrics) and 1/depth: the values at
+        per_face: (14, B*F): for w0, w1, w2 (barycentrics) and 1/depth: the values at
             the box corner (x0, y0) [_VALUE:+4], the changes per +1 pixel in x [_STEP_X:+4]
             and in y [_STEP_Y:+4]; then x0 [_X0], y0 [_Y0]. Anchoring at the box corner
-            keeps float32 precise; one row per face makes one gather per window group.
+            keeps float32 precise. Rows, not columns: stacking and gathering long
+            contiguous rows is several times faster on CPU.
         depth_plane: (B*F, 5): 1/depth value, x-step, y-step, then x0, y0.
         x0, y0: (B*F,) float box corner; inv_z: three (B*F,) 1 / corner depth.
         box_w, box_h: (B*F,) int64 pixel columns / rows of the clipped box, 0 when the
             face is not drawn.
-        pixel_and_key: (B*F, 2) int64: flat raster index of the box corner; low z-buffer
+        pixel_and_key: (2, B*F) int64: flat raster index of the box corner; low z-buffer
             key bits = global face id, + 2**31 if NMR draws the face reversed.
     """
 
@@ -297,14 +298,14 @@ class _FaceTable(object):
         self.box_h = (y1 - self.y0 + 1).clamp(min=0).long() * drawn
         self.inv_z = [(1.0 / z).masked_fill(z == 0, 0.0) for z in zs]  # z = 0: never drawn
         value, step_x, step_y = _affine_functions(xs, ys, self.inv_z, area, self.x0, self.y0)
-        self.per_face = torch.stack(value + step_x + step_y + [self.x0, self.y0], 1)
+        self.per_face = torch.stack(value + step_x + step_y + [self.x0, self.y0], 0)
         self.depth_plane = torch.stack([value[3], step_x[3], step_y[3], self.x0, self.y0], 1)
         num_faces = area.shape[0] // batch
         image = torch.arange(batch, device=area.device).view(-1, 1).expand(
             batch, num_faces).reshape(-1)
         origin_pixel = (image * R + self.y0.long()) * R + self.x0.long()
         face_key = torch.arange(area.shape[0], device=area.device) + back.long() * 2 ** 31
-        self.pixel_and_key = torch.stack([origin_pixel, face_key], 1)  # (B*F, 2) int64
+        self.pixel_and_key = torch.stack([origin_pixel, face_key], 0)  # (2, B*F) int64
 
     def window_groups(self):
         """Yield (face ids, (wy, wx)) so each face is tested over a window >= its box.
