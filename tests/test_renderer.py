@@ -107,6 +107,22 @@ def test_near_and_far_clipping_leave_far():
         assert (out == FAR).all()
 
 
+def test_large_triangles_reaching_past_the_image(monkeypatch):
+    size, K = 16, intrinsics(16)
+    corners = torch.tensor([[-8.0, -6.0], [-8.0, 25.0], [23.0, -6.0], [23.0, 25.0]],
+                           dtype=torch.float64)  # pixel (u, v) of a quad beyond the image
+    rays = torch.cat([corners, torch.ones(4, 1, dtype=torch.float64)], 1) @ \
+        torch.inverse(K).t()
+    vertices = (rays * 2.0).unsqueeze(0)  # fronto-parallel at depth 2
+    faces = torch.tensor([[0, 1, 2], [2, 1, 3]])
+    renderer = make_renderer("torch", size, K)
+    out = renderer.render_depth(vertices, faces)
+    assert torch.allclose(out, torch.full_like(out, 2.0), atol=1e-12)
+    import model.renderer as renderer_module
+    monkeypatch.setattr(renderer_module, "_MAX_CANDIDATES", 50)  # many small chunks
+    assert torch.equal(renderer.render_depth(vertices, faces), out)
+
+
 @pytest.mark.parametrize("near_first", [True, False])
 def test_nearer_of_two_overlapping_surfaces_wins(near_first):
     size, K = 16, intrinsics(16)
