@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Set up a fresh machine: a virtualenv in .venv with CPU PyTorch and `repro`.
+#
+# torch is pinned to 2.13.0 (the CPU wheel this project's machines serve locally);
+# an unpinned torch would pull multi-GB CUDA wheels. Override with TORCH_SPEC.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+python3 -m venv .venv
+.venv/bin/pip install -q --upgrade pip
+.venv/bin/pip install -q "${TORCH_SPEC:-torch==2.13.0}"
+.venv/bin/pip install -q -e ".[test,docker]"
+echo "setup: ready: $(.venv/bin/python -c 'import torch; print("torch", torch.__version__)'), $(.venv/bin/repro --help | head -1)"
