@@ -93,13 +93,12 @@ def status(results, as_json):
 @click.option("--reports", type=click.Path(path_type=Path), default=Path("reports"), show_default=True)
 def report(results, reports):
     """Regenerate reports/ (Table 3, Fig. 7, Fig. 8, index.html) from results/ alone."""
-    try:
-        from harness.report import build_report
-    except ImportError as e:
-        logging.getLogger("repro").error("the report module is not installed (%s)", e)
+    from harness.report import build_report
+    if not Path(results).is_dir():
+        logging.getLogger("repro").error("no results folder %s: run `repro run` first", results)
         sys.exit(ExitCode.CONFIG_ERROR)
-    code = build_report(results, reports)
-    sys.exit(int(code) if isinstance(code, int) and not isinstance(code, bool) else ExitCode.OK)
+    click.echo(str(build_report(results, reports)))
+    sys.exit(ExitCode.OK)
 
 
 def _add_images_group() -> None:
