@@ -105,6 +105,7 @@ def author_cfgs(cfg, data_dir, out_dir, device):
         "xyz_rotation_range": cfg["xyz_rotation_range"], "xy_translation_range": cfg["xy_translation_range"],
         "z_translation_range": cfg["z_translation_range"], "use_conf_map": cfg["use_conf_map"],
         "lam_perc": cfg["lam_perc"] if cfg["perceptual"] == "on" else 0.0, "lam_flip": cfg["lam_flip"],
+        "lam_depth_sm": cfg["lam_depth_sm"],
         "lr": cfg["lr"],
         # renderer
         "rot_center_depth": cfg["rot_center_depth"], "fov": cfg["fov"], "tex_cube_size": 2,

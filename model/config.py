@@ -63,6 +63,7 @@ DEFAULTS = {
     # losses
     "lam_perc": 1.0,
     "lam_flip": 0.5,
+    "lam_depth_sm": 0.0,         # the original's depth smoothness term (0 for faces, used for synthetic cars)
     "perceptual": "auto",        # 'auto' (on iff vgg_weights given) | 'on' | 'off'
     "vgg_weights": None,         # path to torchvision's vgg16 state dict (ImageNet); cannot be downloaded here
     # optimisation
@@ -108,7 +109,7 @@ _CHOICES = {
 _POSITIVE = ("batch_size", "num_epochs", "lr", "log_every", "checkpoint_every", "image_size",
              "nf", "zdim", "conf_nf", "conf_zdim", "enc_nf", "fov", "renderer_near", "renderer_far",
              "builtin_num_train", "builtin_num_test", "num_sample_images")
-_NON_NEGATIVE = ("clip_threshold", "weight_decay", "threads", "num_workers", "lam_perc", "lam_flip",
+_NON_NEGATIVE = ("clip_threshold", "weight_decay", "threads", "num_workers", "lam_perc", "lam_flip", "lam_depth_sm",
                  "builtin_num_val", "builtin_max_yaw", "xyz_rotation_range", "xy_translation_range",
                  "z_translation_range", "seed", "builtin_seed")
 

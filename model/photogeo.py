@@ -88,11 +88,11 @@ class PhotoGeoAutoencoder(nn.Module):
         raw = self.nets["netD"](images).squeeze(1)  # (B, H, W)
         b, h, w = raw.shape
         depth = (raw - raw.view(b, -1).mean(1).view(b, 1, 1)).tanh()
-        depth = _rescale(depth, cfg["min_depth"], cfg["max_depth"])
+        depth = unclamped = _rescale(depth, cfg["min_depth"], cfg["max_depth"])
         border = torch.ones(1, h, w, dtype=depth.dtype, device=depth.device)
         border[:, :, 2:w - 2] = 0  # the two outermost columns on each side
         depth = depth * (1 - border) + border * cfg["border_depth"]
-        return raw, torch.cat([depth, depth.flip(2)], 0)  # (2B, H, W): as is, mirrored
+        return raw, unclamped, torch.cat([depth, depth.flip(2)], 0)  # (2B, H, W): as is, mirrored
 
     def _light(self, images):
         cfg = self.cfg
@@ -122,7 +122,7 @@ class PhotoGeoAutoencoder(nn.Module):
         x = images * 2 - 1
         b = x.shape[0]
         out.input_im = x
-        out.canon_depth_raw, out.canon_depth = self._canonical_depth(x)
+        out.canon_depth_raw, out.canon_depth_unclamped, out.canon_depth = self._canonical_depth(x)
         albedo = self.nets["netA"](x)
         out.canon_albedo = torch.cat([albedo, albedo.flip(3)], 0)
         conf = self._confidence(x)
@@ -140,6 +140,12 @@ class PhotoGeoAutoencoder(nn.Module):
         out.losses = self._losses(out, b)
         return out
 
+    def _depth_smoothness(self, depth):
+        """Mean |neighbour difference| of canonical depth in units of the depth range."""
+        scale = self.cfg["max_depth"] - self.cfg["min_depth"]
+        return ((depth[:, :-1, :] - depth[:, 1:, :]) / scale).abs().mean() + \
+            ((depth[:, :, :-1] - depth[:, :, 1:]) / scale).abs().mean()
+
     def _losses(self, out, b):
         cfg = self.cfg
         x, recon, mask = out.input_im, out.recon_im, out.recon_mask
@@ -152,6 +158,9 @@ class PhotoGeoAutoencoder(nn.Module):
             losses["perc"] = self.perceptual(recon[:b], x, mask[:b], out.conf_perc)
             losses["perc_flip"] = self.perceptual(recon[b:], x, mask[b:], out.conf_perc_flip)
             total = total + cfg["lam_perc"] * (losses["perc"] + cfg["lam_flip"] * losses["perc_flip"])
+        if cfg["lam_depth_sm"]:
+            losses["depth_sm"] = self._depth_smoothness(out.canon_depth_unclamped)
+            total = total + cfg["lam_depth_sm"] * losses["depth_sm"]
         losses["total"] = total
         return losses
 
