@@ -14,9 +14,9 @@ NMR is CUDA-only, so this module offers two backends behind one call,
     and are averaged in too);
   * fill_back: both windings are drawn; a face tie at equal depth goes to the lower face
     index of NMR's list [faces, reversed faces];
-  * depth = perspective-correct interpolation 1 / sum(w_k / z_k), barycentrics clamped to
-    [0, 1] and renormalised; a sample is drawn only when near < depth < far, else the
-    pixel keeps ``far``;
+  * depth = perspective-correct interpolation 1 / sum(w_k / z_k) of the nearest face;
+    a sample is drawn only when near < depth < far, else the pixel keeps ``far``
+    (NMR also clamps w_k to [0, 1] and renormalises, a no-op for samples inside a face);
   * gradient: only through the covering face's interpolated depth, to x, y, z of its
     three vertices (NMR's backward_depth_map, hand-written in ``_RasterizeDepth``);
     no gradient from coverage changes or from ``far`` background pixels.
