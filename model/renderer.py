@@ -97,7 +97,7 @@ def _batched_faces(faces, batch_size):
         faces = faces.unsqueeze(0).expand(batch_size, -1, -1)
     assert faces.dim() == 3 and faces.shape[0] == batch_size and faces.shape[2] == 3, \
         "faces must be (F,3) or (B,F,3), got {}".format(tuple(faces.shape))
-    return faces.long()
+    return faces.to(torch.int64)
 
 
 class TorchDepthRenderer(object):
@@ -247,7 +247,7 @@ def _candidate_keys(table, face_ids, window, settings):
     shift_y = (rows[_Y0] - (R - wy)).clamp(min=0)
     if bool((shift_x + shift_y).max() > 0):
         value -= step_x * shift_x + step_y * shift_y
-        origin = origin - (shift_y * R + shift_x).long()
+        origin = origin - (shift_y * R + shift_x).to(torch.int64)
     dy = torch.arange(wy, device=face_ids.device).view(-1, 1).expand(wy, wx).reshape(-1)
     dx = torch.arange(wx, device=face_ids.device).repeat(wy)  # (K,) row-major offsets
     # (K, 4, n): offsets outermost so every op runs over long contiguous rows of faces
@@ -257,7 +257,7 @@ def _candidate_keys(table, face_ids, window, settings):
     min_weight = torch.min(torch.min(values[:, 0], values[:, 1]), values[:, 2])
     inside = (min_weight >= -_INSIDE_TOL) & (inv_depth > 1.0 / far) & \
         (inv_depth < 1.0 / near)
-    level = ((1.0 / near - inv_depth) * (_DEPTH_LEVELS * near)).long()
+    level = ((1.0 / near - inv_depth) * (_DEPTH_LEVELS * near)).to(torch.int64)
     key = (level * 2 ** 32 + face_key.view(1, -1)).masked_fill(~inside, _EMPTY_KEY)
     pixel = origin.view(1, -1) + (dy * R + dx).view(-1, 1)
     return pixel.view(-1), key.view(-1)
@@ -293,9 +293,9 @@ class _FaceTable(object):
         # NMR draws a face when its y-up signed area is >= 0, i.e. ours (y down) <= 0;
         # fill_back appends the reversed faces, so the other winding comes after all F.
         back = area > 0
-        drawn = ((area != 0) & torch.isfinite(area) & (fill_back | ~back)).long()
-        self.box_w = (x1 - self.x0 + 1).clamp(min=0).long() * drawn
-        self.box_h = (y1 - self.y0 + 1).clamp(min=0).long() * drawn
+        drawn = ((area != 0) & torch.isfinite(area) & (fill_back | ~back)).to(torch.int64)
+        self.box_w = (x1 - self.x0 + 1).clamp(min=0).to(torch.int64) * drawn
+        self.box_h = (y1 - self.y0 + 1).clamp(min=0).to(torch.int64) * drawn
         self.inv_z = [(1.0 / z).masked_fill(z == 0, 0.0) for z in zs]  # z = 0: never drawn
         value, step_x, step_y = _affine_functions(xs, ys, self.inv_z, area, self.x0, self.y0)
         self.per_face = torch.stack(value + step_x + step_y + [self.x0, self.y0], 0)
@@ -303,8 +303,8 @@ class _FaceTable(object):
         num_faces = area.shape[0] // batch
         image = torch.arange(batch, device=area.device).view(-1, 1).expand(
             batch, num_faces).reshape(-1)
-        origin_pixel = (image * R + self.y0.long()) * R + self.x0.long()
-        face_key = torch.arange(area.shape[0], device=area.device) + back.long() * 2 ** 31
+        origin_pixel = (image * R + self.y0.to(torch.int64)) * R + self.x0.to(torch.int64)
+        face_key = torch.arange(area.shape[0], device=area.device) + back.to(torch.int64) * 2 ** 31
         self.pixel_and_key = torch.stack([origin_pixel, face_key], 0)  # (2, B*F) int64
 
     def window_groups(self):
@@ -357,7 +357,7 @@ def _affine_functions(xs, ys, inv_z, area, x0, y0):
 
 def _bucket(extent, sizes):
     """Index of the smallest window size >= extent, per face."""
-    return (extent.view(-1, 1) > sizes.view(1, -1)).long().sum(1)
+    return (extent.view(-1, 1) > sizes.view(1, -1)).to(torch.int64).sum(1)
 
 
 class NMRDepthRenderer(object):
