@@ -135,7 +135,10 @@ def _make_cell(study: Study, combo: Dict[str, Any], varying: set) -> Cell:
     stack = combo["stack"]
     user = dict(study.config)
     user.update({k: v for k, v in combo.items() if k != "stack" and v is not None})
-    user.update(stack.overrides)  # the stack has the last word (e.g. its preset)
+    user.update(stack.overrides)  # the stack's own settings (e.g. its preset)
+    for override in study.overrides:  # then rules that pick cells across axes
+        if _matches(combo, override.when.given()):
+            user.update(override.config)
     try:
         config = resolve(user)
     except ConfigError as e:
@@ -162,6 +165,9 @@ def _where_key(study: Study, stack: Stack, message: str) -> str:
     """file:line where the trainer key named in `message` is set (overrides, config, axes)."""
     key = message.split(":", 1)[0].strip()
     index = [s.name for s in study.axes.stack].index(stack.name)
+    for i, override in reversed(list(enumerate(study.overrides))):
+        if key in override.config:
+            return study.where("overrides", i, "config", key)
     if key in stack.overrides:
         return study.where("axes", "stack", index, "overrides", key)
     if key in study.config:

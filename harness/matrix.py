@@ -16,7 +16,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from harness.yamlmarks import Marks, YamlSyntaxError, line_of, load_with_marks
 from model.config import DEFAULTS, PRESETS
 
-__all__ = ["MatrixError", "Stack", "Axes", "Rule", "Study", "load_study", "AXES", "PATH_KEYS"]
+__all__ = ["MatrixError", "Stack", "Axes", "Rule", "Override", "Study", "load_study", "AXES", "PATH_KEYS"]
 
 # the axes a study may sweep, in the order cell names and tables show them
 AXES = ("stack", "impl", "clip", "clip_threshold", "seed", "dataset", "preset")
@@ -101,6 +101,13 @@ class Rule(BaseModel):
         return {k: v for k, v in self.model_dump().items() if v is not None}
 
 
+class Override(BaseModel):
+    """Trainer keys for the cells a rule matches (e.g. a shorter run for impl=author on CPU)."""
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    when: Rule                         # axis -> value(s); all must match
+    config: Dict[str, Any]             # trainer keys; win over config, axes and stack overrides
+
+
 class Study(BaseModel):
     """A whole matrix.yml."""
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -110,6 +117,7 @@ class Study(BaseModel):
     config: Dict[str, Any] = {}        # trainer keys for every cell (below axes and overrides)
     exclude: List[Rule] = []           # drop cells matching any rule
     include: List[Rule] = []           # add cells: rule keys fixed, other axes swept
+    overrides: List[Override] = []     # applied last, in order, to the cells they match
     _source: Path = pydantic.PrivateAttr(default=Path("matrix.yml"))
     _marks: Marks = pydantic.PrivateAttr(default_factory=dict)
 
@@ -227,6 +235,7 @@ def _check_trainer_keys(study: Study):
     known = ", ".join(sorted(DEFAULTS))
     places = [(("config",), study.config)]
     places += [(("axes", "stack", i, "overrides"), s.overrides) for i, s in enumerate(study.axes.stack)]
+    places += [(("overrides", i, "config"), o.config) for i, o in enumerate(study.overrides)]
     for where, mapping in places:
         for key in mapping:
             if key not in DEFAULTS:
@@ -242,6 +251,11 @@ def _check_rule_stacks(study: Study):
                 if name not in names:
                     yield "%s: %s[%d].stack: %r is not a stack of this study; allowed: %s" % (
                         study.where(kind, i, "stack", j), kind, i, name, ", ".join(names))
+    for i, override in enumerate(study.overrides):
+        for j, name in enumerate(override.when.stack or []):
+            if name not in names:
+                yield "%s: overrides[%d].when.stack: %r is not a stack of this study; allowed: %s" % (
+                    study.where("overrides", i, "when", "stack", j), i, name, ", ".join(names))
     seen = set()
     for i, s in enumerate(study.axes.stack):
         if s.name in seen:
@@ -253,7 +267,8 @@ def _check_rule_stacks(study: Study):
 def _absolutize_paths(study: Study) -> None:
     # relative data paths mean "next to the matrix file", whatever the cwd is
     base = study.source.resolve().parent
-    for mapping in [study.config] + [s.overrides for s in study.axes.stack]:
+    mappings = [study.config] + [s.overrides for s in study.axes.stack] + [o.config for o in study.overrides]
+    for mapping in mappings:
         for key in PATH_KEYS:
             value = mapping.get(key)
             if isinstance(value, str) and not os.path.isabs(value):

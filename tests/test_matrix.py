@@ -233,3 +233,29 @@ def test_second_lock_refuses_naming_holder(tmp_path):
             ResultsLock(tmp_path).__enter__()
     with ResultsLock(tmp_path):  # released: free again
         pass
+
+
+# --- cross-axis overrides -----------------------------------------------------------------
+
+OVERRIDDEN = CPU.replace("  preset: [tiny]\n", "  preset: [tiny]\n  impl: [ours, author]\n") + """\
+overrides:
+  - when: {impl: author, clip: norm}
+    config: {num_epochs: 2}
+"""
+
+
+def test_override_applies_only_to_matching_cells(tmp_path):
+    cells = expand(load_study(write(tmp_path, OVERRIDDEN)))
+    epochs = {(c.axis["impl"], c.axis["clip"]): c.config["num_epochs"] for c in cells}
+    assert epochs == {("ours", "none"): 1, ("ours", "norm"): 1, ("author", "none"): 1, ("author", "norm"): 2}
+
+
+def test_override_with_an_unknown_trainer_key_names_its_line(tmp_path):
+    msg = error_of(tmp_path, OVERRIDDEN.replace("num_epochs: 2", "num_epoch: 2"))
+    assert msg.startswith("%s:12: overrides[0].config.num_epoch: unknown trainer key" % (tmp_path / "m.yml"))
+
+
+def test_override_with_a_bad_value_names_its_line(tmp_path):
+    with pytest.raises(CellConfigError) as e:
+        expand(load_study(write(tmp_path, OVERRIDDEN.replace("num_epochs: 2", "clip_threshold: -1"))))
+    assert "%s:12" % (tmp_path / "m.yml") in str(e.value) and "clip_threshold" in str(e.value)
