@@ -24,7 +24,7 @@ from .metrics import depth_to_image
 
 __all__ = ["ensure_builtin", "generate_split", "builtin_key"]
 
-GENERATOR_VERSION = 1  # bump when the faces change: it is part of the cache key
+GENERATOR_VERSION = 2  # bump when the faces change: it is part of the cache key
 _PARAM_KEYS = ("builtin_seed", "builtin_num_train", "builtin_num_val", "builtin_num_test",
                "builtin_max_yaw", "image_size", "min_depth", "max_depth", "fov",
                "rot_center_depth", "border_depth")
@@ -78,7 +78,7 @@ def _albedo(gen, n, x, y, face, eyes):
     """Symmetric albedo in [-1, 1], (N, 3, H, W): skin, eyes, brows, lips, blotches."""
     skin = torch.stack([_uniform(gen, n, 0.55, 0.9), _uniform(gen, n, 0.4, 0.7),
                         _uniform(gen, n, 0.3, 0.6)], 1).view(n, 3, 1, 1)
-    background = torch.rand(n, 3, 1, 1, generator=gen) * 0.6 + 0.2
+    background = torch.zeros(n, 3, 1, 1)  # black, as pixels the mesh leaves uncovered
     eyes_x, eyes_y = eyes
     zeros = torch.zeros(n)
     dark = (_mirrored(_blob(x, y, eyes_x, eyes_y, eyes_x * 0 + 0.06, eyes_x * 0 + 0.04)) * 2
