@@ -82,3 +82,27 @@ def save_samples(cfg, model, loader, device, path):
         ("reconstruction", out.recon_im[:n] / 2 + 0.5),
     ]
     save_decomposition_grid(path, OrderedDict((k, v.detach().cpu().clamp(0, 1)) for k, v in rows))
+
+
+def _evaluate_checkpoint(run_dir):
+    """Score a run folder's last checkpoint (e.g. of a run stopped early) into eval.json."""
+    import json
+    from . import compat
+    from .config import resolve
+    from .train import CHECKPOINT, _data_dir, _device, build_model
+    from .data import make_loaders
+    with open(os.path.join(run_dir, "config.json")) as f:
+        cfg = resolve(dict((k, v) for k, v in json.load(f).items() if k != "border_depth"))
+    device = _device(cfg)
+    model, _ = build_model(cfg, device)
+    model.nets.load_state_dict(compat.load_checkpoint(os.path.join(run_dir, CHECKPOINT))["model"])
+    loader = make_loaders(cfg, _data_dir(cfg, run_dir, print), splits=("test",))["test"]
+    scores = evaluate(cfg, model, loader, device)
+    scores.write(run_dir)
+    save_samples(cfg, model, loader, device, os.path.join(run_dir, "samples", "test.png"))
+    return scores.summary
+
+
+if __name__ == "__main__":
+    import sys
+    print(_evaluate_checkpoint(sys.argv[1]))
