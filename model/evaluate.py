@@ -18,7 +18,11 @@ class Scores(object):
 
     def __init__(self, side_scores, mad_scores, flat_side, flat_mad):
         self.side, self.mad = side_scores, mad_scores
-        self.summary = summarize(side_scores, mad_scores)
+        # An image whose predicted view leaves no valid pixel after erosion scores NaN
+        # (as in the original); it is counted apart instead of making the mean NaN.
+        scored = torch.isfinite(side_scores) & torch.isfinite(mad_scores)
+        self.summary = summarize(side_scores[scored], mad_scores[scored])
+        self.summary["n_unscored"] = int((~scored).sum())
         flat = summarize(flat_side, flat_mad)
         self.summary.update(dict(("flat_" + k, v) for k, v in flat.items() if k != "n_images"))
 

@@ -1,6 +1,8 @@
 """Built-in data: deterministic, synface layout, and scored ~0 against its own ground truth."""
 import hashlib
 
+import pytest
+
 import torch
 
 from model.builtin_data import _render_batch, ensure_builtin, _face_heights, _albedo, _lights_and_views
@@ -52,3 +54,12 @@ def test_ground_truth_factors_score_near_zero():
     side, mad, flat_side, flat_mad = score_batch(cfg, out, depth_image.unsqueeze(1).repeat(1, 3, 1, 1), camera)
     assert (side < 0.002).all() and (mad < 8).all(), (side, mad)
     assert (flat_side > 5 * side).all() and (flat_mad > 3 * mad).all()
+
+
+def test_images_without_valid_pixels_are_counted_apart_not_averaged():
+    from model.evaluate import Scores
+    nan = float("nan")
+    scores = Scores(torch.tensor([0.01, nan, 0.03]), torch.tensor([10.0, nan, 30.0]),
+                    torch.tensor([0.02, 0.02, 0.02]), torch.tensor([40.0, 40.0, 40.0]))
+    assert scores.summary["side_mean"] == pytest.approx(0.02) and scores.summary["mad_mean"] == pytest.approx(20.0)
+    assert scores.summary["n_images"] == 2 and scores.summary["n_unscored"] == 1

@@ -175,7 +175,8 @@ def test_tiny_cell_end_to_end_writes_contract_as_invoking_user(cpu_image, client
 
 
 def test_timeout_kills_container_and_fails_cell(cpu_image, client, executor, tmp_path):
-    cell, run_dir = make_cell(tmp_path)
+    # 50 epochs of the tiny preset: far longer than the 4 s limit on any machine
+    cell, run_dir = make_cell(tmp_path, config="{num_epochs: 50}")
     sub, state, reason = run_to_end(executor(timeout_s=4), cell, run_dir, limit=60)
     assert (state, reason) == ("failed", "timeout after 4s")
     assert not containers_of(client, cell.cell_id)
