@@ -45,13 +45,14 @@ import io
 import json
 import os
 import re
-import tempfile
 from datetime import datetime
 from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
+
+from harness.fsutil import atomic_write
 
 __all__ = [
     "AXES", "COLUMNS", "ENV_FIELDS", "SPIKE_FACTOR", "SPIKE_WINDOW", "SPIKE_MIN_HISTORY",
@@ -531,24 +532,6 @@ def _parquet_safe(df: pd.DataFrame) -> pd.DataFrame:
         if len(kinds) > 1:
             df[col] = df[col].map(lambda v: None if v is None or v != v else str(v))
     return df
-
-
-def atomic_write(path: str | os.PathLike, data: bytes | str) -> Path:
-    """Write data to path through a temp file in the same folder, fsync, rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data.encode() if isinstance(data, str) else data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
 
 
 def write_table(df: pd.DataFrame, results_dir: str | os.PathLike) -> list[Path]:

@@ -5,16 +5,17 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_write_text", "atomic_write_json", "read_json"]
+__all__ = ["atomic_write", "atomic_write_text", "atomic_write_json", "read_json"]
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write `text` to `path` via temp file + fsync + os.replace (+ fsync of the folder)."""
+def atomic_write(path, data) -> Path:
+    """Write bytes or text to `path` via temp file + fsync + os.replace (+ fsync of the folder)."""
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix="." + path.name + ".", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data.encode() if isinstance(data, str) else data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -24,6 +25,12 @@ def atomic_write_text(path: Path, text: str) -> None:
             os.unlink(tmp)
         raise
     _fsync_dir(path.parent)
+    return path
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Atomically write `text` (see atomic_write)."""
+    atomic_write(path, text)
 
 
 def atomic_write_json(path: Path, data: Any) -> None:
