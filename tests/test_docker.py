@@ -293,6 +293,14 @@ def _unpinned_pip_specs(run):
     return bad
 
 
+@pytest.mark.parametrize("stack", ["cuda9.2", "cuda10.0", "cuda11.3"])
+def test_cuda_images_fetch_and_verify_the_pinned_author_commit(stack):
+    text = (ROOT / "docker" / stack / "Dockerfile").read_text()
+    assert "ARG UNSUP3D_COMMIT=dc961410d61684561f19525c2f7e9ee6f4dacb91" in text
+    assert 'test "$(git rev-parse HEAD)" = "${UNSUP3D_COMMIT}"' in text
+    assert "ENV REPRO_AUTHOR_CODE_DIR=/opt/unsup3d" in text
+
+
 @pytest.mark.parametrize("stack", ["cpu", "cuda9.2", "cuda10.0", "cuda11.3"])
 def test_dockerfile_lint_pins_and_labels(stack):
     instr = _instructions(ROOT / "docker" / stack / "Dockerfile")
