@@ -66,6 +66,7 @@ def write_run(results, cell_id, *, stack="cpu", impl="ours", clip="none", seed=0
     if eval_json is True and state == "done":
         (run / "eval.json").write_text(json.dumps({
             "side_mean": side, "side_std": side / 5, "mad_mean": mad, "mad_std": mad / 10,
+            "flat_side_mean": 0.02, "flat_mad_mean": 45.0,
             "n_images": 8, "scores_file": "eval_scores.csv"}))
     elif isinstance(eval_json, str):
         (run / "eval.json").write_text(eval_json)

@@ -45,6 +45,7 @@ def test_table3_mean_std_over_seeds_and_seed_values_beside(study):
     assert cpu.side == pytest.approx(1.2) and cpu.side_std == pytest.approx(0.2)  # x100, ddof=1
     assert cpu.mad == pytest.approx(16.0) and cpu.mad_std == pytest.approx(1.0)
     assert cpu.perceptual_off and cpu.note == ""
+    assert cpu.flat_side == pytest.approx(2.0) and cpu.flat_mad == pytest.approx(45.0)
     cuda113 = _row(table, "CUDA 11.3", "ours")
     assert cuda113.seed_side == 4.4603 and cuda113.seed_mad_std == 3.81
     assert cuda113.note == "skipped: needs a GPU (x3)" and not cuda113.perceptual_off

@@ -98,8 +98,11 @@ def _aggregate(cells: pd.DataFrame) -> dict:
     note = _why(others) if len(others) else ""
     if len(ok) and note:
         note = f"{len(per_seed)} of {cells['seed'].map(str).nunique()} seeds; " + note
+    # a model that has learned nothing predicts one depth: the floor any row must beat
+    flat_side = float(ok["flat_side_mean"].mean() * 100) if "flat_side_mean" in ok else math.nan
+    flat_mad = float(ok["flat_mad_mean"].mean()) if "flat_mad_mean" in ok else math.nan
     return {"n_seeds": len(per_seed), "n_cells": len(cells), "side": side, "side_std": side_std,
-            "mad": mad, "mad_std": mad_std, "note": note,
+            "mad": mad, "mad_std": mad_std, "note": note, "flat_side": flat_side, "flat_mad": flat_mad,
             "perceptual_off": _perceptual_off(cells)}
 
 
@@ -112,7 +115,7 @@ def _perceptual_off(cells: pd.DataFrame) -> bool:
 def _empty_row(label: str, impl: str) -> dict:
     return {"row": label, "impl": impl, "variant": "", "n_seeds": 0, "n_cells": 0,
             "side": math.nan, "side_std": math.nan, "mad": math.nan, "mad_std": math.nan,
-            "note": "not run", "perceptual_off": False}
+            "flat_side": math.nan, "flat_mad": math.nan, "note": "not run", "perceptual_off": False}
 
 
 def table3(df: pd.DataFrame, clip: str = "none") -> pd.DataFrame:
@@ -166,7 +169,7 @@ def format_rows(table: pd.DataFrame, with_seed: bool) -> tuple[list[str], list[l
     """Header and text cells shared by the Markdown, LaTeX and HTML renderings."""
     header = ["Stack", "Impl.", "SIDE (×10⁻²)", "MAD (deg.)", "seeds"]
     header += ["seed report SIDE", "seed report MAD"] if with_seed else []
-    header += ["notes"]
+    header += ["flat depth SIDE / MAD", "notes"]
     rows = []
     for r in table.itertuples():
         impl = _IMPL_NAMES.get(r.impl, r.impl) + (f" {PERCEPTUAL_MARK}" if r.perceptual_off else "")
@@ -174,7 +177,8 @@ def format_rows(table: pd.DataFrame, with_seed: bool) -> tuple[list[str], list[l
         cells = [stack, impl, _pm(r.side, r.side_std, 4), _pm(r.mad, r.mad_std, 2), str(r.n_seeds)]
         if with_seed:
             cells += [_pm(r.seed_side, r.seed_side_std, 4), _pm(r.seed_mad, r.seed_mad_std, 2)]
-        rows.append(cells + [r.note])
+        flat = "-" if math.isnan(r.flat_side) else f"{r.flat_side:.4f} / {r.flat_mad:.2f}"
+        rows.append(cells + [flat, r.note])
     return header, rows
 
 
@@ -189,6 +193,8 @@ FOOTNOTES = (
     "SIDE ×10⁻² and MAD in degrees: mean ± sample std over seeds of each cell's test-set mean; "
     "no ± with one seed.",
     f"{PERCEPTUAL_MARK}: at least one cell trained without the perceptual (VGG) loss.",
+    "Flat depth: SIDE/MAD of one constant depth on the same test images, scored the same way; "
+    "a row that does not beat it has not learned depth.",
     "Seed report values: Table 3 of the seed report (harness/report/seed_table3.csv), trained "
     "without clipping; it does not say whether its ± is over test images or seeds.",
 )
