@@ -1,5 +1,6 @@
 """Test-set evaluation (SIDE, MAD, as the original computes them) and sample grids."""
 import csv
+import io
 import os
 from collections import OrderedDict
 
@@ -7,7 +8,7 @@ import torch
 
 from .geometry import normals_from_depth
 from .metrics import erode, gt_depth_from_image, mad, side, summarize
-from .runfiles import write_json
+from .runfiles import write_json, write_text
 from .samples import save_decomposition_grid
 
 __all__ = ["Scores", "evaluate", "score_batch", "save_samples"]
@@ -28,13 +29,12 @@ class Scores(object):
 
     def write(self, out_dir):
         self.summary["scores_file"] = "eval_scores.csv"
-        path = os.path.join(out_dir, "eval_scores.csv")
-        with open(path + ".tmp", "w", newline="") as f:
-            writer = csv.writer(f)
-            writer.writerow(["index", "side", "mad"])
-            for i, (s, m) in enumerate(zip(self.side.tolist(), self.mad.tolist())):
-                writer.writerow([i, "%.8g" % s, "%.8g" % m])
-        os.replace(path + ".tmp", path)
+        table = io.StringIO()
+        writer = csv.writer(table, lineterminator="\n")
+        writer.writerow(["index", "side", "mad"])
+        for i, (s, m) in enumerate(zip(self.side.tolist(), self.mad.tolist())):
+            writer.writerow([i, "%.8g" % s, "%.8g" % m])
+        write_text(os.path.join(out_dir, "eval_scores.csv"), table.getvalue())
         write_json(os.path.join(out_dir, "eval.json"), self.summary)
 
 
@@ -96,7 +96,7 @@ def _evaluate_checkpoint(run_dir):
     from .train import CHECKPOINT, _data_dir, _device, build_model
     from .data import make_loaders
     with open(os.path.join(run_dir, "config.json")) as f:
-        cfg = resolve(dict((k, v) for k, v in json.load(f).items() if k != "border_depth"))
+        cfg = resolve(json.load(f))
     device = _device(cfg)
     model, _ = build_model(cfg, device)
     model.nets.load_state_dict(compat.load_checkpoint(os.path.join(run_dir, CHECKPOINT))["model"])

@@ -2,19 +2,23 @@
 import json
 import os
 
-__all__ = ["write_json", "write_text", "JsonlLog", "read_jsonl"]
+__all__ = ["write_bytes", "write_json", "write_text", "JsonlLog", "read_jsonl"]
 
 
-def write_text(path, text):
+def write_bytes(path, data):
     """Write via a temp file + fsync + rename: readers see the old or the new file, never half."""
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(text)
+    with open(tmp, "wb") as f:
+        f.write(data)
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
+
+
+def write_text(path, text):
+    write_bytes(path, text.encode("utf-8"))
 
 
 def write_json(path, obj):

@@ -9,11 +9,12 @@ Layout, in pixels, for R rows of (H, W) tiles and C columns:
     height = R * (H + PAD) + PAD
 (`grid_size` computes it). Python 3.6 / PyTorch 1.2 compatible.
 """
-import os
-import tempfile
+import io
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
+
+from .runfiles import write_bytes
 
 __all__ = ["PAD", "LABEL_WIDTH", "BACKGROUND", "grid_size", "save_decomposition_grid"]
 
@@ -69,20 +70,10 @@ def _render(rows, max_images, label_width):
 
 
 def _save_atomic(image, path):
-    """PNG via a temp file in the same folder, fsync, then os.replace."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    handle, tmp_path = tempfile.mkstemp(prefix=".tmp-", suffix=".png", dir=folder)
-    try:
-        with os.fdopen(handle, "wb") as f:
-            image.save(f, format="PNG")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp_path, path)
-    except BaseException:
-        if os.path.exists(tmp_path):
-            os.remove(tmp_path)
-        raise
+    """PNG written atomically (runfiles.write_bytes)."""
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    write_bytes(path, buffer.getvalue())
 
 
 def save_decomposition_grid(path, rows, max_images=8, label_width=LABEL_WIDTH):
