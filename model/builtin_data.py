@@ -22,7 +22,7 @@ from PIL import Image
 
 from .metrics import depth_to_image
 
-__all__ = ["ensure_builtin", "generate_split", "builtin_key"]
+__all__ = ["ensure_builtin", "generate_split", "builtin_key", "render_faces"]
 
 GENERATOR_VERSION = 2  # bump when the faces change: it is part of the cache key
 _PARAM_KEYS = ("builtin_seed", "builtin_num_train", "builtin_num_val", "builtin_num_test",
@@ -83,8 +83,8 @@ def _albedo(gen, n, x, y, face, eyes):
     background = torch.zeros(n, 3, 1, 1)  # black, as pixels the mesh leaves uncovered
     eyes_x, eyes_y = eyes
     zeros = torch.zeros(n)
-    dark = (_mirrored(_blob(x, y, eyes_x, eyes_y, eyes_x * 0 + 0.06, eyes_x * 0 + 0.04)) * 2
-            + _mirrored(_blob(x, y, eyes_x, eyes_y - 0.12, eyes_x * 0 + 0.1, eyes_x * 0 + 0.025)) * 2
+    dark = (_mirrored(_blob(x, y, eyes_x, eyes_y, zeros + 0.06, zeros + 0.04)) * 2
+            + _mirrored(_blob(x, y, eyes_x, eyes_y - 0.12, zeros + 0.1, zeros + 0.025)) * 2
             + _blob(x, y, zeros, _uniform(gen, n, 0.38, 0.45), _uniform(gen, n, 0.12, 0.18),
                     zeros + 0.035) * 0.8).clamp(0, 1).unsqueeze(1)
     blotch = sum(_mirrored(_blob(x, y, _uniform(gen, n, -0.6, 0.6), _uniform(gen, n, -0.7, 0.7),
@@ -111,8 +111,13 @@ def _lights_and_views(gen, n, max_yaw):
     return a, b, d, view
 
 
-def _render_batch(camera, cfg, gen, n):
-    """n faces -> images (N, 3, S, S) and depth images (N, S, S), both in [0, 1]."""
+def render_faces(camera, cfg, gen, n):
+    """n random faces seen from their random views (no gradients).
+
+    Returns:
+        depth (N, S, S) rendered in the input view, image (N, 3, S, S) in [-1, 1],
+        valid (N, S, S) pixels the mesh covers, foreground (N, S, S) face pixels.
+    """
     size = cfg["image_size"]
     coords = torch.linspace(-1, 1, size)
     y, x = coords.view(-1, 1).expand(size, size), coords.view(1, -1).expand(size, size)
@@ -126,7 +131,13 @@ def _render_batch(camera, cfg, gen, n):
         stacked = torch.cat([canon_im, face.unsqueeze(1) * 2 - 1], 1)  # face mask rides along
         depth, warped, valid = camera.reconstruct(canon_depth, stacked, view)
     foreground = ((warped[:, 3] > 0) & (valid > 0)).float()
-    image = ((warped[:, :3] + 1) / 2).clamp(0, 1) * valid.unsqueeze(1)
+    return depth, warped[:, :3], valid, foreground
+
+
+def _render_batch(camera, cfg, gen, n):
+    """n faces -> images (N, 3, S, S) and depth images (N, S, S), both in [0, 1]."""
+    depth, image, valid, foreground = render_faces(camera, cfg, gen, n)
+    image = ((image + 1) / 2).clamp(0, 1) * valid.unsqueeze(1)
     depth_image = depth_to_image(depth, cfg["min_depth"], cfg["max_depth"]) * foreground
     return image, depth_image
 

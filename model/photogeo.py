@@ -95,7 +95,6 @@ class PhotoGeoAutoencoder(nn.Module):
         return raw, unclamped, torch.cat([depth, depth.flip(2)], 0)  # (2B, H, W): as is, mirrored
 
     def _light(self, images):
-        cfg = self.cfg
         light = self.nets["netL"](images).repeat(2, 1)  # (2B, 4)
         a = _rescale(light[:, :1], 0.0, 1.0)  # ambient
         b = _rescale(light[:, 1:2], 0.0, 1.0)  # diffuse

@@ -5,7 +5,7 @@ import pytest
 
 import torch
 
-from model.builtin_data import _render_batch, ensure_builtin, _face_heights, _albedo, _lights_and_views
+from model.builtin_data import ensure_builtin, render_faces
 from model.config import resolve
 from model.data import make_loaders
 from model.evaluate import score_batch
@@ -38,17 +38,7 @@ def test_ground_truth_factors_score_near_zero():
     camera = Camera(cfg)
     gen = torch.Generator()
     gen.manual_seed(3)
-    size, n = 64, 6
-    coords = torch.linspace(-1, 1, size)
-    y, x = coords.view(-1, 1).expand(size, size), coords.view(1, -1).expand(size, size)
-    heights, face, eyes = _face_heights(gen, n, x, y)
-    canon_depth = cfg["border_depth"] - heights * 0.85 * (cfg["border_depth"] - cfg["min_depth"])
-    albedo = _albedo(gen, n, x, y, face, eyes)
-    a, b, d, view = _lights_and_views(gen, n, cfg["builtin_max_yaw"])
-    canon_im = camera.shade(canon_depth, albedo, a, b, d)[0]
-    stacked = torch.cat([canon_im, face.unsqueeze(1) * 2 - 1], 1)
-    depth, warped, valid = camera.reconstruct(canon_depth, stacked, view)
-    foreground = ((warped[:, 3] > 0) & (valid > 0)).float()
+    depth, _, valid, foreground = render_faces(camera, cfg, gen, 6)
     depth_image = (depth_to_image(depth, cfg["min_depth"], cfg["max_depth"]) * foreground * 255).round() / 255
     out = Decomposition(recon_depth=depth, recon_normal=normals_from_depth(depth, camera.K), recon_valid=valid)
     side, mad, flat_side, flat_mad = score_batch(cfg, out, depth_image.unsqueeze(1).repeat(1, 3, 1, 1), camera)
