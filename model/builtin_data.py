@@ -24,9 +24,9 @@ from .metrics import depth_to_image
 
 __all__ = ["ensure_builtin", "generate_split", "builtin_key", "render_faces"]
 
-GENERATOR_VERSION = 2  # bump when the faces change: it is part of the cache key
+GENERATOR_VERSION = 3  # bump when the faces change: it is part of the cache key
 _PARAM_KEYS = ("builtin_seed", "builtin_num_train", "builtin_num_val", "builtin_num_test",
-               "builtin_max_yaw", "image_size", "min_depth", "max_depth", "fov",
+               "builtin_max_yaw", "builtin_max_shift", "builtin_noise", "image_size", "min_depth", "max_depth", "fov",
                "rot_center_depth", "border_depth")
 
 
@@ -96,7 +96,7 @@ def _albedo(gen, n, x, y, face, eyes):
     return albedo.clamp(0, 1) * 2 - 1
 
 
-def _lights_and_views(gen, n, max_yaw):
+def _lights_and_views(gen, n, max_yaw, max_shift):
     """Ambient, diffuse, unit direction (N, 3) and views (N, 6) in radians / scene units."""
     a = _uniform(gen, n, 0.35, 0.65)
     b = _uniform(gen, n, 0.35, 0.65)
@@ -105,8 +105,8 @@ def _lights_and_views(gen, n, max_yaw):
     deg = math.pi / 180
     view = torch.stack([_uniform(gen, n, -max_yaw / 3, max_yaw / 3) * deg,  # pitch
                         _uniform(gen, n, -max_yaw, max_yaw) * deg,          # yaw
-                        _uniform(gen, n, -5, 5) * deg,                      # roll
-                        _uniform(gen, n, -0.05, 0.05), _uniform(gen, n, -0.05, 0.05),
+                        _uniform(gen, n, -max_yaw / 4, max_yaw / 4) * deg,  # roll
+                        _uniform(gen, n, -max_shift, max_shift), _uniform(gen, n, -max_shift, max_shift),
                         torch.zeros(n)], 1)
     return a, b, d, view
 
@@ -125,7 +125,7 @@ def render_faces(camera, cfg, gen, n):
     relief = 0.85 * (cfg["border_depth"] - cfg["min_depth"])  # nearest point stays inside the range
     canon_depth = cfg["border_depth"] - heights * relief
     albedo = _albedo(gen, n, x, y, face, eyes)
-    a, b, d, view = _lights_and_views(gen, n, cfg["builtin_max_yaw"])
+    a, b, d, view = _lights_and_views(gen, n, cfg["builtin_max_yaw"], cfg["builtin_max_shift"])
     with torch.no_grad():
         canon_im = camera.shade(canon_depth, albedo, a, b, d)[0]
         stacked = torch.cat([canon_im, face.unsqueeze(1) * 2 - 1], 1)  # face mask rides along
@@ -138,6 +138,9 @@ def _render_batch(camera, cfg, gen, n):
     """n faces -> images (N, 3, S, S) and depth images (N, S, S), both in [0, 1]."""
     depth, image, valid, foreground = render_faces(camera, cfg, gen, n)
     image = ((image + 1) / 2).clamp(0, 1) * valid.unsqueeze(1)
+    # camera noise: without it the black background is reconstructed exactly, its
+    # confidence sigma runs to 0 and those pixels' 1/sigma gradients drown the face
+    image = (image + cfg["builtin_noise"] * torch.randn(image.shape, generator=gen)).clamp(0, 1)
     depth_image = depth_to_image(depth, cfg["min_depth"], cfg["max_depth"]) * foreground
     return image, depth_image
 

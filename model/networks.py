@@ -10,6 +10,8 @@ import math
 import torch
 import torch.nn as nn
 
+from .config import CHANNELS_PER_GROUP
+
 __all__ = ["Encoder", "EDDeconv", "ConfNet", "VGG16Features", "build_networks", "NETWORK_NAMES"]
 
 NETWORK_NAMES = ("netD", "netA", "netL", "netV", "netC")
@@ -29,9 +31,11 @@ def _deconv(cin, cout, k, s, p):
     return nn.ConvTranspose2d(cin, cout, kernel_size=k, stride=s, padding=p, bias=False)
 
 
-def _gn(channels, nf):
-    # the original keeps nf/16 channels per group at every width
-    return nn.GroupNorm(16 * channels // nf, channels)
+def _gn(channels):
+    # 4 channels per group, as the original at nf 64 (GroupNorm(16, 64), (32, 128), ...).
+    # Keeping its 16 groups at smaller widths instead would leave one channel per
+    # group at nf 16: instance norm, which erases each image's colour and brightness.
+    return nn.GroupNorm(channels // CHANNELS_PER_GROUP, channels)
 
 
 def _down_path(cin, nf, zdim, image_size):
@@ -42,7 +46,7 @@ def _down_path(cin, nf, zdim, image_size):
     for i, width in enumerate(widths):
         layers.append(_conv(prev, width, 4, 2, 1))
         if i < len(widths) - 1:
-            layers.append(_gn(width, nf))
+            layers.append(_gn(width))
         layers.append(nn.LeakyReLU(0.2, inplace=True))
         prev = width
     layers += [_conv(prev, zdim, 4, 1, 0), nn.ReLU(inplace=True)]
@@ -79,11 +83,11 @@ class EDDeconv(nn.Module):
         layers += [_deconv(zdim, top, 4, 1, 0), nn.ReLU(inplace=True),
                    _conv(top, top, 3, 1, 1), nn.ReLU(inplace=True)]
         for wide, narrow in zip(widths[:0:-1], widths[-2::-1]):  # 8nf->4nf, 4nf->2nf, 2nf->nf
-            layers += [_deconv(wide, narrow, 4, 2, 1), _gn(narrow, nf), nn.ReLU(inplace=True),
-                       _conv(narrow, narrow, 3, 1, 1), _gn(narrow, nf), nn.ReLU(inplace=True)]
+            layers += [_deconv(wide, narrow, 4, 2, 1), _gn(narrow), nn.ReLU(inplace=True),
+                       _conv(narrow, narrow, 3, 1, 1), _gn(narrow), nn.ReLU(inplace=True)]
         layers += [nn.Upsample(scale_factor=2, mode="nearest"),
-                   _conv(nf, nf, 3, 1, 1), _gn(nf, nf), nn.ReLU(inplace=True),
-                   _conv(nf, nf, 5, 1, 2), _gn(nf, nf), nn.ReLU(inplace=True),
+                   _conv(nf, nf, 3, 1, 1), _gn(nf), nn.ReLU(inplace=True),
+                   _conv(nf, nf, 5, 1, 2), _gn(nf), nn.ReLU(inplace=True),
                    _conv(nf, cout, 5, 1, 2)]
         if activation is not None:
             layers.append(activation())
@@ -101,11 +105,11 @@ class ConfNet(nn.Module):
         layers, widths = _down_path(cin, nf, zdim, image_size)
         layers += [_deconv(zdim, widths[-1], 4, 1, 0), nn.ReLU(inplace=True)]
         for wide, narrow in zip(widths[:1:-1], widths[-2:0:-1]):  # up to 2nf at S/4
-            layers += [_deconv(wide, narrow, 4, 2, 1), _gn(narrow, nf), nn.ReLU(inplace=True)]
+            layers += [_deconv(wide, narrow, 4, 2, 1), _gn(narrow), nn.ReLU(inplace=True)]
         self.network = nn.Sequential(*layers)
         self.out_net1 = nn.Sequential(
-            _deconv(2 * nf, nf, 4, 2, 1), _gn(nf, nf), nn.ReLU(inplace=True),
-            _deconv(nf, nf, 4, 2, 1), _gn(nf, nf), nn.ReLU(inplace=True),
+            _deconv(2 * nf, nf, 4, 2, 1), _gn(nf), nn.ReLU(inplace=True),
+            _deconv(nf, nf, 4, 2, 1), _gn(nf), nn.ReLU(inplace=True),
             _conv(nf, cout, 5, 1, 2), nn.Softplus())
         self.out_net2 = nn.Sequential(_conv(2 * nf, cout, 3, 1, 1), nn.Softplus())
 

@@ -6,7 +6,9 @@ The original (elliottwu/unsup3d @ dc96141, read-only snapshot in
 rasterizer, so both sides use the same renderer backend. Their five networks are
 built by *their* networks.py (at small widths, 64x64 -- their layers are
 hard-wired to 64x64; their model.py hard-codes the paper widths, so the nets are
-rebuilt at nf 16 for speed, which changes no code path), their weights are copied
+rebuilt with small bottlenecks and light/view widths for speed, which changes no
+code path; nf stays 64, where their 16 GroupNorm groups are our 4 channels per
+group), their weights are copied
 into ours, the perceptual loss uses the same seeded random VGG16 weights on both
 sides, and one batch of two real faces (their demo images) goes through both, in
 float64 on CPU. Compared, each as max|ours - theirs| / max|theirs| over the tensor:
@@ -72,7 +74,7 @@ def _rel(ours, theirs):
 @pytest.fixture(scope="module")
 def both():
     torch.manual_seed(0)
-    cfg = dict(resolve({"preset": "tiny", "image_size": 64, "nf": 16, "zdim": 32, "conf_nf": 16,
+    cfg = dict(resolve({"preset": "tiny", "image_size": 64, "nf": 64, "zdim": 32, "conf_nf": 64,
                         "conf_zdim": 16, "enc_nf": 16, "z_translation_range": 0.1}), perceptual="on")
     vgg = seeded_vgg_state(0)
     previous = torch.get_default_dtype()

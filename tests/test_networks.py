@@ -54,3 +54,12 @@ def test_output_shapes_at_every_size(size):
     full, quarter = nets["netC"](x)
     assert full.shape == (2, 2, size, size)
     assert quarter.shape == (2, 2, size // 4, size // 4)
+
+
+@pytest.mark.parametrize("preset", ["paper", "cpu-small", "tiny"])
+def test_group_norm_keeps_four_channels_per_group_at_every_width(preset):
+    # The original's GroupNorm(16, 64), (32, 128), (64, 256) at nf 64; keeping 16
+    # groups at nf 16 instead would be instance norm (one channel per group).
+    nets = build_networks(resolve({"preset": preset}))
+    norms = [m for net in nets.values() for m in net.modules() if isinstance(m, torch.nn.GroupNorm)]
+    assert norms and all(m.num_channels == 4 * m.num_groups for m in norms)
