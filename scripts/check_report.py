@@ -17,7 +17,7 @@ def problems(results: Path, reports: Path):
         yield "runs.parquet has no rows"
     if not (runs["state"] == "done").all():
         yield "cells not done: %s" % runs.loc[runs["state"] != "done", ["cell_id", "state", "reason"]].to_dict("records")
-    for cell in runs["cell_id"]:
+    for cell in runs.loc[runs["state"] == "done", "cell_id"]:
         evaluation = json.loads((results / cell / "eval.json").read_text())
         if not evaluation["n_images"] > 0:
             yield "%s: eval.json has no images" % cell
