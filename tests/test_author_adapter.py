@@ -63,7 +63,7 @@ def test_missing_author_code_is_a_one_line_config_error(tmp_path):
 @needs_author
 def test_default_author_code_dir_is_the_shared_snapshot(monkeypatch):
     monkeypatch.delenv("REPRO_AUTHOR_CODE_DIR", raising=False)
-    assert Path(author_code_dir({"author_code_dir": None})) == AUTHOR_ROOT.resolve()
+    assert Path(author_code_dir({"author_code_dir": None})).resolve() == AUTHOR_ROOT.resolve()
 
 
 @needs_author
