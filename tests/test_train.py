@@ -164,10 +164,10 @@ def test_train_step_raises_diverged_with_network_and_iteration():
 
 @pytest.mark.slow
 def test_cpu_small_learns_depth_better_than_flat(tmp_path):
-    # ~85 s: the full cpu-small cell of the default study, seed 2 (its clearest
-    # seed; some seeds settle in the hollow-face basin, see benches/bench_learning.py).
-    # Guards the fixes that made it learn: GroupNorm groups, camera noise, no view
-    # translation, no confidence maps at this budget.
+    # ~85 s: the full cpu-small cell of the default study, seed 2 (some seeds stay
+    # near flat depth, see benches/bench_learning.py). Guards the fixes that made it
+    # learn: GroupNorm groups, camera noise, grey backdrop, no view translation, no
+    # confidence maps at this budget.
     config = _write_cell(tmp_path, preset="cpu-small", seed=2, threads=2)
     run = tmp_path / "run"
     done = _train(config, run, timeout=900)
