@@ -2,9 +2,10 @@
 
 Each face is a smooth height field (head dome, brow, nose ridge, cheeks, eye
 sockets, chin, plus random symmetric bumps), a symmetric albedo (skin tone,
-darker eyes/brows/lips, smooth mirrored blotches), a light and a view. It is
-rendered by the model's own `Camera` (torch renderer, CPU, float32) so the data
-is exactly what Unsup3D can represent, and it is identical on every stack.
+darker eyes/brows/lips, smooth mirrored blotches) on a flat grey backdrop, a
+light and a view. It is rendered by the model's own `Camera` (torch renderer,
+CPU, float32) so the data is exactly what Unsup3D can represent, plus Gaussian
+camera noise; it is identical on every stack.
 Written in the authors' synface layout (split/image/*_image.png +
 split/depth/*_depth.png, depth 8-bit: white near, black background), so their
 dataloader and ours read it alike. Deterministic from `builtin_seed`.
