@@ -297,8 +297,37 @@ def _unpinned_pip_specs(run):
 def test_cuda_images_fetch_and_verify_the_pinned_author_commit(stack):
     text = (ROOT / "docker" / stack / "Dockerfile").read_text()
     assert "ARG UNSUP3D_COMMIT=dc961410d61684561f19525c2f7e9ee6f4dacb91" in text
-    assert 'test "$(git rev-parse HEAD)" = "${UNSUP3D_COMMIT}"' in text
+    assert "COPY fetch-author.sh /tmp/fetch-author.sh" in text
+    assert 'sh /tmp/fetch-author.sh "${UNSUP3D_COMMIT}" /opt/unsup3d' in text
     assert "ENV REPRO_AUTHOR_CODE_DIR=/opt/unsup3d" in text
+    assert 'test "$(git rev-parse HEAD)" = "$commit"' in (ROOT / "docker" / "fetch-author.sh").read_text()
+
+
+def _git(cwd, *args):
+    return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=cwd,
+                          check=True, capture_output=True, text=True).stdout.strip()
+
+
+@pytest.mark.skipif(not shutil.which("git"), reason="needs git")
+def test_fetch_author_checks_out_exactly_the_pinned_commit(tmp_path):
+    upstream = tmp_path / "upstream"
+    upstream.mkdir()
+    _git(upstream, "init", "-q")
+    (upstream / "model.py").write_text("pinned\n")
+    _git(upstream, "add", "model.py")
+    _git(upstream, "commit", "-q", "-m", "pinned")
+    pinned = _git(upstream, "rev-parse", "HEAD")
+    (upstream / "model.py").write_text("later\n")
+    _git(upstream, "commit", "-q", "-am", "later")
+    script = str(ROOT / "docker" / "fetch-author.sh")
+
+    subprocess.run(["sh", script, pinned, str(tmp_path / "code"), upstream.as_uri()], check=True)
+    assert (tmp_path / "code" / "model.py").read_text() == "pinned\n"
+    assert (tmp_path / "code" / "COMMIT").read_text() == pinned + "\n"
+
+    missing = subprocess.run(["sh", script, "0" * 40, str(tmp_path / "none"), upstream.as_uri()],
+                             capture_output=True)
+    assert missing.returncode != 0 and not (tmp_path / "none" / "COMMIT").exists()
 
 
 @pytest.mark.parametrize("stack", ["cpu", "cuda9.2", "cuda10.0", "cuda11.3"])
