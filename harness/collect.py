@@ -57,7 +57,6 @@ from harness.fsutil import atomic_write
 __all__ = [
     "AXES", "COLUMNS", "ENV_FIELDS", "SPIKE_FACTOR", "SPIKE_WINDOW", "SPIKE_MIN_HISTORY",
     "Skipped", "TrainLog", "collect", "write_table", "read_train_logs", "spike_mask",
-    "atomic_write",
 ]
 
 AXES = ("stack", "impl", "clip", "clip_threshold", "seed", "dataset", "preset")

@@ -17,7 +17,8 @@ from typing import Sequence
 
 import pandas as pd
 
-from ..collect import Skipped, atomic_write, collect, write_table
+from ..collect import Skipped, collect, write_table
+from ..fsutil import atomic_write
 from .curves import load_curves
 from .figures import fig7_decompositions, fig8_losses, grad_norms, plotted_cells
 from .html import render_index

@@ -19,7 +19,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from ..collect import atomic_write  # noqa: E402
+from ..fsutil import atomic_write  # noqa: E402
 from .table3 import _IMPL_NAMES, _row_order, _variant_axes, stack_label  # noqa: E402
 
 __all__ = ["fig8_losses", "grad_norms", "fig7_decompositions", "panels", "plotted_cells",

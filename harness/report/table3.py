@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..collect import AXES, atomic_write
+from ..collect import AXES
+from ..fsutil import atomic_write
 
 __all__ = ["SEED_CSV", "seed_table", "stack_label", "clip_modes", "table3", "format_rows",
            "to_markdown", "to_latex", "write_tables", "title", "FOOTNOTES", "PERCEPTUAL_MARK"]
