@@ -11,7 +11,7 @@ from .metrics import erode, gt_depth_from_image, mad, side, summarize
 from .runfiles import write_json, write_text
 from .samples import save_decomposition_grid
 
-__all__ = ["Scores", "evaluate", "score_batch", "save_samples"]
+__all__ = ["Scores", "evaluate", "evaluate_into", "score_batch", "save_samples"]
 
 
 class Scores(object):
@@ -88,6 +88,14 @@ def save_samples(cfg, model, loader, device, path):
     save_decomposition_grid(path, OrderedDict((k, v.detach().cpu().clamp(0, 1)) for k, v in rows))
 
 
+def evaluate_into(cfg, model, loader, device, out_dir):
+    """Score the test set into out_dir: eval.json, eval_scores.csv, samples/test.png."""
+    scores = evaluate(cfg, model, loader, device)
+    scores.write(out_dir)
+    save_samples(cfg, model, loader, device, os.path.join(out_dir, "samples", "test.png"))
+    return scores
+
+
 def _evaluate_checkpoint(run_dir):
     """Score a run folder's last checkpoint (e.g. of a run stopped early) into eval.json."""
     import json
@@ -101,10 +109,7 @@ def _evaluate_checkpoint(run_dir):
     model, _ = build_model(cfg, device)
     model.nets.load_state_dict(compat.load_checkpoint(os.path.join(run_dir, CHECKPOINT))["model"])
     loader = make_loaders(cfg, _data_dir(cfg, run_dir, print), splits=("test",))["test"]
-    scores = evaluate(cfg, model, loader, device)
-    scores.write(run_dir)
-    save_samples(cfg, model, loader, device, os.path.join(run_dir, "samples", "test.png"))
-    return scores.summary
+    return evaluate_into(cfg, model, loader, device, run_dir).summary
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ from . import compat
 from .config import ConfigError, load_config
 from .data import DataError, make_loaders, start_epoch
 from .env import fingerprint
-from .evaluate import evaluate, save_samples
+from .evaluate import evaluate_into, save_samples
 from .losses import load_vgg_state
 from .networks import NETWORK_NAMES
 from .photogeo import PhotoGeoAutoencoder
@@ -232,9 +232,7 @@ def train(cfg, out_dir, log=print):
         return EXIT_TERMINATED
     finally:
         train_log.close()
-    scores = evaluate(cfg, model, loaders["test"], device)
-    scores.write(out_dir)
-    save_samples(cfg, model, loaders["test"], device, os.path.join(out_dir, "samples", "test.png"))
+    scores = evaluate_into(cfg, model, loaders["test"], device, out_dir)
     write_json(os.path.join(out_dir, "result.json"), {"state": "done", "iteration": position["iteration"]})
     log("done: SIDE %.4f x1e-2, MAD %.2f deg (flat-depth baseline: SIDE %.4f x1e-2, MAD %.2f deg)"
         % (scores.summary["side_mean"] * 100, scores.summary["mad_mean"],
