@@ -6,6 +6,7 @@
     repro images  build|list      (when harness/cli_images.py is installed)
 """
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -55,6 +56,8 @@ def main(verbose: bool) -> None:
               help="Folder holding one run folder per cell.")
 @click.option("--executor", type=click.Choice(["local", "docker", "ray", "dryrun"]), default=None,
               help="Run every cell with this executor (default: each stack's own).")
+@click.option("--address", envvar="REPRO_RAY_ADDRESS", default=None, metavar="HOST:PORT",
+              help="Ray cluster to run on (--executor ray; default: RAY_ADDRESS, else a local Ray).")
 @click.option("--only", multiple=True, metavar="KEY=VALUE",
               help="Select cells by axis value; repeat it, or list more KEY=VALUE after the options.")
 @click.option("--cell", "cells", multiple=True, metavar="ID-PREFIX", help="Select cells by id prefix.")
@@ -64,10 +67,12 @@ def main(verbose: bool) -> None:
 @click.option("--dry-run", "-n", is_flag=True, help="Print the cells, their ids and why any is skipped.")
 @click.option("--stop-on-first-error", is_flag=True, help="Start no more cells after one fails.")
 @click.argument("selectors", nargs=-1, metavar="[KEY=VALUE]...")
-def run(matrix, results, executor, only, cells, jobs, retry_failed, dry_run, stop_on_first_error, selectors):
+def run(matrix, results, executor, address, only, cells, jobs, retry_failed, dry_run, stop_on_first_error, selectors):
     """Run the study's cells that are not done yet (resumes interrupted ones)."""
     from harness.runner import RunConfig, run as run_pipeline
     signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
+    if address:  # read by RaySettings.from_env, like the docker executor's REPRO_DOCKER_* settings
+        os.environ["REPRO_RAY_ADDRESS"] = address
     config = RunConfig(matrix=matrix, results=results, executor=executor, only=tuple(only) + selectors,
                        cells=cells, jobs=jobs, retry_failed=retry_failed, dry_run=dry_run,
                        stop_on_first_error=stop_on_first_error)

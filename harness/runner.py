@@ -15,6 +15,7 @@ from typing import Dict, List, Optional, Tuple
 
 from harness import executors
 from harness.cells import Cell, CellConfigError, expand
+from harness.executors.base import ExecutorError
 from harness.exitcodes import ExitCode
 from harness.feasibility import why_not_runnable
 from harness.host import Host, probe
@@ -191,7 +192,11 @@ def run_cells(plan: Plan, *, config: RunConfig) -> List[CellResult]:
     for item in todo:
         by_executor.setdefault(item.executor, []).append(item.cell)
     for name, cells in by_executor.items():
-        executor = executors.load(name).create(threads=threads)
+        try:
+            executor = executors.load(name).create(threads=threads)
+        except ExecutorError as e:  # ray missing, cluster unreachable...: one line, folders untouched
+            log.error(str(e))
+            return ExitCode.CONFIG_ERROR
         config.resources.callback(executor.close)
         plan.results += _run_cells(cells, executor, config.results, jobs=config.jobs, threads=threads,
                                    progress=progress, stop_on_first_error=config.stop_on_first_error)

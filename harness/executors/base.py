@@ -11,7 +11,11 @@ import dataclasses
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Optional
 
-__all__ = ["Capabilities", "Submission", "Outcome", "Executor", "register", "get", "names", "reset"]
+__all__ = ["ExecutorError", "Capabilities", "Submission", "Outcome", "Executor", "register", "get", "names", "reset"]
+
+
+class ExecutorError(RuntimeError):
+    """A user-fixable problem starting an executor; str() is one line ending in the fix."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -21,6 +25,7 @@ class Capabilities:
     async_submit: bool = True   # submit() returns before the cell ends
     needs_image: bool = False   # the cell's stack must name a built image
     dry_run: bool = False       # runs nothing: the core only prints the plan, writes no folders
+    remote: bool = False        # cells run on other hosts (a cluster): this host's GPUs/docker do not matter
 
 
 @dataclasses.dataclass
