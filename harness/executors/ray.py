@@ -163,7 +163,8 @@ class RayExecutor(Executor):
         live = [s for s in subs if s.outcome is None and s.handle.ref is not None]
         for sub in live:
             self._ray.cancel(sub.handle.ref)
-        refs = [s.handle.ref for s in live]
+        # completed() is ready once the task (and its trainer's checkpoint) ended, not at cancel time
+        refs = [s.handle.ref.completed() for s in live]
         if refs:
             self._ray.wait(refs, num_returns=len(refs), timeout=self.settings.cancel_grace_s)
         for sub in live:
