@@ -37,7 +37,7 @@ __all__ = ["RayExecutor", "RaySettings", "arch_resource", "pack_folder", "unpack
 log = logging.getLogger("repro")
 _INSTALL_HINT = "ray is not installed in this environment: pip install '.[ray]'"
 _HARNESS_FILES = ("status.json", MARKER)   # the head's copies are authoritative: never sent back
-_TASK_POLL_S = 0.2                          # how often a task checks its trainer
+_TASK_POLL_S = 0.05                         # how often a task checks its trainer
 
 
 @dataclasses.dataclass(frozen=True)
