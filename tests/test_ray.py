@@ -251,3 +251,12 @@ def _lines(path):
         return [l for l in path.read_text().splitlines() if l.strip()]
     except FileNotFoundError:
         return []
+
+
+def test_a_bad_ray_setting_is_one_line_naming_the_variable(monkeypatch):
+    monkeypatch.setenv("REPRO_RAY_RETRIES", "two")
+    with pytest.raises(ExecutorError, match=r"^REPRO_RAY_RETRIES='two': expected a whole number >= 0"):
+        RaySettings.from_env()
+    monkeypatch.setenv("REPRO_RAY_RETRIES", "3")
+    monkeypatch.setenv("REPRO_RAY_SHARED", "no")
+    assert (RaySettings.from_env().retries, RaySettings.from_env().shared_fs) == (3, False)

@@ -53,14 +53,18 @@ class RaySettings:
 
     @classmethod
     def from_env(cls) -> "RaySettings":
-        """Defaults, then REPRO_RAY_{ADDRESS,GPUS,CPUS,MEMORY_GB,SHARED,RETRIES} (--address sets the first)."""
+        """Defaults, then REPRO_RAY_{ADDRESS,GPUS,CPUS,MEMORY_GB,SHARED,RETRIES} (--address sets the first).
+
+        Raises:
+            ExecutorError: a variable that is not a number (one line naming it).
+        """
         env = os.environ
         return cls(address=env.get("REPRO_RAY_ADDRESS", cls.address),
-                   gpus_per_cell=float(env.get("REPRO_RAY_GPUS", cls.gpus_per_cell)),
-                   cpus_per_cell=float(env.get("REPRO_RAY_CPUS", cls.cpus_per_cell)),
-                   memory_gb=float(env.get("REPRO_RAY_MEMORY_GB", cls.memory_gb)),
-                   shared_fs=env.get("REPRO_RAY_SHARED", "1") not in ("0", "false", "no"),
-                   retries=int(env.get("REPRO_RAY_RETRIES", cls.retries)))
+                   gpus_per_cell=_env_number("REPRO_RAY_GPUS", cls.gpus_per_cell, float),
+                   cpus_per_cell=_env_number("REPRO_RAY_CPUS", cls.cpus_per_cell, float),
+                   memory_gb=_env_number("REPRO_RAY_MEMORY_GB", cls.memory_gb, float),
+                   shared_fs=env.get("REPRO_RAY_SHARED", "1").lower() not in ("0", "false", "no"),
+                   retries=_env_number("REPRO_RAY_RETRIES", cls.retries, int))
 
 
 @dataclasses.dataclass
@@ -194,7 +198,7 @@ class RayExecutor(Executor):
         task.ref = self._remote.options(**options).remote(cell, str(sub.run_dir), self.threads, payload)
         task.launches += 1
         task.node = task.host = ""
-        sub.external_id = task.ref.task_id().hex() if hasattr(task.ref, "task_id") else ""
+        sub.external_id = task.ref.completed().task_id().hex()   # the Ray task id (`ray list tasks`)
 
     def _advance(self, sub: Submission) -> None:
         """Read what the task has yielded so far: its placement, then its result."""
@@ -323,6 +327,20 @@ def _check_reachable(address: str, timeout_s: float) -> None:
     except OSError as e:
         raise ExecutorError("cannot reach the Ray cluster at %s: %s; start it with `ray start --head "
                             "--port %s` there, or fix --address" % (address, e.strerror or e, port)) from None
+
+
+def _env_number(name: str, default, kind):
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    try:
+        number = kind(value)
+    except ValueError:
+        number = -1
+    if number < 0:
+        raise ExecutorError("%s=%r: expected %s >= 0 (unset it for the default, %s)" % (
+            name, value, "a whole number" if kind is int else "a number", default))
+    return number
 
 
 def _count_attempt(run_dir: Path) -> None:
