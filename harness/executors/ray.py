@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from harness.executors.base import Capabilities, Executor, ExecutorError, Outcome, Submission, register
+from harness.outcome import EXIT_TERMINATED
 from harness.rundir import MARKER, read_status, write_status
 
 __all__ = ["RayExecutor", "RaySettings", "arch_resource", "pack_folder", "unpack_folder"]
@@ -169,11 +170,15 @@ class RayExecutor(Executor):
             self._ray.cancel(sub.handle.ref)
         # completed() is ready once the task (and its trainer's checkpoint) ended, not at cancel time
         refs = [s.handle.ref.completed() for s in live]
+        ended = set()
         if refs:
-            self._ray.wait(refs, num_returns=len(refs), timeout=self.settings.cancel_grace_s)
-        for sub in live:
+            ended = set(self._ray.wait(refs, num_returns=len(refs), timeout=self.settings.cancel_grace_s)[0])
+        for sub, ref in zip(live, refs):
             self.placements.pop(sub.cell_id, None)
-            sub.outcome = Outcome(exit_code=None, reason="cancelled", state=None)
+            # like a local trainer stopped by SIGTERM: interrupted, resumable from its checkpoint
+            sub.outcome = Outcome(exit_code=EXIT_TERMINATED if ref in ended else None,
+                                  reason="" if ref in ended else "cancelled; the task did not end in %gs"
+                                  % self.settings.cancel_grace_s)
 
     def close(self) -> None:
         if self._owns_connection and self._ray.is_initialized():
