@@ -118,5 +118,13 @@ def _add_images_group() -> None:
 _add_images_group()
 
 
+def _add_compare_command() -> None:
+    from harness.cli_compare import compare_command
+    main.add_command(compare_command, name="compare")
+
+
+_add_compare_command()
+
+
 if __name__ == "__main__":
     main()
