@@ -11,12 +11,18 @@ For each preset (`cpu-small`, `paper`), in one process on the same threads:
 - the renderer's share of the step: torch.profiler time of the depth rasterizer's
   forward (render_depth) and backward (_RasterizeDepthBackward) over the step's.
 
+Then, with --compare-jobs, how to keep both cores busy across a study: steps/s of one
+`cpu-small` process on 2 threads against two processes on 1 thread each at once
+(what `repro run -j 2` does), alternated --rounds times; the ratio is their throughput.
+
     python benches/bench_train_step.py [--steps 5] [--threads 2] [--presets cpu-small paper]
+    python benches/bench_train_step.py --compare-jobs [--rounds 3] [--steps 20]
 """
 import argparse
 import platform
 import resource
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -105,6 +111,36 @@ def time_preset(preset, steps):
             "render_share": renderer_share(cfg, model, optimizer, images)}
 
 
+def _worker(preset, steps):
+    """Subprocess body for --compare-jobs: print the seconds of `steps` steps after a warm-up."""
+    cfg, model, optimizer, images = _build(preset)
+    train_step(cfg, model, optimizer, images, 0)
+    tic = time.perf_counter()
+    for i in range(steps):
+        train_step(cfg, model, optimizer, images, i + 1)
+    print(time.perf_counter() - tic)
+
+
+def _steps_per_second(processes, threads, steps):
+    """Throughput of `processes` concurrent workers on `threads` threads each."""
+    cmd = [sys.executable, __file__, "--worker", "--threads", str(threads), "--steps", str(steps)]
+    workers = [subprocess.Popen(cmd, stdout=subprocess.PIPE, universal_newlines=True)
+               for _ in range(processes)]
+    seconds = [float(w.communicate()[0].split()[-1]) for w in workers]
+    return processes * steps / max(seconds)
+
+
+def compare_jobs(rounds, steps):
+    """Median steps/s of 1 process x 2 threads vs 2 processes x 1 thread, alternated."""
+    one, two = [], []
+    for _ in range(rounds):
+        one.append(_steps_per_second(1, 2, steps))
+        two.append(_steps_per_second(2, 1, steps))
+    one, two = statistics.median(one), statistics.median(two)
+    print("cpu-small, %d rounds of %d steps: 1 cell x 2 threads %.2f steps/s, 2 cells x 1 thread "
+          "%.2f steps/s: ratio %.2fx (> 1: -j 2 is faster)" % (rounds, steps, one, two, two / one))
+
+
 def machine_line():
     cpu = platform.processor() or "unknown CPU"
     try:
@@ -122,9 +158,16 @@ def main(argv=None):
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--presets", nargs="+", default=["cpu-small", "paper"])
+    parser.add_argument("--compare-jobs", action="store_true")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
+    if args.worker:
+        return _worker(args.presets[0], args.steps)
     print(machine_line())
+    if args.compare_jobs:
+        return compare_jobs(args.rounds, args.steps)
     for preset in args.presets:
         r = time_preset(preset, args.steps)
         cfg = r["cfg"]
