@@ -49,6 +49,16 @@ def main(verbose: bool) -> None:
     _setup_logging(verbose)
 
 
+def _jobs(value):
+    # 'auto' = one 1-thread cell per core: on a loaded 2-core box two such cells made 8.6x
+    # the steps/s of one 2-thread cell (benches/bench_train_step.py --compare-jobs)
+    if value == "auto":
+        return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+    if not value.isdigit() or int(value) < 1:
+        raise click.BadParameter("%r is not a positive integer or 'auto'" % value)
+    return int(value)
+
+
 @main.command()
 @click.option("--matrix", type=click.Path(path_type=Path), default=Path("matrix.yml"), show_default=True,
               help="Study file: axes, stacks, exclude/include, overrides.")
@@ -61,8 +71,8 @@ def main(verbose: bool) -> None:
 @click.option("--only", multiple=True, metavar="KEY=VALUE",
               help="Select cells by axis value; repeat it, or list more KEY=VALUE after the options.")
 @click.option("--cell", "cells", multiple=True, metavar="ID-PREFIX", help="Select cells by id prefix.")
-@click.option("--jobs", "-j", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Cells at once; CPU threads are divided among them.")
+@click.option("--jobs", "-j", default="1", show_default=True, callback=lambda _ctx, _param, value: _jobs(value),
+              help="Cells at once (or 'auto': one per usable core); CPU threads are divided among them.")
 @click.option("--retry-failed", is_flag=True, help="Rerun cells recorded failed or diverged.")
 @click.option("--dry-run", "-n", is_flag=True, help="Print the cells, their ids and why any is skipped.")
 @click.option("--stop-on-first-error", is_flag=True, help="Start no more cells after one fails.")
