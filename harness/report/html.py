@@ -14,7 +14,8 @@ from typing import Sequence
 
 import pandas as pd
 
-from ..collect import Skipped, SPIKE_FACTOR, SPIKE_WINDOW, SPIKE_MIN_HISTORY
+from ..collect import Skipped
+from ..spikes import SPIKE_MIN_HISTORY, SPIKE_WINDOW
 from .table3 import FOOTNOTES, format_rows, title
 
 __all__ = ["render_index"]
@@ -95,9 +96,10 @@ def _notes_html(df: pd.DataFrame, skipped: Sequence[Skipped]) -> str:
         reasons = ", ".join(sorted({str(r) for r in off["perceptual_reason"].dropna()})) or "not recorded"
         notes.append(f"Perceptual (VGG16) loss was off in {len(off)} of {len(df)} cells "
                      f"(why: {_e(reasons)}); their SIDE/MAD are not comparable to the paper's.")
-    notes.append(f"Loss spike: a logged iteration whose total loss is not finite or exceeds "
-                 f"{SPIKE_FACTOR:g}× the median of the previous {SPIKE_WINDOW} logged losses "
-                 f"(sign-safe; needs {SPIKE_MIN_HISTORY} earlier losses).")
+    factor = df.attrs.get("spike_factor", "k")
+    notes.append(f"Spike: a logged iteration whose total loss or pre-clip gradient norm is not finite or "
+                 f"exceeds {factor:g}× the median of its previous {SPIKE_WINDOW} logged values "
+                 f"(sign-safe; needs {SPIKE_MIN_HISTORY} earlier values; harness/spikes.py).")
     if len(df):
         counts = ", ".join(f"{n} {s}" for s, n in df["state"].value_counts().items())
         notes.append(f"Cells: {len(df)} ({_e(counts)}).")
