@@ -106,13 +106,15 @@ def status(results, as_json):
 @main.command()
 @click.option("--results", type=click.Path(path_type=Path), default=Path("results"), show_default=True)
 @click.option("--reports", type=click.Path(path_type=Path), default=Path("reports"), show_default=True)
-def report(results, reports):
+@click.option("--spike-factor", type=click.FloatRange(min=1.0, min_open=True), default=10.0, show_default=True,
+              help="k: a step spikes when its loss or pre-clip gradient norm exceeds k x its running median.")
+def report(results, reports, spike_factor):
     """Regenerate reports/ (Table 3, Fig. 7, Fig. 8, index.html) from results/ alone."""
     from harness.report import build_report
     if not Path(results).is_dir():
         logging.getLogger("repro").error("no results folder %s: run `repro run` first", results)
         sys.exit(ExitCode.CONFIG_ERROR)
-    click.echo(str(build_report(results, reports)))
+    click.echo(str(build_report(results, reports, spike_factor=spike_factor)))
     sys.exit(ExitCode.OK)
 
 

@@ -17,6 +17,7 @@ from typing import Sequence
 
 import pandas as pd
 
+from ..spikes import SPIKE_FACTOR
 from ..collect import Skipped, collect, write_table
 from ..fsutil import atomic_write
 from .curves import load_curves
@@ -77,7 +78,8 @@ def render(df: pd.DataFrame, reports_dir: str | os.PathLike, skipped: Sequence[S
     return written + figures + [atomic_write(out / "index.html", page)]
 
 
-def build_report(results_dir: str | os.PathLike, reports_dir: str | os.PathLike) -> ReportSummary:
+def build_report(results_dir: str | os.PathLike, reports_dir: str | os.PathLike,
+                 spike_factor: float = SPIKE_FACTOR) -> ReportSummary:
     """Collect results_dir into runs.parquet/.csv and regenerate reports_dir from it.
 
     Never re-runs anything and never raises on a bad run folder: such folders
@@ -92,7 +94,7 @@ def build_report(results_dir: str | os.PathLike, reports_dir: str | os.PathLike)
         A ReportSummary (print it for the console).
     """
     start = time.perf_counter()
-    df, skipped = collect(results_dir)
+    df, skipped = collect(results_dir, spike_factor=spike_factor)
     tables = write_table(df, results_dir) if Path(results_dir).is_dir() else []
     outputs = tables + render(df, reports_dir, skipped, tables[1] if tables else None)
     problems = tuple(f"{c}: {p}" for c, p in zip(df["cell_id"], df["problems"]) if isinstance(p, str))
