@@ -88,7 +88,8 @@ def test_causes_md_corrects_across_hypotheses_and_names_missing_cells(tmp_path):
     assert table.set_index(["factor", "metric"]).loc[("tf32", "SIDE"), "effect"]
     assert (table["p_adjusted"] >= table["p"].fillna(1.0) - 1e-12).all()
     assert any("did not end" in n and "seed=4" in n for n in notes)
-    paths = causes.write_causes(df, tmp_path)
+    paths, verdicts, _ = causes.write_causes(df, tmp_path)
+    assert any(v.startswith("tf32 false -> true: SIDE") for v in verdicts)
     text = (tmp_path / "causes.md").read_text()
     assert "tf32 false -> true" in text and "an effect at 95%" in text and (tmp_path / "causes.png").stat().st_size > 0
     assert paths[0].name == "causes.md"

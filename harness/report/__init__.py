@@ -20,6 +20,7 @@ import pandas as pd
 from ..spikes import SPIKE_FACTOR
 from ..collect import Skipped, collect, write_table
 from ..fsutil import atomic_write
+from .causes import write_causes
 from .curves import load_curves
 from .figures import fig7_decompositions, fig8_losses, grad_norms, plotted_cells
 from .html import render_index
@@ -74,8 +75,10 @@ def render(df: pd.DataFrame, reports_dir: str | os.PathLike, skipped: Sequence[S
     figures = [fig8_losses(df, curves, out / "fig8_losses.png"),
                grad_norms(df, curves, out / "grad_norms.png"),
                fig7_decompositions(df, out / "fig7_decompositions.png")]
-    page = render_index(df, tables, figures, skipped, out / "index.html", runs_csv)
-    return written + figures + [atomic_write(out / "index.html", page)]
+    causes_files, verdicts, causes_notes = write_causes(df, out)
+    page = render_index(df, tables, figures, skipped, out / "index.html", runs_csv,
+                        causes=(verdicts, causes_notes, len(causes_files) > 1))
+    return written + figures + causes_files + [atomic_write(out / "index.html", page)]
 
 
 def build_report(results_dir: str | os.PathLike, reports_dir: str | os.PathLike,

@@ -89,6 +89,17 @@ def _cells_html(df: pd.DataFrame, reports_dir: Path) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
 
 
+def _causes_html(verdicts: Sequence[str], notes: Sequence[str], has_plot: bool) -> str:
+    """Verdicts per factor (reports/causes.md has the effects table and the method)."""
+    if not verdicts:
+        body = "<p>No factor varies with enough seeds to test here (run matrices/causes-cpu.yml).</p>"
+    else:
+        body = "<ul>" + "".join(f"<li>{_e(v)}</li>" for v in verdicts) + "</ul>"
+    body += "".join(f"<p class='small'>{_e(n)}</p>" for n in notes)
+    plot = "<figure><img src='causes.png' alt='causes'><figcaption class='small'>causes.png</figcaption></figure>"
+    return body + (plot if has_plot else "") + "<p class='small'>Method and effects: <a href='causes.md'>causes.md</a></p>"
+
+
 def _notes_html(df: pd.DataFrame, skipped: Sequence[Skipped]) -> str:
     notes = []
     off = df[df["perceptual"] == False] if len(df) else df  # noqa: E712 (None = unknown)
@@ -111,13 +122,15 @@ def _notes_html(df: pd.DataFrame, skipped: Sequence[Skipped]) -> str:
 
 
 def render_index(df: pd.DataFrame, tables: dict[str, pd.DataFrame], figures: Sequence[Path],
-                 skipped: Sequence[Skipped], path: str | Path, runs_csv: str | Path | None = None) -> str:
+                 skipped: Sequence[Skipped], path: str | Path, runs_csv: str | Path | None = None,
+                 causes: tuple = ((), (), False)) -> str:
     """The page's HTML text (the caller writes it to `path`, whose folder anchors links).
 
     Args:
         df: the tidy table; tables: clip mode -> Table 3; figures: PNG paths in
         the reports folder; skipped: folders collect skipped; path: index.html;
-        runs_csv: the tidy table's CSV, linked when given.
+        runs_csv: the tidy table's CSV, linked when given; causes: (verdict lines,
+        untested notes, whether causes.png exists) from harness.report.causes.
     """
     reports_dir = Path(path).resolve().parent
     runs = (f" · tidy table: <a href='{_e(os.path.relpath(runs_csv, reports_dir))}'>runs.csv</a>"
@@ -133,6 +146,7 @@ def render_index(df: pd.DataFrame, tables: dict[str, pd.DataFrame], figures: Seq
             f"{runs}</p>"
             f"<h2>Table 3</h2>{_tables_html(tables)}"
             f"<h2>Figures</h2>{figs}"
+            f"<h2>Causes</h2>{_causes_html(*causes)}"
             f"<h2>Notes</h2>{_notes_html(df, skipped)}"
             f"<h2>Cells</h2>{_cells_html(df, reports_dir)}"
             "</body></html>\n")
