@@ -4,10 +4,15 @@ from typing import Optional, Type
 
 from harness.executors import base, dryrun, local  # noqa: F401  (registration side effect)
 
-__all__ = ["load"]
+__all__ = ["load", "executor_names"]
 
 # executors that live in their own module, imported only when asked for
 _OPTIONAL = {"docker": "harness.executors.docker", "ray": "harness.executors.ray"}
+
+
+def executor_names() -> list:
+    """Every executor `--executor` may name: those registered plus those importable on demand."""
+    return sorted(set(base.names()) | set(_OPTIONAL))
 
 
 def load(name: str) -> Optional[Type[base.Executor]]:
