@@ -13,6 +13,7 @@ from pathlib import Path
 
 import click
 
+from harness.executors import executor_names
 from harness.exitcodes import ExitCode
 
 __all__ = ["main"]
@@ -64,7 +65,7 @@ def _jobs(value):
               help="Study file: axes, stacks, exclude/include, overrides.")
 @click.option("--results", type=click.Path(path_type=Path), default=Path("results"), show_default=True,
               help="Folder holding one run folder per cell.")
-@click.option("--executor", type=click.Choice(["local", "docker", "ray", "dryrun"]), default=None,
+@click.option("--executor", type=click.Choice(executor_names()), default=None,
               help="Run every cell with this executor (default: each stack's own).")
 @click.option("--address", envvar="REPRO_RAY_ADDRESS", default=None, metavar="HOST:PORT",
               help="Ray cluster to run on (--executor ray; default: RAY_ADDRESS, else a local Ray).")
@@ -136,6 +137,17 @@ def _add_compare_command() -> None:
 
 
 _add_compare_command()
+
+
+def _whole_first_sentences() -> None:
+    # click cuts short help at 45 characters, mid-sentence ("Regenerate reports/ (Table 3, Fig.");
+    # a docstring's first line is its first sentence, so show that line whole
+    for command in main.commands.values():
+        if not command.short_help and command.help:
+            command.short_help = command.help.strip().splitlines()[0]
+
+
+_whole_first_sentences()
 
 
 if __name__ == "__main__":

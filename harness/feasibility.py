@@ -27,7 +27,7 @@ def why_not_runnable(cell: Cell, executor_cls, host: Host, executor_name: str = 
     if executor_cls is None:
         return "executor %r is not installed in this checkout" % executor_name
     caps = executor_cls.capabilities
-    if caps.dry_run or caps.remote:  # a cluster executor places the cell on a node that fits
+    if caps.remote:  # a cluster executor places the cell on a node that fits
         return None
     if stack.needs_gpu and not caps.gpu:
         return "stack %s needs a GPU and executor %r cannot give one (use --executor docker)" % (

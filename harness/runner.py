@@ -123,10 +123,9 @@ def plan_cells(cells: List[Cell], *, config: RunConfig) -> Plan:
 
 
 def honor_dry_run(plan: Plan, *, config: RunConfig):
-    """--dry-run (or the dryrun executor): print the plan and stop."""
-    dry = config.dry_run or (config.executor and executors.load(config.executor) is not None
-                             and executors.load(config.executor).capabilities.dry_run)
-    if not dry:
+    """--dry-run: print the plan and stop (a flag, not an executor: it plans with the real
+    executors' capabilities, so its run/skip verdicts are the ones a real run would reach)."""
+    if not config.dry_run:
         return plan
     for item in plan.items:
         print("%s  %-40s %-11s %s" % (item.cell.cell_id, item.cell.name, item.action,
@@ -257,9 +256,6 @@ def _plan_one(cell: Cell, host: Host, config: RunConfig) -> Planned:
         return Planned(cell, "kept-failed", "%s earlier (%s); --retry-failed reruns it" % (
             state, first[0] if first else "no reason recorded"), name, earlier=state)
     executor_cls = executors.load(name)
-    if executor_cls is not None and executor_cls.capabilities.dry_run:
-        # a dry run shows what the stack's own executor would do
-        executor_cls = executors.load(cell.stack.executor) or executor_cls
     why = why_not_runnable(cell, executor_cls, host, name)
     if why:
         return Planned(cell, "skip", why, name)

@@ -1,4 +1,4 @@
-"""The one interface every executor implements (local, docker, ray, dryrun).
+"""The one interface every executor implements (local, docker, ray).
 
 The core never branches on an executor's name: it reads `capabilities` and calls
 `submit` / `poll` / `cancel` / `close`. A cell's whole output crosses this boundary
@@ -24,7 +24,6 @@ class Capabilities:
     gpu: bool = False           # can give a cell a GPU
     async_submit: bool = True   # submit() returns before the cell ends
     needs_image: bool = False   # the cell's stack must name a built image
-    dry_run: bool = False       # runs nothing: the core only prints the plan, writes no folders
     remote: bool = False        # cells run on other hosts (a cluster): this host's GPUs/docker do not matter
 
 
