@@ -202,7 +202,7 @@ def _their_forward(model, batch, device):
 
 
 def save_author_samples(cfg, model, loader, path):
-    """The decomposition grid of model/evaluate.py save_samples, from their model's tensors."""
+    """The decomposition grid of model.evaluate.save_samples (model.samples rows), from their model's tensors."""
     if loader is None:
         return
     batch = next(iter(loader))
