@@ -316,9 +316,7 @@ def train_author(cfg, out_dir, log=None):
         scores.summary["metric_source"] = "author forward (acc_sie_masked, acc_normal_masked)"
         scores.write(out_dir)
         save_author_samples(cfg, model, loaders["test"], os.path.join(out_dir, "samples", "test.png"))
-        log("done: SIDE %.4f x1e-2, MAD %.2f deg (flat-depth baseline: SIDE %.4f x1e-2, MAD %.2f deg)"
-            % (scores.summary["side_mean"] * 100, scores.summary["mad_mean"],
-               scores.summary["flat_side_mean"] * 100, scores.summary["flat_mad_mean"]))
+        log("done: " + scores.summary_line())
     else:
         save_author_samples(cfg, model, loaders["val"], os.path.join(out_dir, "samples", "test.png"))
         log("done (celeba: no ground-truth depth, no evaluation)")

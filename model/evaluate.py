@@ -26,6 +26,12 @@ class Scores(object):
         flat = summarize(flat_side, flat_mad)
         self.summary.update(dict(("flat_" + k, v) for k, v in flat.items() if k != "n_images"))
 
+    def summary_line(self):
+        """The scores beside the flat-depth baseline, as both trainers print them at the end."""
+        s = self.summary
+        return "SIDE %.4f x1e-2, MAD %.2f deg (flat-depth baseline: SIDE %.4f x1e-2, MAD %.2f deg)" % (
+            s["side_mean"] * 100, s["mad_mean"], s["flat_side_mean"] * 100, s["flat_mad_mean"])
+
     def write(self, out_dir):
         self.summary["scores_file"] = "eval_scores.csv"
         table = io.StringIO()

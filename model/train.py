@@ -122,9 +122,7 @@ def train(cfg, out_dir, log=print):
         train_log.close()
     scores = evaluate_into(cfg, model, loaders["test"], device, out_dir)
     write_json(os.path.join(out_dir, "result.json"), {"state": "done", "iteration": position["iteration"]})
-    log("done: SIDE %.4f x1e-2, MAD %.2f deg (flat-depth baseline: SIDE %.4f x1e-2, MAD %.2f deg)"
-        % (scores.summary["side_mean"] * 100, scores.summary["mad_mean"],
-           scores.summary["flat_side_mean"] * 100, scores.summary["flat_mad_mean"]))
+    log("done: " + scores.summary_line())
     return EXIT_DONE
 
 
