@@ -365,7 +365,7 @@ class NMRDepthRenderer(object):
 
     def __init__(self, image_size, K, near=0.1, far=10.0, anti_aliasing=True,
                  fill_back=True):
-        nr = _import_neural_renderer()
+        nr = import_neural_renderer()
         K = torch.as_tensor(K, dtype=torch.float32).reshape(1, 3, 3).cuda()
         self._renderer = nr.Renderer(
             camera_mode="projection", light_intensity_ambient=1.0,
@@ -380,7 +380,7 @@ class NMRDepthRenderer(object):
         return self._renderer.render_depth(vertices, faces)
 
 
-def _import_neural_renderer():
+def import_neural_renderer():
     """Import neural_renderer or raise a one-line RendererError saying why not."""
     why = None
     try:
