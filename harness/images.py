@@ -27,7 +27,7 @@ from typing import Callable, Iterator
 
 __all__ = [
     "DOCKER_DIR", "REPOSITORY", "LABEL_PREFIX", "ImageError", "ImageInfo",
-    "stacks", "image_name", "connect", "image_info", "list_images",
+    "stacks", "image_name", "image_stack_of", "connect", "image_info", "list_images",
     "missing_reason", "require_image", "build", "describe",
 ]
 
@@ -64,6 +64,12 @@ def stacks() -> list[str]:
 def image_name(stack: str) -> str:
     """The tag of a stack's image, e.g. `repro-unsup3d:cpu`."""
     return "%s:%s" % (REPOSITORY, stack)
+
+
+def image_stack_of(stack) -> str:
+    """The docker/<folder> a matrix stack's image is built from: its `dockerfile`
+    folder (cuda10.2 -> cpu-torch1.8), else its name."""
+    return Path(stack.dockerfile).name if getattr(stack, "dockerfile", None) else stack.name
 
 
 def missing_reason(stack: str) -> str:

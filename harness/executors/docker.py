@@ -351,8 +351,7 @@ class DockerExecutor(Executor):
 
 def _image_stack(cell) -> str:
     """The docker/<stack> an image comes from: the stack's Dockerfile folder, else its name."""
-    stack = cell.stack
-    return Path(stack.dockerfile).name if getattr(stack, "dockerfile", None) else stack.name
+    return images.image_stack_of(cell.stack)
 
 
 def _container_name(cell_id: str) -> str:
