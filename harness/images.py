@@ -156,8 +156,8 @@ def build(client, stack: str, *, base: str | None = None,
     if stack not in stacks():
         raise ImageError("unknown stack %r: known stacks are %s (folders of docker/)"
                          % (stack, ", ".join(stacks())))
-    context, dockerfile = _prepare_context(stack, on_line)
     base = base or _pullable_or_local_base(client, DOCKER_DIR / stack / "Dockerfile", on_line)
+    context, dockerfile = _prepare_context(stack, on_line)
     buildargs = {"BASE": base} if base else {}
     last = ""
     for line in _stream_build(client, context, dockerfile, image_name(stack), buildargs):
@@ -191,7 +191,7 @@ def _pullable_or_local_base(client, dockerfile: Path,
         client.images.pull(default)
         return None
     except docker.errors.DockerException as e:
-        why = _one_line(str(e))
+        why = _one_line(str(getattr(e, "explanation", None) or e))  # the engine's words, not the URL
     local = "repro-base:%s" % _debian_release(default)
     try:
         client.images.get(local)
