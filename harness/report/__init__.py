@@ -19,6 +19,7 @@ import pandas as pd
 
 from ..collect import Skipped, collect, write_table
 from ..fsutil import atomic_write
+from .cellpage import write_cell_pages
 from .curves import load_curves
 from .figures import fig7_decompositions, fig8_losses, grad_norms, plotted_cells
 from .html import render_index
@@ -74,7 +75,8 @@ def render(df: pd.DataFrame, reports_dir: str | os.PathLike, skipped: Sequence[S
                grad_norms(df, curves, out / "grad_norms.png"),
                fig7_decompositions(df, out / "fig7_decompositions.png")]
     page = render_index(df, tables, figures, skipped, out / "index.html", runs_csv)
-    return written + figures + [atomic_write(out / "index.html", page)]
+    pages = write_cell_pages(df, out)
+    return written + figures + pages + [atomic_write(out / "index.html", page)]
 
 
 def build_report(results_dir: str | os.PathLike, reports_dir: str | os.PathLike) -> ReportSummary:
