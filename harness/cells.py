@@ -13,13 +13,16 @@ import json
 import os
 from typing import Any, Dict, List, Mapping, Tuple
 
-from harness.matrix import AXES, PATH_KEYS, Stack, Study
+from harness.matrix import AXES, FACTOR_AXES, PATH_KEYS, SWEPT_AXES, Stack, Study
 from model.config import ConfigError, resolve
 
 __all__ = ["SCHEMA_VERSION", "Cell", "CellConfigError", "expand", "cell_hash"]
 
 SCHEMA_VERSION = 1      # bump when the meaning of a hashed field changes: every id changes
 EXECUTION_KEYS = ("threads",)   # how a cell runs, not what it computes: not hashed
+# trainer keys added after SCHEMA_VERSION 1, hashed only when set away from their default,
+# so that adding a knob never changes the id (and the cached results) of an existing cell
+LATER_KEYS = {"cpu_isa": "native"}
 _STACK_HASHED = ("image", "dockerfile", "cuda", "torch")  # the stack's software, not its executor
 
 
@@ -92,7 +95,8 @@ def expand(study: Study) -> List[Cell]:
 
 def cell_hash(axes: Mapping[str, Any], config: Mapping[str, Any], stack: Stack) -> str:
     """12 hex digits of sha256 over canonical JSON (sorted keys, no whitespace)."""
-    hashed_cfg = {k: _portable(k, v) for k, v in config.items() if k not in EXECUTION_KEYS}
+    hashed_cfg = {k: _portable(k, v) for k, v in config.items()
+                  if k not in EXECUTION_KEYS and not (k in LATER_KEYS and v == LATER_KEYS[k])}
     payload = {"schema": SCHEMA_VERSION, "axes": dict(axes), "config": hashed_cfg,
                "stack": {k: getattr(stack, k) for k in _STACK_HASHED}}
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"), allow_nan=False)
@@ -105,13 +109,13 @@ def _product(study: Study, fixed: Dict[str, list]) -> List[Dict[str, Any]]:
     """Combos over every axis; `fixed` replaces an axis's values (include rules)."""
     stacks = study.stacks()
     values = {}
-    for axis in AXES:
+    for axis in SWEPT_AXES:
         if axis in fixed:
             values[axis] = [stacks[v] for v in fixed[axis]] if axis == "stack" else fixed[axis]
         else:
             given = getattr(study.axes, axis)
             values[axis] = given if given is not None else [None]  # None: axis not set
-    return [dict(zip(AXES, combo)) for combo in itertools.product(*(values[a] for a in AXES))]
+    return [dict(zip(SWEPT_AXES, combo)) for combo in itertools.product(*(values[a] for a in SWEPT_AXES))]
 
 
 def _matches(combo: Dict[str, Any], rule: Dict[str, list]) -> bool:
@@ -125,7 +129,7 @@ def _matches(combo: Dict[str, Any], rule: Dict[str, list]) -> bool:
 def _varying_axes(combos) -> set:
     """Axes beyond stack/impl/clip/seed that take more than one value: shown in names."""
     out = set()
-    for axis in ("clip_threshold", "dataset", "preset"):
+    for axis in ("clip_threshold", "dataset", "preset") + FACTOR_AXES:
         if len({repr(c[axis]) for c in combos}) > 1:
             out.add(axis)
     return out
@@ -144,13 +148,15 @@ def _make_cell(study: Study, combo: Dict[str, Any], varying: set) -> Cell:
     except ConfigError as e:
         raise CellConfigError(_where_key(study, stack, str(e)), "stack %s: %s" % (stack.name, e))
     axes = tuple((a, stack.name if a == "stack" else config[a]) for a in AXES)
+    axes += tuple((a, config[a]) for a in FACTOR_AXES if combo[a] is not None)
     return Cell(cell_id=cell_hash(dict(axes), config, stack), name=_name(dict(axes), varying),
                 axes=axes, config=config, stack=stack)
 
 
 def _name(axes: Dict[str, Any], varying: set) -> str:
     parts = [axes["stack"], axes["impl"], "clip=%s" % axes["clip"]]
-    parts += ["%s=%s" % (a, axes[a]) for a in ("clip_threshold", "dataset", "preset") if a in varying]
+    parts += ["%s=%s" % (a, axes[a]) for a in ("clip_threshold", "dataset", "preset") + FACTOR_AXES
+              if a in varying and a in axes]
     return "/".join(parts + ["seed=%s" % axes["seed"]])
 
 

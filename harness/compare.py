@@ -105,8 +105,8 @@ def parse_selector(text: str, where: str = "argument") -> tuple:
 
 
 def factor_column(df: pd.DataFrame, key: str) -> str:
-    """The table column a factor name refers to: the name itself, cfg.<name>, env.<name>, axis.<name>."""
-    for column in (key, "cfg." + key, "env." + key, "axis." + key):
+    """The table column a factor name refers to: the name itself, axis.<name>, cfg.<name>, env.<name>."""
+    for column in (key, "axis." + key, "cfg." + key, "env." + key):
         if column in df.columns:
             return column
     known = sorted(c for c in df.columns if c in DESIGN_KEYS or c.startswith(("cfg.", "env.", "axis.")))
@@ -124,8 +124,9 @@ def _select(df: pd.DataFrame, selectors: Iterable[tuple]) -> pd.DataFrame:
 
 
 def design_columns(df: pd.DataFrame, factor_col: str) -> list:
-    cols = [c for key in DESIGN_KEYS for c in (key, "cfg." + key) if c in df.columns]
-    return [c for c in dict.fromkeys(cols) if c != factor_col]
+    cols = [c for key in DESIGN_KEYS for c in (key, "cfg." + key, "axis." + key) if c in df.columns]
+    factor = factor_col.split(".", 1)[-1]
+    return [c for c in dict.fromkeys(cols) if c.split(".", 1)[-1] != factor]
 
 
 def _check_one_factor(a: pd.DataFrame, b: pd.DataFrame, factor: str, design: Sequence[str]) -> None:
@@ -172,7 +173,7 @@ def compare_groups(a: pd.DataFrame, b: pd.DataFrame, factor: str, value_a: str, 
     per_seed = [(m, _per_seed(a, m), _per_seed(b, m)) for m in METRICS]
     effects = tuple(_interval(sa, sb, m) for m, sa, sb in per_seed if len(sa) >= MIN_SEEDS and len(sb) >= MIN_SEEDS)
     return Comparison(factor, value_a, value_b, effects,
-                      tuple(sorted(a["seed"].unique())), tuple(sorted(b["seed"].unique())))
+                      tuple(sorted(int(v) for v in a["seed"].unique())), tuple(sorted(int(v) for v in b["seed"].unique())))
 
 
 def compare(df: pd.DataFrame, side_a: str, side_b: str, where: Sequence[str] = ()) -> Comparison:

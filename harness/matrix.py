@@ -17,11 +17,17 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from harness.yamlmarks import Marks, YamlSyntaxError, line_of, load_with_marks
 from model.config import DEFAULTS, PRESETS
+from model.cpu_isa import CPU_ISAS
 
-__all__ = ["MatrixError", "Stack", "Axes", "Rule", "Override", "Study", "load_study", "AXES", "PATH_KEYS"]
+__all__ = ["MatrixError", "Stack", "Axes", "Rule", "Override", "Study", "load_study", "AXES", "FACTOR_AXES",
+           "SWEPT_AXES", "PATH_KEYS"]
 
-# the axes a study may sweep, in the order cell names and tables show them
+# the axes every cell has, in the order cell names and tables show them
 AXES = ("stack", "impl", "clip", "clip_threshold", "seed", "dataset", "preset")
+# factor axes: trainer keys a causes study sweeps one at a time; a cell carries one only
+# when its study sets it, so adding a factor never changes an existing cell's id
+FACTOR_AXES = ("tf32", "align_corners", "deterministic", "cpu_isa", "lr")
+SWEPT_AXES = AXES + FACTOR_AXES
 # trainer keys holding filesystem paths: resolved against the matrix file's folder
 PATH_KEYS = ("data_dir", "vgg_weights", "author_code_dir")
 # bounds that keep any study file's load under a second and a few MiB: the seed's full
@@ -36,6 +42,7 @@ Clip = Literal["none", "norm", "value"]
 Dataset = Literal["builtin", "synface", "celeba"]
 Preset = Literal[tuple(PRESETS)]  # type: ignore[valid-type]
 Executor = Literal["local", "docker", "ray"]
+CpuIsa = Literal[tuple(CPU_ISAS)]  # type: ignore[valid-type]
 Version = Annotated[str, Field(pattern=r"^\d+\.\d+(\.\d+)?$"), BeforeValidator(lambda v: str(v) if isinstance(v, (int, float)) else v)]
 Capability = Annotated[str, Field(pattern=r"^\d+\.\d$"), BeforeValidator(lambda v: str(v) if isinstance(v, (int, float)) else v)]
 
@@ -79,34 +86,34 @@ class Stack(BaseModel):
         return self.cuda is not None
 
 
-class Axes(BaseModel):
-    """Values swept by the study; an axis left out keeps the trainer's (or `config`'s) value."""
+# every axis but `stack`: its value type; Axes and Rule are both made from this one mapping
+_AXIS_TYPES = {
+    "impl": Impl, "clip": Clip, "clip_threshold": Annotated[float, Field(ge=0)],
+    "seed": Annotated[int, Field(ge=0)], "dataset": Dataset, "preset": Preset,
+    "tf32": bool, "align_corners": bool, "deterministic": bool, "cpu_isa": CpuIsa,
+    "lr": Annotated[float, Field(gt=0)],
+}
+assert tuple(_AXIS_TYPES) == SWEPT_AXES[1:]
+
+
+class _Frozen(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    stack: Annotated[List[Stack], Field(min_length=1)]
-    impl: _axis(Impl) = None
-    clip: _axis(Clip) = None
-    clip_threshold: _axis(Annotated[float, Field(ge=0)]) = None
-    seed: _axis(Annotated[int, Field(ge=0)]) = None
-    dataset: _axis(Dataset) = None
-    preset: _axis(Preset) = None
 
-
-class Rule(BaseModel):
-    """An exclude/include rule: axis -> value or list of values; a cell matches if all keys match."""
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    stack: _axis(str) = None
-    impl: _axis(Impl) = None
-    clip: _axis(Clip) = None
-    clip_threshold: _axis(Annotated[float, Field(ge=0)]) = None
-    seed: _axis(Annotated[int, Field(ge=0)]) = None
-    dataset: _axis(Dataset) = None
-    preset: _axis(Preset) = None
-
+class _RuleBase(_Frozen):
     def given(self) -> Dict[str, list]:
         """The axes this rule constrains."""
         return {k: v for k, v in self.model_dump().items() if v is not None}
+
+
+# Values swept by the study; an axis left out keeps the trainer's (or `config`'s) value.
+Axes = pydantic.create_model(
+    "Axes", __base__=_Frozen, stack=(Annotated[List[Stack], Field(min_length=1)], ...),
+    **{axis: (_axis(kind), None) for axis, kind in _AXIS_TYPES.items()})
+# An exclude/include rule: axis -> value or list of values; a cell matches if all keys match.
+Rule = pydantic.create_model(
+    "Rule", __base__=_RuleBase, stack=(_axis(str), None),
+    **{axis: (_axis(kind), None) for axis, kind in _AXIS_TYPES.items()})
 
 
 class Override(BaseModel):
@@ -237,7 +244,7 @@ def _count_nodes(path: Path, events) -> None:
 
 def _check_cell_count(study: Study) -> None:
     # the product's size is known before any cell is made: refuse before expanding
-    lengths = {a: len(getattr(study.axes, a)) for a in AXES if getattr(study.axes, a)}
+    lengths = {a: len(getattr(study.axes, a)) for a in SWEPT_AXES if getattr(study.axes, a)}
     count = math.prod(lengths.values())
     for rule in study.include:
         count += math.prod(len(v) for v in rule.given().values()) * math.prod(
@@ -307,7 +314,7 @@ def _inner_model(annotation):
     return None
 
 
-_ALL_KEYS = set(AXES) | set(Stack.model_fields) | set(Study.model_fields)
+_ALL_KEYS = set(SWEPT_AXES) | set(Stack.model_fields) | set(Study.model_fields)
 
 
 # ---------------------------------------------------------------------------

@@ -82,6 +82,7 @@ DEFAULTS = {
     "seed": 0,
     "deterministic": False,      # deterministic algorithms (GPU: cuDNN deterministic, CUBLAS workspace)
     "tf32": False,               # GPU: real TF32 flags; CPU: emulated by rounding conv inputs/weights to 10-bit mantissa
+    "cpu_isa": "native",         # CPU kernel set: 'native' | 'avx512' | 'avx2' | 'default' (model/cpu_isa.py)
     # fault injection, for the harness's reliability tests
     "inject_nan_at": None,       # iteration at which netD's gradient is made NaN (None: never)
 }
@@ -122,6 +123,7 @@ _CHOICES = {
     "renderer": ("torch", "nmr"),
     "perceptual": ("auto", "on", "off"),
     "clip": ("none", "norm", "value"),
+    "cpu_isa": ("native", "avx512", "avx2", "default"),
 }
 _POSITIVE = ("batch_size", "num_epochs", "lr", "log_every", "checkpoint_every", "image_size",
              "nf", "zdim", "conf_nf", "conf_zdim", "enc_nf", "fov", "renderer_near", "renderer_far",

@@ -29,15 +29,16 @@ def isa_environment(cpu_isa):
     return {} if aten is None else {"ATEN_CPU_CAPABILITY": aten, "ONEDNN_MAX_CPU_ISA": onednn}
 
 
-def reexec_with_cpu_isa(cpu_isa, argv=None):
-    """Re-execute this Python process with `cpu_isa`'s variables set, unless they already are.
+def reexec_with_cpu_isa(cpu_isa, trainer_args):
+    """Re-execute the trainer (`python -m model.train TRAINER_ARGS`) with `cpu_isa`'s variables set.
 
-    Returns only when nothing had to change; otherwise the process image is replaced.
+    Returns only when nothing has to change (native, or already set); otherwise the process
+    image is replaced.
     """
     wanted = isa_environment(cpu_isa)
     if os.environ.get(_MARK) == cpu_isa or all(os.environ.get(k) == v for k, v in wanted.items()):
         return
     env = dict(os.environ, **wanted)
     env[_MARK] = cpu_isa
-    argv = list(sys.argv if argv is None else argv)
-    os.execve(sys.executable, [sys.executable, "-m", "model.train"] + argv[1:], env)
+    sys.stdout.flush()
+    os.execve(sys.executable, [sys.executable, "-m", "model.train"] + list(trainer_args), env)

@@ -21,6 +21,7 @@ import torch
 
 from . import compat
 from .config import ConfigError, load_config
+from .cpu_isa import reexec_with_cpu_isa
 from .data import DataError, make_loaders, start_epoch
 from .env import fingerprint
 from .evaluate import evaluate_into, save_samples
@@ -168,6 +169,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     try:
         cfg = load_config(args.config)
+        # the kernel set is fixed when torch first dispatches: restart with it before any work
+        reexec_with_cpu_isa(cfg["cpu_isa"], ["--config", args.config, "--out", args.out])
         os.makedirs(args.out, exist_ok=True)
         if cfg["impl"] == "author":
             from .author_adapter import train_author

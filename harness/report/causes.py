@@ -36,6 +36,20 @@ def _baseline_value(values: pd.Series) -> str:
     return str(counts.index[0])
 
 
+def _at_baseline(varied: pd.DataFrame, design: list, modes: dict) -> pd.DataFrame:
+    """Keep the varied cells whose other design keys sit at their baseline, where any do.
+
+    One factor at a time: clip=norm is read at the baseline threshold, not pooled with the
+    threshold study's cells; a key none of them has at baseline (clip_threshold=1 needs
+    clip=norm) stays as it is.
+    """
+    for column in design:
+        at = cmp.normalized(varied[column]) == modes[column]
+        if at.any():
+            varied = varied[at]
+    return varied
+
+
 def _matching(baseline: pd.DataFrame, varied: pd.DataFrame, design: list) -> pd.DataFrame:
     """The baseline cells that agree with the varied group on every other design key."""
     keep = pd.Series(True, index=baseline.index)
@@ -64,8 +78,9 @@ def hypotheses(df: pd.DataFrame) -> tuple:
             continue
         base = _baseline_value(values)
         design = cmp.design_columns(df, column)
+        modes = {c: _baseline_value(cmp.normalized(df[c])) for c in design}
         for value in sorted(set(values) - {base}):
-            varied = df[values == value]
+            varied = _at_baseline(df[values == value], design, modes)
             baseline = _matching(df[values == base], varied, design)
             missing = _missing(varied) + _missing(baseline)
             if missing:
