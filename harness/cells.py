@@ -14,7 +14,7 @@ import os
 from typing import Any, Dict, List, Mapping, Tuple
 
 from harness.matrix import AXES, FACTOR_AXES, PATH_KEYS, SWEPT_AXES, Stack, Study
-from model.config import ConfigError, resolve
+from model.config import DEFAULTS, ConfigError, resolve
 
 __all__ = ["SCHEMA_VERSION", "Cell", "CellConfigError", "expand", "cell_hash"]
 
@@ -97,7 +97,10 @@ def cell_hash(axes: Mapping[str, Any], config: Mapping[str, Any], stack: Stack) 
     """12 hex digits of sha256 over canonical JSON (sorted keys, no whitespace)."""
     hashed_cfg = {k: _portable(k, v) for k, v in config.items()
                   if k not in EXECUTION_KEYS and not (k in LATER_KEYS and v == LATER_KEYS[k])}
-    payload = {"schema": SCHEMA_VERSION, "axes": dict(axes), "config": hashed_cfg,
+    # a factor axis is already in the config: hashing it again only when it leaves the trainer's
+    # default keeps a study's baseline cells the same cells (same folder) as the default study's
+    hashed_axes = {k: v for k, v in axes.items() if not (k in FACTOR_AXES and v == DEFAULTS[k])}
+    payload = {"schema": SCHEMA_VERSION, "axes": hashed_axes, "config": hashed_cfg,
                "stack": {k: getattr(stack, k) for k in _STACK_HASHED}}
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"), allow_nan=False)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
