@@ -10,9 +10,10 @@ from pathlib import Path
 from typing import Dict, Optional, TextIO
 
 from harness.cells import Cell
-from harness.rundir import last_record
+from harness.runfolder import read_train_tail
+from harness.states import CellState
 
-__all__ = ["Progress", "cell_progress", "expected_iterations", "fmt_seconds"]
+__all__ = ["Progress", "cell_progress", "record_progress", "expected_iterations", "fmt_seconds"]
 
 
 def expected_iterations(config) -> Optional[int]:
@@ -24,8 +25,13 @@ def expected_iterations(config) -> Optional[int]:
 
 
 def cell_progress(run_dir: Path, config) -> Dict[str, object]:
-    """{epoch, iter, loss, fraction} from the last complete train.jsonl line (None when unknown)."""
-    rec = last_record(run_dir / "train.jsonl") or {}
+    """{epoch, iter, loss, fraction, total} from the last complete train.jsonl line (None when unknown)."""
+    return record_progress(read_train_tail(run_dir).last, config)
+
+
+def record_progress(last: Optional[Dict[str, object]], config) -> Dict[str, object]:
+    """{epoch, iter, loss, fraction, total} of a cell whose latest train.jsonl record is `last`."""
+    rec = last or {}
     total = expected_iterations(config)
     it = rec.get("iter")
     fraction = min(1.0, (int(it) + 1) / total) if (total and isinstance(it, int)) else None
