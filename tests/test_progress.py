@@ -67,10 +67,10 @@ def test_terminal_draws_a_study_bar_and_one_live_line_per_running_cell_in_place(
     assert "trainer exited with code 1" in text and "log tail" not in text
 
 
-def test_terminal_lines_fit_the_terminal_width(cells, running_dir):
+def test_terminal_lines_fit_the_terminal_width(cells, running_dir, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "60")  # what a 60-column terminal tells rich
     out = io.StringIO()
     progress = Progress(total=3, jobs=1, stream=out, tty=True)
-    progress._live.console.width = 60
     progress.started(cells[0], running_dir)
     progress.tick()
     progress.close()
