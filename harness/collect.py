@@ -126,11 +126,9 @@ class TrainLog:
 # --------------------------------------------------------------------------- small files
 
 def _as_text(value) -> str | None:
-    """Env values as one short string: capability [8, 0] -> "8.0", dicts as JSON."""
+    """A value as one short string for a text column (lists and dicts as JSON)."""
     if value is None:
         return None
-    if isinstance(value, (list, tuple)) and all(isinstance(v, int) for v in value):
-        return ".".join(str(v) for v in value)
     if isinstance(value, (dict, list, tuple)):
         return json.dumps(value, sort_keys=True)
     return str(value)
