@@ -6,12 +6,14 @@
     repro images  build|list      (when harness/cli_images.py is installed)
 """
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
 
 import click
 
+from harness.executors import executor_names
 from harness.exitcodes import ExitCode
 
 __all__ = ["main"]
@@ -48,26 +50,40 @@ def main(verbose: bool) -> None:
     _setup_logging(verbose)
 
 
+def _jobs(value):
+    # 'auto' = one 1-thread cell per core: on a loaded 2-core box two such cells made 8.6x
+    # the steps/s of one 2-thread cell (benches/bench_train_step.py --compare-jobs)
+    if value == "auto":
+        return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+    if not value.isdigit() or int(value) < 1:
+        raise click.BadParameter("%r is not a positive integer or 'auto'" % value)
+    return int(value)
+
+
 @main.command()
 @click.option("--matrix", type=click.Path(path_type=Path), default=Path("matrix.yml"), show_default=True,
               help="Study file: axes, stacks, exclude/include, overrides.")
 @click.option("--results", type=click.Path(path_type=Path), default=Path("results"), show_default=True,
               help="Folder holding one run folder per cell.")
-@click.option("--executor", type=click.Choice(["local", "docker", "ray", "dryrun"]), default=None,
+@click.option("--executor", type=click.Choice(executor_names()), default=None,
               help="Run every cell with this executor (default: each stack's own).")
+@click.option("--address", envvar="REPRO_RAY_ADDRESS", default=None, metavar="HOST:PORT",
+              help="Ray cluster to run on (--executor ray; default: RAY_ADDRESS, else a local Ray).")
 @click.option("--only", multiple=True, metavar="KEY=VALUE",
               help="Select cells by axis value; repeat it, or list more KEY=VALUE after the options.")
 @click.option("--cell", "cells", multiple=True, metavar="ID-PREFIX", help="Select cells by id prefix.")
-@click.option("--jobs", "-j", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Cells at once; CPU threads are divided among them.")
+@click.option("--jobs", "-j", default="1", show_default=True, callback=lambda _ctx, _param, value: _jobs(value),
+              help="Cells at once (or 'auto': one per usable core); CPU threads are divided among them.")
 @click.option("--retry-failed", is_flag=True, help="Rerun cells recorded failed or diverged.")
 @click.option("--dry-run", "-n", is_flag=True, help="Print the cells, their ids and why any is skipped.")
 @click.option("--stop-on-first-error", is_flag=True, help="Start no more cells after one fails.")
 @click.argument("selectors", nargs=-1, metavar="[KEY=VALUE]...")
-def run(matrix, results, executor, only, cells, jobs, retry_failed, dry_run, stop_on_first_error, selectors):
+def run(matrix, results, executor, address, only, cells, jobs, retry_failed, dry_run, stop_on_first_error, selectors):
     """Run the study's cells that are not done yet (resumes interrupted ones)."""
     from harness.runner import RunConfig, run as run_pipeline
     signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
+    if address:  # read by RaySettings.from_env, like the docker executor's REPRO_DOCKER_* settings
+        os.environ["REPRO_RAY_ADDRESS"] = address
     config = RunConfig(matrix=matrix, results=results, executor=executor, only=tuple(only) + selectors,
                        cells=cells, jobs=jobs, retry_failed=retry_failed, dry_run=dry_run,
                        stop_on_first_error=stop_on_first_error)
@@ -91,13 +107,15 @@ def status(results, as_json):
 @main.command()
 @click.option("--results", type=click.Path(path_type=Path), default=Path("results"), show_default=True)
 @click.option("--reports", type=click.Path(path_type=Path), default=Path("reports"), show_default=True)
-def report(results, reports):
+@click.option("--spike-factor", type=click.FloatRange(min=1.0, min_open=True), default=10.0, show_default=True,
+              help="k: a step spikes when its loss or pre-clip gradient norm exceeds k x its running median.")
+def report(results, reports, spike_factor):
     """Regenerate reports/ (Table 3, Fig. 7, Fig. 8, index.html) from results/ alone."""
     from harness.report import build_report
     if not Path(results).is_dir():
         logging.getLogger("repro").error("no results folder %s: run `repro run` first", results)
         sys.exit(ExitCode.CONFIG_ERROR)
-    click.echo(str(build_report(results, reports)))
+    click.echo(str(build_report(results, reports, spike_factor=spike_factor)))
     sys.exit(ExitCode.OK)
 
 
@@ -111,6 +129,25 @@ def _add_images_group() -> None:
 
 
 _add_images_group()
+
+
+def _add_compare_command() -> None:
+    from harness.cli_compare import compare_command
+    main.add_command(compare_command, name="compare")
+
+
+_add_compare_command()
+
+
+def _whole_first_sentences() -> None:
+    # click cuts short help at 45 characters, mid-sentence ("Regenerate reports/ (Table 3, Fig.");
+    # a docstring's first line is its first sentence, so show that line whole
+    for command in main.commands.values():
+        if not command.short_help and command.help:
+            command.short_help = command.help.strip().splitlines()[0]
+
+
+_whole_first_sentences()
 
 
 if __name__ == "__main__":

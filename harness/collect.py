@@ -33,12 +33,10 @@ Columns of the table (`COLUMNS`, in this order; unknown extra axes follow as
 - `problems`: "; "-joined notes on files that were missing, empty or torn
   (`RunRecord.notes`, harness/runfolder.py, plus unreadable log lines)
 
-Loss spikes (`spike_mask`): a logged iteration is a spike when its total loss
-is not finite, or when it exceeds the median of the previous up to 50 finite
-logged losses by more than 2x that median's magnitude (i.e. loss > 3 x median
-for positive losses; written sign-safe because the confidence-weighted loss can
-go negative), provided at least 10 earlier finite losses exist. Counts are per
-*logged* line, so `log_every` > 1 undercounts short spikes.
+Spikes (harness/spikes.py, the one definition): `n_spikes` (loss or pre-clip
+gradient norm over k x its running median, k = SPIKE_FACTOR or collect's
+`spike_factor`), `n_loss_spikes`, `n_grad_spikes`, `first_spike_iter`,
+`first_nonfinite_iter`, `spike_network` (largest network gradient there).
 """
 from __future__ import annotations
 
@@ -53,13 +51,14 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from harness import spikes
 from harness.fsutil import atomic_write
 from harness.runfolder import TRAIN_LOG, RunRecord, read_run_folder
 from harness.states import CellState
 
 __all__ = [
-    "AXES", "COLUMNS", "ENV_FIELDS", "SPIKE_FACTOR", "SPIKE_WINDOW", "SPIKE_MIN_HISTORY",
-    "Skipped", "TrainLog", "collect", "write_table", "read_train_logs", "spike_mask",
+    "AXES", "COLUMNS", "ENV_FIELDS",
+    "Skipped", "TrainLog", "collect", "write_table", "read_train_logs",
 ]
 
 AXES = ("stack", "impl", "clip", "clip_threshold", "seed", "dataset", "preset")
@@ -89,17 +88,13 @@ COLUMNS = (
     + ("state", "reason", "attempt", "started", "ended", "wall_s", "diverged_iter", "diverged_net")
     + tuple("env." + key for key in ENV_FIELDS) + ("env_json", "perceptual", "perceptual_reason")
     + ("side_mean", "side_std", "mad_mean", "mad_std", "n_images", "flat_side_mean", "flat_mad_mean")
-    + ("train_lines", "train_torn", "last_iter", "final_loss", "n_spikes", "first_spike_iter",
-       "max_grad_norm", "clipped_frac", "train_s")
+    + ("train_lines", "train_torn", "last_iter", "final_loss", "n_spikes", "n_loss_spikes", "n_grad_spikes",
+       "first_spike_iter", "first_nonfinite_iter", "spike_network", "max_grad_norm", "clipped_frac", "train_s")
     + ("train_log", "samples_grid", "problems")
 )
 
-SPIKE_FACTOR = 3.0      # a spike exceeds this multiple of the running median
-SPIKE_WINDOW = 50       # running median over this many previous logged losses
-SPIKE_MIN_HISTORY = 10  # no verdict before this many finite losses were seen
-
 # Only these train.jsonl keys are parsed; everything else on a line is ignored.
-_LOG_FIELDS = ("iter", "loss_total", "grad_norm", "clipped", "time")
+_LOG_FIELDS = spikes.LOG_FIELDS
 _CHUNK_FILES = 512      # train logs parsed per pyarrow call (bounds memory)
 
 
@@ -330,41 +325,14 @@ def _parse_chunk(chunk: list[tuple[int, bytes]], out: list, fields: Sequence[str
             out[i].columns, out[i].lines, out[i].bad = _python_parse(body, fields)
 
 
-def spike_mask(loss: np.ndarray) -> np.ndarray:
-    """True where a logged total loss is a spike (definition in the module docstring).
-
-    Vectorised: each row of a sliding window holds the previous SPIKE_WINDOW
-    losses (non-finite ones as NaN); sorting puts NaN last, so the median is
-    read from the first `k` finite entries of each row.
-    """
-    loss = np.asarray(loss, dtype=float)
-    finite = np.isfinite(loss)
-    mask = ~finite
-    if loss.size <= SPIKE_MIN_HISTORY:
-        return mask
-    clean = np.where(finite, loss, np.nan)
-    padded = np.concatenate([np.full(SPIKE_WINDOW, np.nan), clean])
-    windows = np.sort(np.lib.stride_tricks.sliding_window_view(padded, SPIKE_WINDOW)[:loss.size], axis=1)
-    k = np.isfinite(windows).sum(axis=1)
-    rows = np.arange(loss.size)
-    lo, hi = windows[rows, np.maximum((k - 1) // 2, 0)], windows[rows, np.maximum(k // 2, 0)]
-    median = (lo + hi) / 2
-    enough = k >= SPIKE_MIN_HISTORY
-    with np.errstate(invalid="ignore"):
-        over = loss - median > (SPIKE_FACTOR - 1) * np.abs(median)
-    return mask | (enough & finite & over)
-
-
-def _log_columns(log: TrainLog | None) -> dict:
+def _log_columns(log: TrainLog | None, spike_factor: float) -> dict:
     """Summaries of one train log for the tidy table."""
     if log is None or log.error:
         return {"train_lines": 0, "train_torn": False}
     cols = log.columns
     n = len(cols["loss_total"])
     loss, it = cols["loss_total"], cols["iter"]
-    spikes = spike_mask(loss)
     grad = cols["grad_norm"][np.isfinite(cols["grad_norm"])] if n else np.empty(0)
-    clipped = cols["clipped"][~np.isnan(cols["clipped"])] if n else np.empty(0)
     times = cols["time"][np.isfinite(cols["time"])] if n else np.empty(0)
     # max() of an all-inf-or-NaN gradient means the norm blew up: report inf
     blew_up = n and np.isinf(cols["grad_norm"]).any()
@@ -372,12 +340,18 @@ def _log_columns(log: TrainLog | None) -> dict:
         "train_lines": log.lines, "train_torn": log.torn,
         "last_iter": float(np.nanmax(it)) if n and np.isfinite(it).any() else np.nan,
         "final_loss": float(loss[-1]) if n else np.nan,
-        "n_spikes": int(spikes.sum()),
-        "first_spike_iter": float(it[spikes][0]) if spikes.any() else np.nan,
+        **spikes.spike_stats(cols, spike_factor),
         "max_grad_norm": np.inf if blew_up else (float(grad.max()) if grad.size else np.nan),
-        "clipped_frac": float(clipped.mean()) if clipped.size else np.nan,
         "train_s": float(times[-1]) if times.size else np.nan,
     }
+
+
+def _add_divergence(row: dict) -> None:
+    """The trainer stops before logging the non-finite step; result.json names it instead."""
+    if row.get("diverged_iter") is not None and not np.isfinite(row.get("first_nonfinite_iter", np.nan)):
+        row["first_nonfinite_iter"] = float(row["diverged_iter"])
+    if not row.get("spike_network") and row.get("diverged_net"):
+        row["spike_network"] = row["diverged_net"]
 
 
 def _log_problems(log: TrainLog | None) -> list[str]:
@@ -392,11 +366,13 @@ def _log_problems(log: TrainLog | None) -> list[str]:
 
 # --------------------------------------------------------------------------- table
 
-def collect(results_dir: str | os.PathLike) -> tuple[pd.DataFrame, list[Skipped]]:
+def collect(results_dir: str | os.PathLike,
+            spike_factor: float = spikes.SPIKE_FACTOR) -> tuple[pd.DataFrame, list[Skipped]]:
     """Read every run folder under results_dir into one row per cell.
 
     Args:
         results_dir: the study's results/ folder (missing: an empty table).
+        spike_factor: k of the spike definition (harness/spikes.py).
 
     Returns:
         (table with COLUMNS and any `axis.*` extras, folders skipped with why),
@@ -413,9 +389,12 @@ def collect(results_dir: str | os.PathLike) -> tuple[pd.DataFrame, list[Skipped]
         (skipped if isinstance(got, Skipped) else rows).append(got)
     logs = read_train_logs([row["train_log"] for row in rows])
     for row, log in zip(rows, logs):
-        row.update(_log_columns(log))
+        row.update(_log_columns(log, spike_factor))
+        _add_divergence(row)
         row["problems"] = "; ".join(row["problems"] + _log_problems(log)) or None
-    return _frame(rows), skipped
+    table = _frame(rows)
+    table.attrs["spike_factor"] = spike_factor    # the report's footnote names the k it used
+    return table, skipped
 
 
 def _frame(rows: list[dict]) -> pd.DataFrame:

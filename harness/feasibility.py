@@ -21,12 +21,13 @@ def why_not_runnable(cell: Cell, executor_cls, host: Host, executor_name: str = 
         executor_name: the executor's name, for the message when it is not installed.
     """
     stack = cell.stack
-    if stack.needs_gpu and not host.gpus:
+    remote = executor_cls is not None and executor_cls.capabilities.remote
+    if stack.needs_gpu and not host.gpus and not remote:
         return "stack %s needs a CUDA %s GPU and none is visible (nvidia-smi lists none)" % (stack.name, stack.cuda)
     if executor_cls is None:
         return "executor %r is not installed in this checkout" % executor_name
     caps = executor_cls.capabilities
-    if caps.dry_run:
+    if caps.remote:  # a cluster executor places the cell on a node that fits
         return None
     if stack.needs_gpu and not caps.gpu:
         return "stack %s needs a GPU and executor %r cannot give one (use --executor docker)" % (

@@ -5,12 +5,14 @@ values), optional `exclude`/`include` rules, per-stack `overrides` of trainer ke
 and `config` (trainer keys for every cell). pydantic checks the shape; errors are
 mapped back to YAML line numbers. Trainer keys are checked against model.config.
 """
+import math
 import os
 import typing
 from pathlib import Path
 from typing import Annotated, Any, Dict, List, Literal, Optional
 
 import pydantic
+import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from harness.yamlmarks import Marks, YamlSyntaxError, line_of, load_with_marks
@@ -22,6 +24,12 @@ __all__ = ["MatrixError", "Stack", "Axes", "Rule", "Override", "Study", "load_st
 AXES = ("stack", "impl", "clip", "clip_threshold", "seed", "dataset", "preset")
 # trainer keys holding filesystem paths: resolved against the matrix file's folder
 PATH_KEYS = ("data_dir", "vgg_weights", "author_code_dir")
+# bounds that keep any study file's load under a second and a few MiB: the seed's full
+# study is 3 KB, 9 levels deep, ~300 YAML nodes and 44 cells
+MAX_FILE_BYTES = 1 << 20      # 1 MiB
+MAX_DEPTH = 64                # nested mappings/sequences
+MAX_NODES = 100_000           # YAML nodes after expanding aliases (stops "billion laughs")
+MAX_CELLS = 10_000            # cells the axes may multiply to (stops a --dry-run that never ends)
 
 Impl = Literal["ours", "author"]
 Clip = Literal["none", "norm", "value"]
@@ -148,6 +156,7 @@ def load_study(path) -> Study:
     path = Path(path)
     if not path.is_file():
         raise MatrixError("%s: no such matrix file (give one with --matrix)" % path)
+    check_yaml_bounds(path)
     try:
         data, marks = load_with_marks(path)
     except YamlSyntaxError as e:
@@ -162,8 +171,81 @@ def load_study(path) -> Study:
     problems = list(_check_trainer_keys(study)) + list(_check_rule_stacks(study))
     if problems:
         raise MatrixError("\n".join(problems))
+    _check_cell_count(study)
     _absolutize_paths(study)
     return study
+
+
+# ---------------------------------------------------------------------------
+# bounds: any bytes end in one line, in bounded time and memory
+
+def check_yaml_bounds(path: Path) -> None:
+    """Refuse a YAML file that is too big, not UTF-8 text, too deep or alias-exponential.
+
+    Runs on parser events (no recursion, no objects built), so it is linear in the
+    file's size; syntax errors are left for the loader, which names their line.
+
+    Raises:
+        MatrixError: one line naming the file and what is wrong.
+    """
+    size = path.stat().st_size
+    if size > MAX_FILE_BYTES:
+        raise MatrixError("%s: %d bytes; a study file may have at most %d (is this the right file?)"
+                          % (path, size, MAX_FILE_BYTES))
+    raw = path.read_bytes()
+    if b"\0" in raw:
+        raise MatrixError("%s: binary file (NUL bytes); a study file is YAML text" % path)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise MatrixError("%s: not UTF-8 text (byte %d: %s); save it as UTF-8" % (path, e.start, e.reason))
+    try:
+        _count_nodes(path, yaml.parse(text, Loader=yaml.SafeLoader))
+    except yaml.YAMLError:
+        return
+
+
+def _count_nodes(path: Path, events) -> None:
+    # open collections as [size, anchor]; an alias weighs what its anchor expanded to
+    open_: List[list] = []
+    weight: Dict[str, int] = {}
+    total = 0
+    for event in events:
+        if isinstance(event, yaml.CollectionStartEvent):
+            open_.append([1, event.anchor])
+            if len(open_) > MAX_DEPTH:
+                raise MatrixError("%s:%d: nests deeper than %d levels; a study file is a few levels deep"
+                                  % (path, event.start_mark.line + 1, MAX_DEPTH))
+            continue
+        if isinstance(event, yaml.CollectionEndEvent):
+            size, anchor = open_.pop()
+        elif isinstance(event, yaml.ScalarEvent):
+            size, anchor = 1, event.anchor
+        elif isinstance(event, yaml.AliasEvent):
+            size, anchor = weight.get(event.anchor, 1), None
+        else:
+            continue
+        if anchor:
+            weight[anchor] = size
+        if open_:
+            open_[-1][0] += size
+        total += 1 if isinstance(event, yaml.CollectionEndEvent) else size
+        if total > MAX_NODES or (open_ and open_[-1][0] > MAX_NODES):
+            raise MatrixError("%s:%d: expands to more than %d YAML nodes (anchors/aliases nested into each "
+                              "other?); write the values out" % (path, event.start_mark.line + 1, MAX_NODES))
+
+
+def _check_cell_count(study: Study) -> None:
+    # the product's size is known before any cell is made: refuse before expanding
+    lengths = {a: len(getattr(study.axes, a)) for a in AXES if getattr(study.axes, a)}
+    count = math.prod(lengths.values())
+    for rule in study.include:
+        count += math.prod(len(v) for v in rule.given().values()) * math.prod(
+            n for a, n in lengths.items() if a not in rule.given())
+    if count > MAX_CELLS:
+        raise MatrixError("%s: expands to %d cells, more than %d: %s multiply; shorten an axis or split the study"
+                          % (study.where("axes"), count, MAX_CELLS,
+                             " x ".join("%s (%d)" % (a, n) for a, n in lengths.items() if n > 1)))
 
 
 # ---------------------------------------------------------------------------

@@ -79,6 +79,8 @@ def read_status(run_dir: Path) -> Optional[Dict[str, Any]]:
 def finish(run_dir: Path, status: Dict[str, Any], state: CellState, reason: str = "") -> Dict[str, Any]:
     """After the cell ended: final status.json, then the marker goes."""
     status = dict(status, state=CellState(state).value, reason=reason, ended=now())
+    # an executor that relaunched the cell (ray, after a lost node) counted it in status.json
+    status["attempt"] = max(int(status.get("attempt", 0)), int((read_status(run_dir) or {}).get("attempt", 0)))
     write_status(run_dir, status)
     try:
         (run_dir / MARKER).unlink()

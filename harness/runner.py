@@ -15,6 +15,7 @@ from typing import Dict, List, Optional, Tuple
 
 from harness import executors
 from harness.cells import Cell, CellConfigError, expand
+from harness.executors.base import ExecutorError
 from harness.exitcodes import ExitCode
 from harness.feasibility import why_not_runnable
 from harness.host import Host, probe
@@ -123,10 +124,9 @@ def plan_cells(cells: List[Cell], *, config: RunConfig) -> Plan:
 
 
 def honor_dry_run(plan: Plan, *, config: RunConfig):
-    """--dry-run (or the dryrun executor): print the plan and stop."""
-    dry = config.dry_run or (config.executor and executors.load(config.executor) is not None
-                             and executors.load(config.executor).capabilities.dry_run)
-    if not dry:
+    """--dry-run: print the plan and stop (a flag, not an executor: it plans with the real
+    executors' capabilities, so its run/skip verdicts are the ones a real run would reach)."""
+    if not config.dry_run:
         return plan
     for item in plan.items:
         print("%s  %-40s %-11s %s" % (item.cell.cell_id, item.cell.name, item.action,
@@ -192,7 +192,11 @@ def run_cells(plan: Plan, *, config: RunConfig) -> List[CellResult]:
     for item in todo:
         by_executor.setdefault(item.executor, []).append(item.cell)
     for name, cells in by_executor.items():
-        executor = executors.load(name).create(threads=threads)
+        try:
+            executor = executors.load(name).create(threads=threads)
+        except ExecutorError as e:  # ray missing, cluster unreachable...: one line, folders untouched
+            log.error(str(e))
+            return ExitCode.CONFIG_ERROR
         config.resources.callback(executor.close)
         plan.results += _run_cells(cells, executor, config.results, jobs=config.jobs, threads=threads,
                                    progress=progress, stop_on_first_error=config.stop_on_first_error)
@@ -253,9 +257,6 @@ def _plan_one(cell: Cell, host: Host, config: RunConfig) -> Planned:
         return Planned(cell, "kept-failed", "%s earlier (%s); --retry-failed reruns it" % (
             state, first[0] if first else "no reason recorded"), name, earlier=state)
     executor_cls = executors.load(name)
-    if executor_cls is not None and executor_cls.capabilities.dry_run:
-        # a dry run shows what the stack's own executor would do
-        executor_cls = executors.load(cell.stack.executor) or executor_cls
     why = why_not_runnable(cell, executor_cls, host, name)
     if why:
         return Planned(cell, "skip", why, name)

@@ -6,11 +6,11 @@ imported from `author_code_dir` (else $REPRO_AUTHOR_CODE_DIR, else
 `Trainer` + `Unsup3D` run with a cfgs dict generated from the resolved cell. What
 the study needs is added from outside, on the instances, never in their files:
 
-- their `model.backward` is replaced (bound method) by: zero_grad of their five
-  Adams, loss_total.backward(), pre-clip diagnostics (model.train.grad_diagnostics
-  over netD/netA/netL/netV/netC), divergence check, clipping (none/norm/value at
-  clip_threshold, model.train.clip_gradients), step of their five Adams; one
-  train.jsonl line with our key names;
+- their `model.backward` is replaced (bound method) by model.step.guarded_step, the
+  step our trainer runs: zero_grad of their five Adams, loss_total.backward(),
+  pre-clip diagnostics over netD/netA/netL/netV/netC, divergence check, clipping
+  (none/norm/value at clip_threshold), step of their five Adams; one train.jsonl
+  line with our key names;
 - their `trainer.load_checkpoint` is wrapped to learn the resumed epoch and cut
   train.jsonl back to it (their trainer resumes per epoch from checkpoints/*.pth);
 - their `trainer.save_checkpoint` is wrapped to fsync the log and draw samples;
@@ -37,15 +37,17 @@ import torch.nn as nn
 
 from . import compat
 from .config import ConfigError
+from .data import make_loaders
 from .env import fingerprint
 from .evaluate import Scores, score_batch
+from .exitcodes import EXIT_DIVERGED, EXIT_DONE, EXIT_TERMINATED
 from .geometry import intrinsics
 from .networks import NETWORK_NAMES
-from .precision import emulate_tf32
 from .renderer import RendererError
 from .runfiles import JsonlLog, read_jsonl, write_json
-from .samples import save_decomposition_grid
-from . import train as ours
+from .runtime import Diverged, Terminated, data_dir_for, device_for, perceptual_state, set_precision, write_diverged
+from .samples import decomposition_rows, save_decomposition_grid
+from .step import guarded_step, progress_line, should_log
 
 __all__ = ["train_author", "author_code_dir", "author_config", "author_cfgs", "AUTHOR_FIXED"]
 
@@ -55,8 +57,6 @@ DEFAULT_AUTHOR_DIR = os.path.join(os.path.dirname(PROJECT_ROOT), "shared", "thir
 # what their model.py / networks.py hard-code (64x64 layers, paper widths, Adam weight decay)
 AUTHOR_FIXED = OrderedDict([("image_size", 64), ("nf", 64), ("zdim", 256), ("conf_nf", 64),
                             ("conf_zdim", 128), ("enc_nf", 32), ("weight_decay", 5e-4)])
-
-EXIT_DONE, EXIT_DIVERGED, EXIT_TERMINATED = ours.EXIT_DONE, ours.EXIT_DIVERGED, ours.EXIT_TERMINATED
 
 
 def author_code_dir(cfg):
@@ -122,36 +122,18 @@ _LOSS_KEYS = (("loss_l1", "loss_l1_im"), ("loss_l1_flip", "loss_l1_im_flip"),
 
 
 def _nets(model):
-    return types.SimpleNamespace(nets=nn.ModuleDict(
-        [(n, getattr(model, n)) for n in NETWORK_NAMES if n in model.network_names]))
+    return nn.ModuleDict([(n, getattr(model, n)) for n in NETWORK_NAMES if n in model.network_names])
 
 
 def author_step(cfg, model, iteration):
-    """Their backward() plus ours: returns the train.jsonl record (no position fields)."""
-    for name in model.optimizer_names:
-        getattr(model, name).zero_grad()
-    loss = model.loss_total
-    loss.backward()
-    if cfg["inject_nan_at"] is not None and iteration == cfg["inject_nan_at"]:
-        next(model.netD.parameters()).grad.fill_(float("nan"))
-    nets = _nets(model)
-    stats, bad = ours.grad_diagnostics(nets)
-    if not torch.isfinite(loss).item():
-        raise ours.Diverged(iteration, bad or "loss", "non-finite loss %r at iteration %d" % (float(loss), iteration))
-    if bad is not None:
-        raise ours.Diverged(iteration, bad, "non-finite gradient in %s at iteration %d" % (bad, iteration))
-    clipped = ours.clip_gradients(cfg, nets, stats)
-    for name in model.optimizer_names:
-        getattr(model, name).step()
-    record = {"loss_total": float(loss.detach())}
+    """Their backward() as our guarded step: returns the train.jsonl record (no position fields)."""
+    losses = OrderedDict([("loss_total", model.loss_total)])
     for key, attr in _LOSS_KEYS:
         if key.startswith("loss_perc") and cfg["perceptual"] != "on":
             continue  # weighted by 0 and computed with random VGG weights: not a loss of this run
-        record[key] = float(getattr(model, attr).detach())
-    record.update(stats)
-    record["clipped"] = bool(clipped)
-    record["lr"] = getattr(model, model.optimizer_names[0]).param_groups[0]["lr"]
-    return record
+        losses[key] = getattr(model, attr)
+    optimizers = [getattr(model, name) for name in model.optimizer_names]
+    return guarded_step(cfg, _nets(model), optimizers, losses, iteration)
 
 
 class _Hooks(object):
@@ -177,18 +159,17 @@ class _Hooks(object):
 
     def backward(self):
         if self.stop["signal"]:
-            raise ours.Terminated()
+            raise Terminated()
         record = author_step(self.cfg, self.model, self.iteration)
         now = time.time()
         record.update(epoch=self.trainer.current_epoch, iter=self.iteration,
                       seconds=now - (self.tic or now), time=self.offset + now - self.start)
         self.iteration += 1
-        if (self.iteration - 1) % self.cfg["log_every"] == 0:
+        if should_log(self.iteration, self.cfg):
             self.train_log.append(record)
-        if self.iteration % 50 == 0 or self.iteration == 1:
-            self.log("epoch %d iter %d/%d loss %.4f grad %.3g%s" % (
-                record["epoch"], self.iteration, self.per_epoch * self.cfg["num_epochs"],
-                record["loss_total"], record["grad_norm"], " clipped" if record["clipped"] else ""))
+        line = progress_line(record, self.iteration, self.per_epoch * self.cfg["num_epochs"])
+        if line:
+            self.log(line)
 
     def load_checkpoint(self, optim=True):
         epoch = self._orig["load"](optim=optim)
@@ -221,7 +202,7 @@ def _their_forward(model, batch, device):
 
 
 def save_author_samples(cfg, model, loader, path):
-    """The decomposition grid of model/evaluate.py save_samples, from their model's tensors."""
+    """The decomposition grid of model.evaluate.save_samples (model.samples rows), from their model's tensors."""
     if loader is None:
         return
     batch = next(iter(loader))
@@ -229,17 +210,9 @@ def save_author_samples(cfg, model, loader, path):
     batch = [t[:n] for t in batch] if isinstance(batch, (list, tuple)) else batch[:n]
     _their_forward(model, batch, model.device)
     images = batch[0] if isinstance(batch, (list, tuple)) else batch
-    n = images.shape[0]
-    depth = ((model.canon_depth[:n] - cfg["min_depth"]) / (cfg["max_depth"] - cfg["min_depth"])).unsqueeze(1)
-    rows = [
-        ("input", images),
-        ("canonical albedo", model.canon_albedo[:n] / 2 + 0.5),
-        ("canonical depth", 1 - depth),
-        ("canonical shading", model.canon_diffuse_shading[:n]),
-        ("canonical normals", model.canon_normal[:n].permute(0, 3, 1, 2) / 2 + 0.5),
-        ("reconstruction", model.recon_im[:n] / 2 + 0.5),
-    ]
-    save_decomposition_grid(path, OrderedDict((k, v.detach().cpu().float().clamp(0, 1)) for k, v in rows))
+    save_decomposition_grid(path, decomposition_rows(cfg, images, model.canon_depth, model.canon_albedo,
+                                                     model.canon_diffuse_shading, model.canon_normal,
+                                                     model.recon_im))
 
 
 def evaluate_author(cfg, model, loader, device):
@@ -265,7 +238,7 @@ def evaluate_author(cfg, model, loader, device):
 # entry point
 
 def _perceptual(cfg):
-    vgg_state, why = ours._perceptual_state(cfg)
+    vgg_state, why = perceptual_state(cfg)
     if vgg_state is None:
         why += "; their PerceptualLoss still runs on random VGG16 weights, weighted by lam_perc 0"
     return vgg_state, why
@@ -287,17 +260,6 @@ def _setup_runtime(pkg, cfg, device):
     return runtime
 
 
-def _precision(cfg, model, device):
-    if cfg["tf32"]:
-        if device.type == "cuda":
-            compat.set_tf32(True)
-        else:
-            for name in model.network_names + ["PerceptualLoss"]:
-                emulate_tf32(getattr(model, name))
-    elif device.type == "cuda":
-        compat.set_tf32(False)
-
-
 def train_author(cfg, out_dir, log=None):
     """Train and evaluate one `impl: author` cell into out_dir; returns the exit code."""
     if log is None:
@@ -307,7 +269,7 @@ def train_author(cfg, out_dir, log=None):
     from .author_shims import SHIM_STATE, author_code_info, load_author_code
     cfg, overrides = author_config(cfg, log)
     code_dir = author_code_dir(cfg)
-    device = ours._device(cfg)
+    device = device_for(cfg)
     if cfg["threads"]:
         torch.set_num_threads(cfg["threads"])
     vgg_state, perceptual_why = _perceptual(cfg)
@@ -317,14 +279,14 @@ def train_author(cfg, out_dir, log=None):
     except RendererError as e:
         raise ConfigError(str(e))
     os.makedirs(os.path.join(out_dir, "checkpoints"), exist_ok=True)
-    data_dir = ours._data_dir(cfg, out_dir, log)
+    data_dir = data_dir_for(cfg, out_dir, log)
     splits = ("val", "test") if cfg["dataset"] != "celeba" else ("val",)
-    loaders = ours.make_loaders(cfg, data_dir, splits=splits)
+    loaders = make_loaders(cfg, data_dir, splits=splits)
     runtime = _setup_runtime(pkg, cfg, device)
     cfgs = dict(runtime, **author_cfgs(cfg, data_dir, out_dir, device))
     trainer = pkg.Trainer(cfgs, pkg.Unsup3D)
     model = trainer.model
-    _precision(cfg, model, device)
+    set_precision(cfg, [getattr(model, name) for name in model.network_names + ["PerceptualLoss"]], device)
 
     write_json(os.path.join(out_dir, "config.json"), cfg)
     env = fingerprint(cfg, device, perceptual_why)
@@ -339,12 +301,11 @@ def train_author(cfg, out_dir, log=None):
     signal.signal(signal.SIGTERM, lambda signum, frame: hooks.stop.update(signal=signum))
     try:
         trainer.train()
-    except ours.Diverged as d:
-        write_json(os.path.join(out_dir, "result.json"),
-                   {"state": "diverged", "iteration": d.iteration, "network": d.network, "reason": d.reason})
+    except Diverged as d:
+        write_diverged(out_dir, d)
         log("DIVERGED: %s" % d.reason)
         return EXIT_DIVERGED
-    except ours.Terminated:
+    except Terminated:
         log("terminated at iteration %d; their trainer resumes from its last epoch checkpoint"
             % hooks.iteration)
         return EXIT_TERMINATED
@@ -355,9 +316,7 @@ def train_author(cfg, out_dir, log=None):
         scores.summary["metric_source"] = "author forward (acc_sie_masked, acc_normal_masked)"
         scores.write(out_dir)
         save_author_samples(cfg, model, loaders["test"], os.path.join(out_dir, "samples", "test.png"))
-        log("done: SIDE %.4f x1e-2, MAD %.2f deg (flat-depth baseline: SIDE %.4f x1e-2, MAD %.2f deg)"
-            % (scores.summary["side_mean"] * 100, scores.summary["mad_mean"],
-               scores.summary["flat_side_mean"] * 100, scores.summary["flat_mad_mean"]))
+        log("done: " + scores.summary_line())
     else:
         save_author_samples(cfg, model, loaders["val"], os.path.join(out_dir, "samples", "test.png"))
         log("done (celeba: no ground-truth depth, no evaluation)")

@@ -123,3 +123,27 @@ def cudnn_version():
         return torch.backends.cudnn.version()
     except Exception:  # some CPU builds raise instead of returning None
         return None
+
+
+def cpu_kernels():
+    """What CPU kernels this torch uses: ATen's capability, BLAS, oneDNN version (None where unknown).
+
+    `torch.backends.cpu.get_cpu_capability` exists from 2.0; older builds only print it in
+    `torch.__config__.show()` (1.x: "CPU capability usage: AVX2"), which also names BLAS and oneDNN.
+    """
+    import re
+    show = ""
+    try:
+        show = torch.__config__.show()
+    except Exception:  # noqa: BLE001 - very old builds: no config string
+        pass
+
+    def _find(pattern):
+        found = re.search(pattern, show)
+        return found.group(1) if found else None
+
+    backend = getattr(torch.backends, "cpu", None)
+    capability = backend.get_cpu_capability() if hasattr(backend, "get_cpu_capability") else _find(
+        r"CPU capability usage: (\w+)")
+    return {"cpu_capability": capability, "blas": _find(r"BLAS_INFO=(\w+)"),
+            "onednn": _find(r"(?:MKL-DNN|oneDNN) (v[\d.]+)")}

@@ -39,6 +39,26 @@ def _gpu(device):
             "driver": driver}
 
 
+def _cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or None
+
+
+def _cpu():
+    """The CPU and the kernels torch runs on it, and what forced them lower (model/cpu_isa.py)."""
+    cpu = {"cpu_model": _cpu_model(), "cpu_count": os.cpu_count(),
+           "ATEN_CPU_CAPABILITY": os.environ.get("ATEN_CPU_CAPABILITY"),
+           "ONEDNN_MAX_CPU_ISA": os.environ.get("ONEDNN_MAX_CPU_ISA")}
+    cpu.update(compat.cpu_kernels())
+    return cpu
+
+
 def fingerprint(cfg, device, perceptual_reason):
     """A flat dict of versions, flags and provenance for env.json."""
     env = {
@@ -66,4 +86,5 @@ def fingerprint(cfg, device, perceptual_reason):
     }
     env.update(compat.tf32_flags())
     env.update(_gpu(device))
+    env.update(_cpu())
     return env

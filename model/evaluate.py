@@ -2,14 +2,13 @@
 import csv
 import io
 import os
-from collections import OrderedDict
 
 import torch
 
 from .geometry import normals_from_depth
 from .metrics import erode, gt_depth_from_image, mad, side, summarize
 from .runfiles import write_json, write_text
-from .samples import save_decomposition_grid
+from .samples import decomposition_rows, save_decomposition_grid
 
 __all__ = ["Scores", "evaluate", "evaluate_into", "score_batch", "save_samples"]
 
@@ -26,6 +25,12 @@ class Scores(object):
         self.summary["n_unscored"] = int((~scored).sum())
         flat = summarize(flat_side, flat_mad)
         self.summary.update(dict(("flat_" + k, v) for k, v in flat.items() if k != "n_images"))
+
+    def summary_line(self):
+        """The scores beside the flat-depth baseline, as both trainers print them at the end."""
+        s = self.summary
+        return "SIDE %.4f x1e-2, MAD %.2f deg (flat-depth baseline: SIDE %.4f x1e-2, MAD %.2f deg)" % (
+            s["side_mean"] * 100, s["mad_mean"], s["flat_side_mean"] * 100, s["flat_mad_mean"])
 
     def write(self, out_dir):
         self.summary["scores_file"] = "eval_scores.csv"
@@ -75,17 +80,8 @@ def save_samples(cfg, model, loader, device, path):
     with torch.no_grad():
         out = model(images.to(device))
     model.train()
-    n = images.shape[0]
-    depth = ((out.canon_depth[:n] - cfg["min_depth"]) / (cfg["max_depth"] - cfg["min_depth"])).unsqueeze(1)
-    rows = [
-        ("input", images),
-        ("canonical albedo", out.canon_albedo[:n] / 2 + 0.5),
-        ("canonical depth", 1 - depth),  # near is bright
-        ("canonical shading", out.canon_diffuse[:n]),
-        ("canonical normals", out.canon_normal[:n].permute(0, 3, 1, 2) / 2 + 0.5),
-        ("reconstruction", out.recon_im[:n] / 2 + 0.5),
-    ]
-    save_decomposition_grid(path, OrderedDict((k, v.detach().cpu().clamp(0, 1)) for k, v in rows))
+    save_decomposition_grid(path, decomposition_rows(cfg, images, out.canon_depth, out.canon_albedo,
+                                                     out.canon_diffuse, out.canon_normal, out.recon_im))
 
 
 def evaluate_into(cfg, model, loader, device, out_dir):
@@ -94,24 +90,3 @@ def evaluate_into(cfg, model, loader, device, out_dir):
     scores.write(out_dir)
     save_samples(cfg, model, loader, device, os.path.join(out_dir, "samples", "test.png"))
     return scores
-
-
-def _evaluate_checkpoint(run_dir):
-    """Score a run folder's last checkpoint (e.g. of a run stopped early) into eval.json."""
-    import json
-    from . import compat
-    from .config import resolve
-    from .train import CHECKPOINT, _data_dir, _device, build_model
-    from .data import make_loaders
-    with open(os.path.join(run_dir, "config.json")) as f:
-        cfg = resolve(json.load(f))
-    device = _device(cfg)
-    model, _ = build_model(cfg, device)
-    model.nets.load_state_dict(compat.load_checkpoint(os.path.join(run_dir, CHECKPOINT))["model"])
-    loader = make_loaders(cfg, _data_dir(cfg, run_dir, print), splits=("test",))["test"]
-    return evaluate_into(cfg, model, loader, device, run_dir).summary
-
-
-if __name__ == "__main__":
-    import sys
-    print(_evaluate_checkpoint(sys.argv[1]))

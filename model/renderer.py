@@ -177,9 +177,11 @@ class _RasterizeDepth(torch.autograd.Function):
         covered = keys < _EMPTY_KEY
         face = keys & _FACE_ID_MASK  # (B*R*R,) winning face id (0 where uncovered)
         col, row = _pixel_coords(R, settings["batch"], screen)
-        plane = table.depth_plane.index_select(0, face)  # (B*R*R, 5)
-        dx, dy = col - plane[:, 3], row - plane[:, 4]  # from the face's box corner
-        inv_depth = plane[:, 0] + plane[:, 1] * dx + plane[:, 2] * dy
+        # 1-D gathers of the winning face's rows: contiguous, unlike columns of a (P, 5) gather
+        plane = [table.per_face[r].index_select(0, face)  # (B*R*R,) each
+                 for r in (_VALUE + 3, _STEP_X + 3, _STEP_Y + 3, _X0, _Y0)]
+        dx, dy = col - plane[3], row - plane[4]  # from the face's box corner
+        inv_depth = plane[0] + plane[1] * dx + plane[2] * dy
         depth = 1.0 / inv_depth.masked_fill(~covered, 1.0 / far)
         ctx.save_for_backward(face_verts, face, covered, depth, dx, dy, table.per_face,
                               *table.inv_z)
@@ -272,7 +274,6 @@ class _FaceTable(object):
             and in y [_STEP_Y:+4]; then x0 [_X0], y0 [_Y0]. Anchoring at the box corner
             keeps float32 precise. Rows, not columns: stacking and gathering long
             contiguous rows is several times faster on CPU.
-        depth_plane: (B*F, 5): 1/depth value, x-step, y-step, then x0, y0.
         x0, y0: (B*F,) float box corner; inv_z: three (B*F,) 1 / corner depth.
         box_w, box_h: (B*F,) int64 pixel columns / rows of the clipped box, 0 when the
             face is not drawn.
@@ -299,7 +300,6 @@ class _FaceTable(object):
         self.inv_z = [(1.0 / z).masked_fill(z == 0, 0.0) for z in zs]  # z = 0: never drawn
         value, step_x, step_y = _affine_functions(xs, ys, self.inv_z, area, self.x0, self.y0)
         self.per_face = torch.stack(value + step_x + step_y + [self.x0, self.y0], 0)
-        self.depth_plane = torch.stack([value[3], step_x[3], step_y[3], self.x0, self.y0], 1)
         num_faces = area.shape[0] // batch
         image = torch.arange(batch, device=area.device).view(-1, 1).expand(
             batch, num_faces).reshape(-1)
@@ -365,7 +365,7 @@ class NMRDepthRenderer(object):
 
     def __init__(self, image_size, K, near=0.1, far=10.0, anti_aliasing=True,
                  fill_back=True):
-        nr = _import_neural_renderer()
+        nr = import_neural_renderer()
         K = torch.as_tensor(K, dtype=torch.float32).reshape(1, 3, 3).cuda()
         self._renderer = nr.Renderer(
             camera_mode="projection", light_intensity_ambient=1.0,
@@ -380,7 +380,7 @@ class NMRDepthRenderer(object):
         return self._renderer.render_depth(vertices, faces)
 
 
-def _import_neural_renderer():
+def import_neural_renderer():
     """Import neural_renderer or raise a one-line RendererError saying why not."""
     why = None
     try:

@@ -10,13 +10,14 @@ Layout, in pixels, for R rows of (H, W) tiles and C columns:
 (`grid_size` computes it). Python 3.6 / PyTorch 1.2 compatible.
 """
 import io
+from collections import OrderedDict
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from .runfiles import write_bytes
 
-__all__ = ["PAD", "LABEL_WIDTH", "BACKGROUND", "grid_size", "save_decomposition_grid"]
+__all__ = ["PAD", "LABEL_WIDTH", "BACKGROUND", "grid_size", "decomposition_rows", "save_decomposition_grid"]
 
 PAD = 2                      # pixels between tiles and around the grid
 LABEL_WIDTH = 112            # fits "canonical normals" in PIL's default font
@@ -90,3 +91,27 @@ def save_decomposition_grid(path, rows, max_images=8, label_width=LABEL_WIDTH):
     """
     _save_atomic(_render(rows, max_images, label_width), path)
     return path
+
+
+def decomposition_rows(cfg, images, canon_depth, canon_albedo, canon_shading, canon_normal, recon_im):
+    """The Fig. 7 rows, in [0, 1], from one forward pass (ours or theirs) on `images`.
+
+    Args:
+        cfg: the resolved cell (min_depth, max_depth scale the depth row).
+        images: (N, 3, H, W) inputs; the other tensors may hold more images and are cut to N.
+        canon_depth: (N, H, W); canon_albedo: (N, 3, H, W) in [-1, 1]; canon_shading: (N, 1, H, W);
+        canon_normal: (N, H, W, 3) in [-1, 1]; recon_im: (N, 3, H, W) in [-1, 1].
+    Returns:
+        OrderedDict name -> detached float CPU tensor (N, C, H, W), for save_decomposition_grid.
+    """
+    n = images.shape[0]
+    depth = ((canon_depth[:n] - cfg["min_depth"]) / (cfg["max_depth"] - cfg["min_depth"])).unsqueeze(1)
+    rows = [
+        ("input", images),
+        ("canonical albedo", canon_albedo[:n] / 2 + 0.5),
+        ("canonical depth", 1 - depth),  # near is bright
+        ("canonical shading", canon_shading[:n]),
+        ("canonical normals", canon_normal[:n].permute(0, 3, 1, 2) / 2 + 0.5),
+        ("reconstruction", recon_im[:n] / 2 + 0.5),
+    ]
+    return OrderedDict((k, v.detach().cpu().float().clamp(0, 1)) for k, v in rows)

@@ -9,12 +9,12 @@ saves a checkpoint at the next step and exits 143.
 Exit codes: 0 done, 2 config/data error (one line on stderr), 3 diverged.
 """
 import argparse
-import json
 import os
 import random
 import signal
 import sys
 import time
+from collections import OrderedDict
 
 import numpy as np
 import torch
@@ -24,115 +24,19 @@ from .config import ConfigError, load_config
 from .data import DataError, make_loaders, start_epoch
 from .env import fingerprint
 from .evaluate import evaluate_into, save_samples
-from .losses import load_vgg_state
-from .networks import NETWORK_NAMES
-from .photogeo import PhotoGeoAutoencoder
-from .precision import emulate_tf32
+from .exitcodes import EXIT_DIVERGED, EXIT_DONE, EXIT_TERMINATED, EXIT_USAGE
 from .runfiles import JsonlLog, write_json
+from .runtime import (CHECKPOINT, Diverged, Terminated, build_model, data_dir_for, device_for,
+                      seed_everything, write_diverged)
+from .step import guarded_step, progress_line, should_log
 
-__all__ = ["main", "train"]
-
-EXIT_DONE, EXIT_USAGE, EXIT_DIVERGED, EXIT_TERMINATED = 0, 2, 3, 143
-CHECKPOINT = os.path.join("checkpoints", "last.pt")
-
-
-class Diverged(Exception):
-    def __init__(self, iteration, network, reason):
-        Exception.__init__(self, reason)
-        self.iteration, self.network, self.reason = iteration, network, reason
-
-
-class Terminated(Exception):
-    pass
-
-
-# ---------------------------------------------------------------------------
-# set-up
-
-def _device(cfg):
-    if cfg["device"] == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device: 'cuda' requested but no CUDA GPU is visible; use device: cpu or auto")
-    if cfg["device"] == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(cfg["device"])
-
-
-def _seed_everything(seed):
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-    if torch.cuda.is_available():
-        torch.cuda.manual_seed_all(seed)
-
-
-def _data_dir(cfg, out_dir, log):
-    if cfg["dataset"] != "builtin":
-        return cfg["data_dir"]
-    from .builtin_data import ensure_builtin
-    cache = cfg["data_dir"] or os.path.join(os.path.dirname(os.path.abspath(out_dir)), ".data")
-    return ensure_builtin(cfg, cache, log=log)
-
-
-def _perceptual_state(cfg):
-    """VGG weights when the perceptual loss is on, and why it is on or off."""
-    if cfg["perceptual"] == "off":
-        why = "no vgg_weights given" if not cfg["vgg_weights"] else "perceptual: off in config"
-        return None, why
-    return load_vgg_state(cfg["vgg_weights"]), "vgg16 weights from %s" % cfg["vgg_weights"]
-
-
-def build_model(cfg, device):
-    vgg_state, why = _perceptual_state(cfg)
-    model = PhotoGeoAutoencoder(cfg, vgg_state).to(device)
-    if cfg["tf32"]:
-        if device.type == "cuda":
-            compat.set_tf32(True)
-        else:
-            emulate_tf32(model)
-    elif device.type == "cuda":
-        compat.set_tf32(False)  # torch 1.7-1.11 default it on for convs: the study sets it explicitly
-    return model, why
+__all__ = ["main", "train", "train_step", "make_optimizer"]
 
 
 def make_optimizer(cfg, model):
     """One Adam over all networks == the original's one Adam per network (Adam is per-parameter)."""
     params = [p for p in model.nets.parameters() if p.requires_grad]
     return torch.optim.Adam(params, lr=cfg["lr"], betas=(0.9, 0.999), weight_decay=cfg["weight_decay"])
-
-
-# ---------------------------------------------------------------------------
-# gradients: diagnostics, divergence, clipping
-
-def grad_diagnostics(model):
-    """Pre-clip gradient norms (global and per network), max |grad|, first non-finite network."""
-    stats, total_sq, max_abs, bad = {}, 0.0, 0.0, None
-    for name in NETWORK_NAMES:
-        if name not in model.nets:
-            continue
-        grads = [p.grad.detach() for p in model.nets[name].parameters() if p.grad is not None]
-        sq = float(sum((g.double() ** 2).sum() for g in grads)) if grads else 0.0
-        peak = max(float(g.abs().max()) for g in grads) if grads else 0.0
-        stats["grad_norm_" + name] = sq ** 0.5
-        if bad is None and not np.isfinite(sq):
-            bad = name
-        total_sq += sq
-        max_abs = max(max_abs, peak)
-    stats["grad_norm"] = total_sq ** 0.5
-    stats["grad_max_abs"] = max_abs
-    return stats, bad
-
-
-def clip_gradients(cfg, model, stats):
-    """Apply the cell's clipping; returns whether it changed any gradient."""
-    params = [p for p in model.nets.parameters() if p.grad is not None]
-    threshold = cfg["clip_threshold"]
-    if cfg["clip"] == "norm":
-        torch.nn.utils.clip_grad_norm_(params, threshold)
-        return stats["grad_norm"] > threshold
-    if cfg["clip"] == "value":
-        torch.nn.utils.clip_grad_value_(params, threshold)
-        return stats["grad_max_abs"] > threshold
-    return False
 
 
 # ---------------------------------------------------------------------------
@@ -174,36 +78,21 @@ def _images(batch, device):
 
 
 def train_step(cfg, model, optimizer, images, iteration):
-    """One optimisation step; returns the train.jsonl record (without position fields)."""
+    """One guarded optimisation step (model.step); returns the train.jsonl record (without position fields)."""
     out = model(images)
-    optimizer.zero_grad()
-    loss = out.losses["total"]
-    loss.backward()
-    if cfg["inject_nan_at"] is not None and iteration == cfg["inject_nan_at"]:
-        next(model.nets["netD"].parameters()).grad.fill_(float("nan"))
-    stats, bad = grad_diagnostics(model)
-    if not torch.isfinite(loss).item():
-        raise Diverged(iteration, bad or "loss", "non-finite loss %r at iteration %d" % (float(loss), iteration))
-    if bad is not None:
-        raise Diverged(iteration, bad, "non-finite gradient in %s at iteration %d" % (bad, iteration))
-    clipped = clip_gradients(cfg, model, stats)
-    optimizer.step()
-    record = dict(("loss_" + k, float(v.detach())) for k, v in out.losses.items())
-    record.update(stats)
-    record["clipped"] = bool(clipped)
-    record["lr"] = optimizer.param_groups[0]["lr"]
-    return record
+    losses = OrderedDict(("loss_" + k, v) for k, v in out.losses.items())
+    return guarded_step(cfg, model.nets, [optimizer], losses, iteration)
 
 
 def train(cfg, out_dir, log=print):
     """Run (or resume) training, then evaluation; returns the exit code."""
-    device = _device(cfg)
+    device = device_for(cfg)
     if cfg["threads"]:
         torch.set_num_threads(cfg["threads"])
     compat.set_deterministic(cfg["deterministic"])
-    _seed_everything(cfg["seed"])
+    seed_everything(cfg["seed"])
     os.makedirs(os.path.join(out_dir, "checkpoints"), exist_ok=True)
-    data_dir = _data_dir(cfg, out_dir, log)
+    data_dir = data_dir_for(cfg, out_dir, log)
     loaders = make_loaders(cfg, data_dir)
     model, perceptual_why = build_model(cfg, device)
     optimizer = make_optimizer(cfg, model)
@@ -223,8 +112,7 @@ def train(cfg, out_dir, log=print):
     try:
         _run_epochs(cfg, model, optimizer, loaders, out_dir, position, elapsed, train_log, stop, device, log)
     except Diverged as d:
-        write_json(os.path.join(out_dir, "result.json"),
-                   {"state": "diverged", "iteration": d.iteration, "network": d.network, "reason": d.reason})
+        write_diverged(out_dir, d)
         log("DIVERGED: %s" % d.reason)
         return EXIT_DIVERGED
     except Terminated:
@@ -234,9 +122,7 @@ def train(cfg, out_dir, log=print):
         train_log.close()
     scores = evaluate_into(cfg, model, loaders["test"], device, out_dir)
     write_json(os.path.join(out_dir, "result.json"), {"state": "done", "iteration": position["iteration"]})
-    log("done: SIDE %.4f x1e-2, MAD %.2f deg (flat-depth baseline: SIDE %.4f x1e-2, MAD %.2f deg)"
-        % (scores.summary["side_mean"] * 100, scores.summary["mad_mean"],
-           scores.summary["flat_side_mean"] * 100, scores.summary["flat_mad_mean"]))
+    log("done: " + scores.summary_line())
     return EXIT_DONE
 
 
@@ -256,12 +142,11 @@ def _run_epochs(cfg, model, optimizer, loaders, out_dir, position, elapsed, trai
                           seconds=time.time() - tic, time=time.time() - start)
             position["iteration"] += 1
             position["batch"] += 1
-            if (position["iteration"] - 1) % cfg["log_every"] == 0:
+            if should_log(position["iteration"], cfg):
                 train_log.append(record)
-            if position["iteration"] % 50 == 0 or position["iteration"] == 1:
-                log("epoch %d iter %d/%d loss %.4f grad %.3g%s" % (
-                    position["epoch"], position["iteration"], total, record["loss_total"],
-                    record["grad_norm"], " clipped" if record["clipped"] else ""))
+            line = progress_line(record, position["iteration"], total)
+            if line:
+                log(line)
             if position["iteration"] % cfg["checkpoint_every"] == 0 or stop["signal"]:
                 save_checkpoint(ckpt, model, optimizer, position, time.time() - start)
                 train_log.sync()

@@ -8,5 +8,5 @@ cd "$(dirname "$0")/.."
 python3 -m venv .venv
 .venv/bin/pip install -q --upgrade pip
 .venv/bin/pip install -q "${TORCH_SPEC:-torch==2.13.0}"
-.venv/bin/pip install -q -e ".[test,docker]"
+.venv/bin/pip install -q -e ".[test,docker,ray]"
 echo "setup: ready: $(.venv/bin/python -c 'import torch; print("torch", torch.__version__)'), $(.venv/bin/repro --help | head -1)"

@@ -3,11 +3,10 @@ import json
 import math
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 
-from harness.collect import COLUMNS, ENV_FIELDS, Skipped, collect, read_train_logs, spike_mask, write_table
+from harness.collect import COLUMNS, ENV_FIELDS, Skipped, collect, read_train_logs, write_table
 from tests.helpers.runfolders import copy_run, real_run_folder, rewrite_train_log, set_status
 
 AX = ["stack", "impl", "clip", "seed", "clip_threshold"]
@@ -64,24 +63,6 @@ def test_loss_spikes_grad_norm_and_clipped_fraction(results, real_run):
     row = _row(results)
     assert row.n_spikes == 2 and row.first_spike_iter == 60
     assert row.max_grad_norm == 40.0 and row.clipped_frac == pytest.approx(2 / 200)
-
-
-def test_spike_mask_definition():
-    flat = np.ones(30)
-    assert not spike_mask(flat).any()
-    early = flat.copy()
-    early[5] = 100  # fewer than SPIKE_MIN_HISTORY earlier losses: no verdict
-    assert not spike_mask(early).any()
-    jump = flat.copy()
-    jump[20], jump[25] = 3.5, 2.9  # > 3x the running median counts, 2.9x does not
-    assert list(np.flatnonzero(spike_mask(jump))) == [20]
-    nan = flat.copy()
-    nan[3] = np.nan  # a non-finite loss is always a spike and does not poison the median
-    nan[15] = 4.0
-    assert list(np.flatnonzero(spike_mask(nan))) == [3, 15]
-    negative = -np.ones(30)
-    negative[20] = 1.5  # sign-safe: exceeds median -1 by more than 2 x |median|
-    assert list(np.flatnonzero(spike_mask(negative))) == [20]
 
 
 def test_torn_last_line_keeps_the_good_lines(results, real_run):

@@ -216,6 +216,21 @@ def test_cancel_stops_container_and_leaves_cell_resumable(cpu_image, executor, t
     assert (run_dir / ".incomplete").exists() and not containers_of(ex.client, cell.cell_id)
 
 
+def test_cell_container_is_hardened_on_the_engine(cpu_image, client, executor, tmp_path):
+    cell, run_dir = make_cell(tmp_path, config="{builtin_num_train: 64, num_epochs: 4}")
+    ex = executor()
+    sub = ex.submit(cell, run_dir)
+    wait_for(lambda: containers_of(client, cell.cell_id), what="the cell's container")
+    (container,) = containers_of(client, cell.cell_id)
+    host = container.attrs["HostConfig"]
+    ex.cancel([sub])
+    assert [c.upper() for c in host["CapDrop"]] in (["ALL"], ["CAP_ALL"]) and not host.get("CapAdd")
+    assert "no-new-privileges" in host["SecurityOpt"] or "no-new-privileges:true" in host["SecurityOpt"]
+    assert host["PidsLimit"] == DockerSettings().pids_limit and not host["Privileged"]
+    mounts = {m["Destination"]: m for m in container.attrs["Mounts"]}
+    assert mounts[str(ROOT)]["RW"] is False and mounts[str(run_dir)]["RW"] is True
+
+
 def test_kill_harness_mid_cell_then_resume(cpu_image, client, tmp_path):
     config = "{builtin_num_train: 64, num_epochs: 2}"  # 32 iterations, checkpoint every 4
     matrix = tmp_path / "m.yml"

@@ -12,7 +12,9 @@ import torch
 import yaml
 
 from model.config import resolve
-from model.train import Diverged, clip_gradients, grad_diagnostics, train_step, make_optimizer
+from model.runtime import Diverged
+from model.step import clip_gradients, grad_diagnostics
+from model.train import train_step, make_optimizer
 from model.photogeo import PhotoGeoAutoencoder
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -56,6 +58,19 @@ def test_tiny_run_writes_the_run_folder_contract(tmp_path):
                 "grad_max_abs", "clipped", "lr", "seconds", "epoch"):
         assert key in records[0], key
     assert json.loads((run / "result.json").read_text())["state"] == "done"
+
+
+def test_scoring_the_last_checkpoint_rewrites_the_same_eval(tmp_path):
+    from model.score import score_checkpoint
+    run = tmp_path / "run"
+    assert _train(_write_cell(tmp_path), run).returncode == 0
+    written = {name: (run / name).read_bytes() for name in ("eval.json", "eval_scores.csv")}
+    for name in written:
+        (run / name).unlink()
+    summary = score_checkpoint(str(run), log=lambda msg: None)
+    assert summary["n_images"] == 8
+    for name, data in written.items():
+        assert (run / name).read_bytes() == data, name
 
 
 def test_killed_run_resumes_to_the_same_result(tmp_path):
@@ -131,10 +146,10 @@ def test_clipping_bounds_the_gradient_and_is_reported(mode):
     cfg, model, optimizer, images = _model_and_batch(clip=mode, clip_threshold=1e-3)
     out = model(images)
     out.losses["total"].backward()
-    stats, bad = grad_diagnostics(model)
+    stats, bad = grad_diagnostics(model.nets)
     assert bad is None and stats["grad_norm"] > 1e-3
-    assert clip_gradients(cfg, model, stats)
-    after, _ = grad_diagnostics(model)
+    assert clip_gradients(cfg, model.nets, stats)
+    after, _ = grad_diagnostics(model.nets)
     if mode == "norm":
         assert after["grad_norm"] == pytest.approx(1e-3, rel=1e-3)
     else:
@@ -150,7 +165,7 @@ def test_no_clipping_leaves_gradients_alone():
 def test_every_network_gets_a_gradient():
     cfg, model, optimizer, images = _model_and_batch()
     model(images).losses["total"].backward()
-    stats, _ = grad_diagnostics(model)
+    stats, _ = grad_diagnostics(model.nets)
     for name in ("netD", "netA", "netL", "netV", "netC"):
         assert stats["grad_norm_" + name] > 0, name
 

@@ -1,4 +1,4 @@
-"""The one interface every executor implements (local, docker, ray, dryrun).
+"""The one interface every executor implements (local, docker, ray).
 
 The core never branches on an executor's name: it reads `capabilities` and calls
 `submit` / `poll` / `cancel` / `close`. A cell's whole output crosses this boundary
@@ -11,7 +11,11 @@ import dataclasses
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Optional
 
-__all__ = ["Capabilities", "Submission", "Outcome", "Executor", "register", "get", "names", "reset"]
+__all__ = ["ExecutorError", "Capabilities", "Submission", "Outcome", "Executor", "register", "get", "names", "reset"]
+
+
+class ExecutorError(RuntimeError):
+    """A user-fixable problem starting an executor; str() is one line ending in the fix."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -20,7 +24,7 @@ class Capabilities:
     gpu: bool = False           # can give a cell a GPU
     async_submit: bool = True   # submit() returns before the cell ends
     needs_image: bool = False   # the cell's stack must name a built image
-    dry_run: bool = False       # runs nothing: the core only prints the plan, writes no folders
+    remote: bool = False        # cells run on other hosts (a cluster): this host's GPUs/docker do not matter
 
 
 @dataclasses.dataclass

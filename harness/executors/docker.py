@@ -8,10 +8,11 @@ invoking user (files in the run folder are theirs, not root's) and, for a CUDA
 stack, exactly one GPU taken from a pool of free ones, so N GPUs run N cells at once.
 
 Before a GPU cell starts, a short probe in the same image on the same GPU records
-env.json (torch/CUDA/cuDNN, GPU name and capability, driver, TF32 flags) and runs a
-conv and a matmul: an image whose CUDA cannot drive the GPU (CUDA 9.2/10.0 on
-Ampere/Hopper, sm_80+) ends `skipped` with the reason instead of a fake result.
-The trainer later rewrites env.json with its own fuller fingerprint.
+probe.json (harness-owned: torch/CUDA/cuDNN, GPU name and capability, driver, TF32
+flags) and runs a conv and a matmul: an image whose CUDA cannot drive the GPU (CUDA
+9.2/10.0 on Ampere/Hopper, sm_80+) ends `skipped` with the reason instead of a fake
+result. env.json stays the trainer's own fingerprint.
+Containers drop every capability, cannot gain privileges and have a pids limit.
 
 Containers are named `repro-<cell-id>`: a container left running by a killed
 `repro run` is stopped (SIGTERM, so it checkpoints) before its cell is resumed.
@@ -39,6 +40,7 @@ __all__ = ["DockerExecutor", "DockerSettings", "GpuPool", "gpu_verdict", "PROBE_
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 _PROBE_MARK = "REPRO_PROBE "
+PROBE_FILE = "probe.json"  # harness-owned; the trainer owns env.json
 _FAILED, _SKIPPED = "failed", "skipped"
 
 # Runs in every image, old ones included: Python 3.6+ and PyTorch 1.2 APIs only
@@ -85,6 +87,7 @@ class DockerSettings:
     user: str = ""               # "uid:gid" to run as; "" = the invoking user's (files stay theirs)
     term_grace_s: float = 30.0   # cancel: seconds between SIGTERM (trainer checkpoints) and SIGKILL
     probe_timeout_s: float = 180.0  # the GPU probe container's limit (first CUDA init can be slow)
+    pids_limit: int = 4096       # processes+threads per container: DataLoader workers x OpenMP threads fit
 
     @classmethod
     def from_env(cls, threads: int = 0) -> "DockerSettings":
@@ -291,12 +294,12 @@ class DockerExecutor(Executor):
     # -- GPU probe -----------------------------------------------------------
 
     def _probe(self, image: images.ImageInfo, gpu: str, run_dir: Path) -> dict:
-        """Probe (image, GPU) once per executor; the record is also written as env.json."""
+        """Probe (image, GPU) once per executor; the record is written as the harness-owned probe.json."""
         key = (image.id, gpu)
         if key not in self._probes:
             self._probes[key] = self._run_probe(image, gpu)
         record = dict(self._probes[key], image=image.name, image_digest=image.id)
-        atomic_write_json(run_dir / "env.json", record)
+        atomic_write_json(run_dir / PROBE_FILE, record)
         return record
 
     def _run_probe(self, image: images.ImageInfo, gpu: str) -> dict:
@@ -333,7 +336,9 @@ class DockerExecutor(Executor):
         kwargs = dict(user=s.user or "%d:%d" % (os.getuid(), os.getgid()), network_mode="none",
                       environment=env, working_dir=str(PROJECT_ROOT), shm_size=s.shm_size,
                       init=True,  # docker-init forwards SIGTERM and reaps DataLoader workers
-                      volumes=volumes)
+                      volumes=volumes,
+                      # training needs no privilege: no capabilities, no setuid gain, a fork-bomb cap
+                      cap_drop=["ALL"], security_opt=["no-new-privileges"], pids_limit=s.pids_limit)
         if s.cpus:
             kwargs["nano_cpus"] = int(s.cpus * 1e9)
         if s.memory:

@@ -17,8 +17,10 @@ from typing import Sequence
 
 import pandas as pd
 
+from ..spikes import SPIKE_FACTOR
 from ..collect import Skipped, collect, write_table
 from ..fsutil import atomic_write
+from .causes import write_causes
 from .curves import load_curves
 from .figures import fig7_decompositions, fig8_losses, grad_norms, plotted_cells
 from .html import render_index
@@ -73,11 +75,14 @@ def render(df: pd.DataFrame, reports_dir: str | os.PathLike, skipped: Sequence[S
     figures = [fig8_losses(df, curves, out / "fig8_losses.png"),
                grad_norms(df, curves, out / "grad_norms.png"),
                fig7_decompositions(df, out / "fig7_decompositions.png")]
-    page = render_index(df, tables, figures, skipped, out / "index.html", runs_csv)
-    return written + figures + [atomic_write(out / "index.html", page)]
+    causes_files, verdicts, causes_notes = write_causes(df, out)
+    page = render_index(df, tables, figures, skipped, out / "index.html", runs_csv,
+                        causes=(verdicts, causes_notes, len(causes_files) > 1))
+    return written + figures + causes_files + [atomic_write(out / "index.html", page)]
 
 
-def build_report(results_dir: str | os.PathLike, reports_dir: str | os.PathLike) -> ReportSummary:
+def build_report(results_dir: str | os.PathLike, reports_dir: str | os.PathLike,
+                 spike_factor: float = SPIKE_FACTOR) -> ReportSummary:
     """Collect results_dir into runs.parquet/.csv and regenerate reports_dir from it.
 
     Never re-runs anything and never raises on a bad run folder: such folders
@@ -92,7 +97,7 @@ def build_report(results_dir: str | os.PathLike, reports_dir: str | os.PathLike)
         A ReportSummary (print it for the console).
     """
     start = time.perf_counter()
-    df, skipped = collect(results_dir)
+    df, skipped = collect(results_dir, spike_factor=spike_factor)
     tables = write_table(df, results_dir) if Path(results_dir).is_dir() else []
     outputs = tables + render(df, reports_dir, skipped, tables[1] if tables else None)
     problems = tuple(f"{c}: {p}" for c, p in zip(df["cell_id"], df["problems"]) if isinstance(p, str))

@@ -19,6 +19,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from .. import spikes  # noqa: E402
 from ..fsutil import atomic_write  # noqa: E402
 from .table3 import _IMPL_NAMES, _row_order, _variant_axes, stack_label  # noqa: E402
 
@@ -94,11 +95,25 @@ def _draw_panel(ax, cells: pd.DataFrame, curves: dict, field: str, variants: lis
         line, = ax.plot(band.index, band["mean"], lw=0.9, color=color,
                         label=f"{label} (n={len(series)})")
         ax.fill_between(band.index, band["lo"], band["hi"], color=line.get_color(), alpha=0.2, lw=0)
+        _mark_spikes(ax, [curves[c] for c in group["cell_id"]], field, line.get_color())
         if threshold and str(group["clip"].iloc[0]) == "norm":
             ax.axhline(float(group["clip_threshold"].iloc[0]), color=line.get_color(), ls="--",
                        lw=0.8, label=f"clip threshold {group['clip_threshold'].iloc[0]}")
         drawn = True
     return drawn
+
+
+def _mark_spikes(ax, cell_curves: list, field: str, color) -> None:
+    """An x on each cell's curve where it spikes (harness/spikes.py), non-finite steps at the top."""
+    xs, ys = [], []
+    for curve in cell_curves:
+        values = np.asarray(curve[field], dtype=float)
+        mask = spikes.spike_mask(values) & ~np.isnan(values)
+        finite = np.isfinite(values)
+        xs += list(np.asarray(curve["iter"])[mask & finite])
+        ys += list(values[mask & finite])
+    if xs:
+        ax.scatter(xs, ys, marker="x", s=28, color=color, zorder=3, label="spikes (%d)" % len(xs))
 
 
 def _scale(ax) -> None:

@@ -14,7 +14,8 @@ from typing import Sequence
 
 import pandas as pd
 
-from ..collect import Skipped, SPIKE_FACTOR, SPIKE_WINDOW, SPIKE_MIN_HISTORY
+from ..collect import Skipped
+from ..spikes import SPIKE_MIN_HISTORY, SPIKE_WINDOW
 from .table3 import FOOTNOTES, format_rows, title
 
 __all__ = ["render_index"]
@@ -88,6 +89,17 @@ def _cells_html(df: pd.DataFrame, reports_dir: Path) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
 
 
+def _causes_html(verdicts: Sequence[str], notes: Sequence[str], has_plot: bool) -> str:
+    """Verdicts per factor (reports/causes.md has the effects table and the method)."""
+    if not verdicts:
+        body = "<p>No factor varies with enough seeds to test here (run matrices/causes-cpu.yml).</p>"
+    else:
+        body = "<ul>" + "".join(f"<li>{_e(v)}</li>" for v in verdicts) + "</ul>"
+    body += "".join(f"<p class='small'>{_e(n)}</p>" for n in notes)
+    plot = "<figure><img src='causes.png' alt='causes'><figcaption class='small'>causes.png</figcaption></figure>"
+    return body + (plot if has_plot else "") + "<p class='small'>Method and effects: <a href='causes.md'>causes.md</a></p>"
+
+
 def _notes_html(df: pd.DataFrame, skipped: Sequence[Skipped]) -> str:
     notes = []
     off = df[df["perceptual"] == False] if len(df) else df  # noqa: E712 (None = unknown)
@@ -95,9 +107,10 @@ def _notes_html(df: pd.DataFrame, skipped: Sequence[Skipped]) -> str:
         reasons = ", ".join(sorted({str(r) for r in off["perceptual_reason"].dropna()})) or "not recorded"
         notes.append(f"Perceptual (VGG16) loss was off in {len(off)} of {len(df)} cells "
                      f"(why: {_e(reasons)}); their SIDE/MAD are not comparable to the paper's.")
-    notes.append(f"Loss spike: a logged iteration whose total loss is not finite or exceeds "
-                 f"{SPIKE_FACTOR:g}× the median of the previous {SPIKE_WINDOW} logged losses "
-                 f"(sign-safe; needs {SPIKE_MIN_HISTORY} earlier losses).")
+    factor = df.attrs.get("spike_factor", "k")
+    notes.append(f"Spike: a logged iteration whose total loss or pre-clip gradient norm is not finite or "
+                 f"exceeds {factor:g}× the median of its previous {SPIKE_WINDOW} logged values "
+                 f"(sign-safe; needs {SPIKE_MIN_HISTORY} earlier values; harness/spikes.py).")
     if len(df):
         counts = ", ".join(f"{n} {s}" for s, n in df["state"].value_counts().items())
         notes.append(f"Cells: {len(df)} ({_e(counts)}).")
@@ -109,13 +122,15 @@ def _notes_html(df: pd.DataFrame, skipped: Sequence[Skipped]) -> str:
 
 
 def render_index(df: pd.DataFrame, tables: dict[str, pd.DataFrame], figures: Sequence[Path],
-                 skipped: Sequence[Skipped], path: str | Path, runs_csv: str | Path | None = None) -> str:
+                 skipped: Sequence[Skipped], path: str | Path, runs_csv: str | Path | None = None,
+                 causes: tuple = ((), (), False)) -> str:
     """The page's HTML text (the caller writes it to `path`, whose folder anchors links).
 
     Args:
         df: the tidy table; tables: clip mode -> Table 3; figures: PNG paths in
         the reports folder; skipped: folders collect skipped; path: index.html;
-        runs_csv: the tidy table's CSV, linked when given.
+        runs_csv: the tidy table's CSV, linked when given; causes: (verdict lines,
+        untested notes, whether causes.png exists) from harness.report.causes.
     """
     reports_dir = Path(path).resolve().parent
     runs = (f" · tidy table: <a href='{_e(os.path.relpath(runs_csv, reports_dir))}'>runs.csv</a>"
@@ -131,6 +146,7 @@ def render_index(df: pd.DataFrame, tables: dict[str, pd.DataFrame], figures: Seq
             f"{runs}</p>"
             f"<h2>Table 3</h2>{_tables_html(tables)}"
             f"<h2>Figures</h2>{figs}"
+            f"<h2>Causes</h2>{_causes_html(*causes)}"
             f"<h2>Notes</h2>{_notes_html(df, skipped)}"
             f"<h2>Cells</h2>{_cells_html(df, reports_dir)}"
             "</body></html>\n")

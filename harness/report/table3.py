@@ -104,7 +104,16 @@ def _aggregate(cells: pd.DataFrame) -> dict:
     flat_mad = float(ok["flat_mad_mean"].mean()) if "flat_mad_mean" in ok else math.nan
     return {"n_seeds": len(per_seed), "n_cells": len(cells), "side": side, "side_std": side_std,
             "mad": mad, "mad_std": mad_std, "note": note, "flat_side": flat_side, "flat_mad": flat_mad,
-            "perceptual_off": _perceptual_off(cells)}
+            "perceptual_off": _perceptual_off(cells), **_spikes(cells)}
+
+
+def _spikes(cells: pd.DataFrame) -> dict:
+    """Spikes per trained cell (harness/spikes.py) and the share of steps clipping acted on."""
+    ended = cells[cells["state"].isin(("done", "diverged"))]
+    spikes = ended["n_spikes"].astype(float) if "n_spikes" in ended else pd.Series(dtype=float)
+    clipped = ended["clipped_frac"].astype(float) if "clipped_frac" in ended else pd.Series(dtype=float)
+    return {"spikes": float(spikes.mean()) if spikes.notna().any() else math.nan,
+            "clipped": float(clipped.mean()) if clipped.notna().any() else math.nan}
 
 
 def _perceptual_off(cells: pd.DataFrame) -> bool:
@@ -116,7 +125,8 @@ def _perceptual_off(cells: pd.DataFrame) -> bool:
 def _empty_row(label: str, impl: str) -> dict:
     return {"row": label, "impl": impl, "variant": "", "n_seeds": 0, "n_cells": 0,
             "side": math.nan, "side_std": math.nan, "mad": math.nan, "mad_std": math.nan,
-            "flat_side": math.nan, "flat_mad": math.nan, "note": "not run", "perceptual_off": False}
+            "flat_side": math.nan, "flat_mad": math.nan, "note": "not run", "perceptual_off": False,
+            "spikes": math.nan, "clipped": math.nan}
 
 
 def table3(df: pd.DataFrame, clip: str = "none") -> pd.DataFrame:
@@ -170,7 +180,7 @@ def format_rows(table: pd.DataFrame, with_seed: bool) -> tuple[list[str], list[l
     """Header and text cells shared by the Markdown, LaTeX and HTML renderings."""
     header = ["Stack", "Impl.", "SIDE (×10⁻²)", "MAD (deg.)", "seeds"]
     header += ["seed report SIDE", "seed report MAD"] if with_seed else []
-    header += ["flat depth SIDE / MAD", "notes"]
+    header += ["flat depth SIDE / MAD", "spikes / clipped", "notes"]
     rows = []
     for r in table.itertuples():
         impl = _IMPL_NAMES.get(r.impl, r.impl) + (f" {PERCEPTUAL_MARK}" if r.perceptual_off else "")
@@ -179,7 +189,9 @@ def format_rows(table: pd.DataFrame, with_seed: bool) -> tuple[list[str], list[l
         if with_seed:
             cells += [_pm(r.seed_side, r.seed_side_std, 4), _pm(r.seed_mad, r.seed_mad_std, 2)]
         flat = "-" if math.isnan(r.flat_side) else f"{r.flat_side:.4f} / {r.flat_mad:.2f}"
-        rows.append(cells + [flat, r.note])
+        clipped = "-" if math.isnan(r.clipped) else f"{100 * r.clipped:.0f}%"
+        spikes = "-" if math.isnan(r.spikes) else f"{r.spikes:.1f} / {clipped}"
+        rows.append(cells + [flat, spikes, r.note])
     return header, rows
 
 
@@ -196,6 +208,9 @@ FOOTNOTES = (
     f"{PERCEPTUAL_MARK}: at least one cell trained without the perceptual (VGG) loss.",
     "Flat depth: SIDE/MAD of one constant depth on the same test images, scored the same way; "
     "a row that does not beat it has not learned depth.",
+    "Spikes / clipped: logged steps per trained cell whose loss or pre-clip gradient norm is non-finite or "
+    "over k x its running median (harness/spikes.py; k in the report's notes), and the share of steps on which "
+    "clipping changed the gradient.",
     "Seed report values: Table 3 of the seed report (harness/report/seed_table3.csv), trained "
     "without clipping; it does not say whether its ± is over test images or seeds.",
 )

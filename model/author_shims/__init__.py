@@ -160,8 +160,8 @@ def _install_matplotlib(used):
 def _install_renderer(backend, used):
     """backend 'nmr': the real neural_renderer (CUDA); 'torch': our drop-in."""
     if backend == "nmr":
-        from model.renderer import _import_neural_renderer
-        nr = _import_neural_renderer()  # raises RendererError with the reason
+        from model.renderer import import_neural_renderer
+        nr = import_neural_renderer()  # raises RendererError with the reason
         sys.modules["neural_renderer"] = nr
         used["neural_renderer"] = "real NMR %s" % getattr(nr, "__version__", "")
     else:

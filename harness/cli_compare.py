@@ -1,0 +1,53 @@
+"""`repro compare A B [--where K=V ...]`: does one factor change SIDE, MAD, spikes, divergence?
+
+A thin Click wrapper over harness.compare; the main CLI mounts it as `compare`.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from harness.exitcodes import ExitCode
+
+__all__ = ["compare_command"]
+
+
+@click.command("compare")
+@click.argument("group_a", metavar="FACTOR=A")
+@click.argument("group_b", metavar="FACTOR=B")
+@click.option("--where", multiple=True, metavar="KEY=VALUE", help="Keep only cells with this value; repeat it.")
+@click.option("--results", type=click.Path(path_type=Path), default=Path("results"), show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable effects.")
+def compare_command(group_a, group_b, where, results, as_json):
+    """Compare two groups of cells that differ in one factor, with 95% intervals over seeds.
+
+    Example: repro compare tf32=false tf32=true --where stack=cpu
+    """
+    from harness.collect import collect
+    from harness.compare import CompareError, compare
+    log = logging.getLogger("repro")
+    if not results.is_dir():
+        log.error("%s: no such results folder (run `repro run` first or pass --results)", results)
+        sys.exit(ExitCode.CONFIG_ERROR)
+    df, _ = collect(results)
+    try:
+        result = compare(df, group_a, group_b, where=where)
+    except CompareError as err:
+        log.error("compare: %s", err)
+        sys.exit(ExitCode.SELECTION_ERROR)
+    if as_json:
+        click.echo(json.dumps({"verdict": result.verdict, "effects": [e.to_dict() for e in result.effects]}, indent=2))
+    else:
+        click.echo(_render(result))
+    sys.exit(ExitCode.OK)
+
+
+def _render(result) -> str:
+    table = result.table()
+    shown = table[["n_a", "n_b", "mean_a", "mean_b", "diff", "low", "high", "p", "paired"]]
+    seeds = "seeds %s vs %s" % (list(result.seeds_a), list(result.seeds_b))
+    return "\n".join([shown.to_string(float_format=lambda v: "%.4g" % v), seeds, result.verdict])

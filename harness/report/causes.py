@@ -1,0 +1,158 @@
+"""reports/causes.md and causes.png: per factor, its effect with 95% intervals, from the data alone.
+
+The design this reads is one factor at a time around a baseline (matrices/causes-cpu.yml):
+for each factor, its most common value is the baseline; every other value of it is one
+hypothesis, compared (harness.compare) with the baseline cells that match it in every other
+design key. Across all hypotheses and metrics the p-values are corrected for multiple
+comparisons with Benjamini-Hochberg (false discovery rate 5%,
+`scipy.stats.false_discovery_control`); a verdict says "an effect at 95%" only when the
+corrected p is below 0.05. Intervals are the uncorrected 95% intervals of each test.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from scipy import stats  # noqa: E402
+
+from harness import compare as cmp  # noqa: E402
+from harness.fsutil import atomic_write  # noqa: E402
+
+__all__ = ["FACTORS", "ALPHA", "hypotheses", "write_causes"]
+
+# the factors a study may vary one at a time (DESIGN.md "Causes"); seed is the replicate
+FACTORS = ("tf32", "align_corners", "deterministic", "cudnn_benchmark", "clip", "clip_threshold",
+           "lr", "stack", "cpu_isa")
+ALPHA = 0.05
+
+
+def _baseline_value(values: pd.Series) -> str:
+    counts = values.value_counts()
+    return str(counts.index[0])
+
+
+def _matching(baseline: pd.DataFrame, varied: pd.DataFrame, design: list) -> pd.DataFrame:
+    """The baseline cells that agree with the varied group on every other design key."""
+    keep = pd.Series(True, index=baseline.index)
+    for column in design:
+        keep &= cmp.normalized(baseline[column]).isin(set(cmp.normalized(varied[column])))
+    return baseline[keep]
+
+
+def _missing(group: pd.DataFrame) -> list:
+    return sorted(group.loc[~group["state"].isin(("done", "diverged")), "name"].astype(str))
+
+
+def hypotheses(df: pd.DataFrame) -> tuple:
+    """(rows, notes): one row per (factor value, metric) with its interval and corrected verdict.
+
+    notes: one line per factor that could not be tested, or per group with cells that did not end.
+    """
+    rows, notes = [], []
+    for factor in FACTORS:
+        try:
+            column = cmp.factor_column(df, factor)
+        except cmp.CompareError:
+            continue
+        values = cmp.normalized(df[column])
+        if values.nunique() < 2:
+            continue
+        base = _baseline_value(values)
+        design = cmp.design_columns(df, column)
+        for value in sorted(set(values) - {base}):
+            varied = df[values == value]
+            baseline = _matching(df[values == base], varied, design)
+            missing = _missing(varied) + _missing(baseline)
+            if missing:
+                notes.append("%s=%s: cells that did not end: %s" % (factor, value, ", ".join(missing)))
+            if min(cmp.ended_seeds(varied), cmp.ended_seeds(baseline)) < cmp.MIN_SEEDS:
+                notes.append("%s=%s: not tested, fewer than %d ended seeds on a side (%d vs %d)" % (
+                    factor, value, cmp.MIN_SEEDS, cmp.ended_seeds(baseline), cmp.ended_seeds(varied)))
+                continue
+            result = cmp.compare_groups(baseline, varied, factor, base, value)
+            for e in result.effects:
+                rows.append(dict(e.to_dict(), factor=factor, baseline=base, value=value,
+                                 seeds_a=len(result.seeds_a), seeds_b=len(result.seeds_b)))
+    table = pd.DataFrame(rows)
+    if len(table):
+        p = table["p"].fillna(1.0).clip(0.0, 1.0).to_numpy()
+        table["p_adjusted"] = stats.false_discovery_control(p, method="bh")
+        table["effect"] = table["p_adjusted"] < ALPHA
+    return table, notes
+
+
+def _verdict(group: pd.DataFrame) -> str:
+    factor, base, value = group.iloc[0][["factor", "baseline", "value"]]
+    hits, nulls = group[group["effect"]], group[~group["effect"]]
+    head = "%s %s -> %s: " % (factor, base, value)
+    if not len(hits):
+        return head + "no effect at 95%% on %s" % ", ".join(nulls["metric"])
+    found = "; ".join("%s %+.3g [%.3g, %.3g]" % (r.metric, r.diff, r.low, r.high) for r in hits.itertuples())
+    rest = "; no effect on %s" % ", ".join(nulls["metric"]) if len(nulls) else ""
+    return head + found + ": an effect at 95% (BH-corrected)" + rest
+
+
+def _forest(table: pd.DataFrame, path: Path) -> Path:
+    metrics = [m for m in cmp.METRICS if m in set(table["metric"])]
+    labels = sorted(set(table["factor"] + "=" + table["value"] + " (vs " + table["baseline"] + ")"))
+    fig, axes = plt.subplots(1, len(metrics), figsize=(3.2 * len(metrics), 1.6 + 0.4 * len(labels)),
+                             squeeze=False, sharey=True)
+    for ax, metric in zip(axes[0], metrics):
+        part = table[table["metric"] == metric]
+        for row in part.itertuples():
+            y = labels.index("%s=%s (vs %s)" % (row.factor, row.value, row.baseline))
+            colour = "tab:red" if row.effect else "tab:grey"
+            ax.errorbar(row.diff, y, xerr=[[row.diff - row.low], [row.high - row.diff]], fmt="o", color=colour, capsize=3)
+        ax.axvline(0.0, color="black", lw=0.8)
+        ax.set_title("%s (%s)" % (metric, cmp.METRICS[metric][2]), fontsize=10)
+        ax.set_ylim(-0.5, len(labels) - 0.5)
+        ax.set_yticks(range(len(labels)))
+        ax.set_yticklabels(labels, fontsize=9)
+        ax.set_xlabel("difference, 95% CI", fontsize=9)
+    fig.suptitle("Effect of each factor against the baseline (red: effect after BH correction)", fontsize=10)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def _save(fig, path: Path) -> Path:
+    import io
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    plt.close(fig)
+    return atomic_write(path, buf.getvalue())
+
+
+def write_causes(df: pd.DataFrame, reports_dir: Path) -> tuple:
+    """Write causes.md (and causes.png when anything was tested).
+
+    Returns:
+        (paths written, the verdict lines, the missing/untested notes) for index.html.
+    """
+    table, notes = hypotheses(df)
+    verdicts = [_verdict(g) for _, g in table.groupby(["factor", "value"], sort=True)] if len(table) else []
+    lines = ["# Causes: which factors change SIDE, MAD, spikes and divergence", "",
+             "Generated by `repro report` from results/ (harness/report/causes.py); do not edit.", "",
+             "Each factor's most common value is its baseline; each other value is compared with the baseline "
+             "cells that match it in every other design key, over seeds (paired by seed where both share them: "
+             "t interval, else Welch), 95% intervals. Verdicts are corrected for multiple comparisons across all "
+             "factors and metrics with Benjamini-Hochberg (FDR 5%). SIDE x1e-2, MAD degrees, spikes per cell, "
+             "divergence rate per cell.", ""]
+    written = []
+    if len(table):
+        lines += ["## Verdicts", ""] + ["- " + v for v in verdicts]
+        shown = table[["factor", "baseline", "value", "metric", "seeds_a", "seeds_b", "mean_a", "mean_b", "diff",
+                       "low", "high", "p", "p_adjusted", "paired", "effect"]]
+        lines += ["", "## Effects", "", shown.to_markdown(index=False, floatfmt=".4g"), "",
+                  "![forest plot](causes.png)", ""]
+        written.append(_forest(table, Path(reports_dir) / "causes.png"))
+    else:
+        lines += ["No factor varies with enough ended seeds on both sides to test (run matrices/causes-cpu.yml).", ""]
+    if notes:
+        lines += ["## Missing or untested", ""] + ["- " + n for n in notes] + [""]
+    written.insert(0, atomic_write(Path(reports_dir) / "causes.md", "\n".join(lines)))
+    return written, verdicts, notes

@@ -1,0 +1,96 @@
+"""What every trainer (ours, the authors') sets up the same way before its loop.
+
+Device, seeding, the data folder, the nets with their precision, the perceptual
+state, checkpoint names and the two ways a loop ends early (Diverged, Terminated; the
+exit codes they map to are model.exitcodes, kept torch-free for the harness). Python 3.6 / PyTorch 1.2 compatible.
+"""
+import os
+import random
+
+import numpy as np
+import torch
+
+from . import compat
+from .config import ConfigError
+from .losses import load_vgg_state
+from .photogeo import PhotoGeoAutoencoder
+from .precision import emulate_tf32
+from .runfiles import write_json
+
+__all__ = ["CHECKPOINT", "Diverged", "Terminated", "device_for", "seed_everything", "data_dir_for", "perceptual_state",
+           "set_precision", "build_model", "write_diverged"]
+
+CHECKPOINT = os.path.join("checkpoints", "last.pt")  # our trainer's; theirs keeps checkpoints/*.pth
+
+
+class Diverged(Exception):
+    """A loss or gradient went non-finite: where (iteration), in which network, and why."""
+
+    def __init__(self, iteration, network, reason):
+        Exception.__init__(self, reason)
+        self.iteration, self.network, self.reason = iteration, network, reason
+
+
+class Terminated(Exception):
+    """SIGTERM arrived: the loop stops at the next step boundary."""
+
+
+def device_for(cfg):
+    """The torch device the cell asks for; a cuda cell without a GPU is a ConfigError."""
+    if cfg["device"] == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device: 'cuda' requested but no CUDA GPU is visible; use device: cpu or auto")
+    if cfg["device"] == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(cfg["device"])
+
+
+def seed_everything(seed):
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)
+
+
+def data_dir_for(cfg, out_dir, log):
+    """The cell's data folder; the built-in faces are generated once into a cache beside the run."""
+    if cfg["dataset"] != "builtin":
+        return cfg["data_dir"]
+    from .builtin_data import ensure_builtin
+    cache = cfg["data_dir"] or os.path.join(os.path.dirname(os.path.abspath(out_dir)), ".data")
+    return ensure_builtin(cfg, cache, log=log)
+
+
+def perceptual_state(cfg):
+    """VGG weights when the perceptual loss is on, and why it is on or off."""
+    if cfg["perceptual"] == "off":
+        why = "no vgg_weights given" if not cfg["vgg_weights"] else "perceptual: off in config"
+        return None, why
+    return load_vgg_state(cfg["vgg_weights"]), "vgg16 weights from %s" % cfg["vgg_weights"]
+
+
+def set_precision(cfg, modules, device):
+    """The cell's tf32 setting: the real flags on a GPU, emulated input rounding on CPU."""
+    if cfg["tf32"]:
+        if device.type == "cuda":
+            compat.set_tf32(True)
+        else:
+            for module in modules:
+                emulate_tf32(module)
+    elif device.type == "cuda":
+        compat.set_tf32(False)  # torch 1.7-1.11 default it on for convs: the study sets it explicitly
+
+
+def build_model(cfg, device):
+    """Our PhotoGeoAutoencoder on device with the cell's precision; returns (model, perceptual why)."""
+    vgg_state, why = perceptual_state(cfg)
+    model = PhotoGeoAutoencoder(cfg, vgg_state).to(device)
+    set_precision(cfg, [model], device)
+    return model, why
+
+
+def write_diverged(out_dir, diverged):
+    """result.json of a diverged run: the iteration and network that went non-finite."""
+    write_json(os.path.join(out_dir, "result.json"),
+               {"state": "diverged", "iteration": diverged.iteration, "network": diverged.network,
+                "reason": diverged.reason})

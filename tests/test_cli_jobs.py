@@ -1,0 +1,29 @@
+"""`repro run --jobs`: a positive count or 'auto' (one cell per usable core)."""
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from harness.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _dry_run(tmp_path, jobs):
+    return CliRunner().invoke(main, ["run", "--matrix", str(ROOT / "matrix.yml"), "--results", str(tmp_path),
+                                     "--dry-run", "--jobs", jobs])
+
+
+@pytest.mark.parametrize("jobs", ["auto", "2"])
+def test_jobs_accepts_auto_and_counts(tmp_path, jobs):
+    res = _dry_run(tmp_path, jobs)
+    assert res.exit_code == 0, res.output
+    assert "44 cells: 8 run, 36 skip" in res.output
+
+
+@pytest.mark.parametrize("jobs", ["0", "two", "-1"])
+def test_jobs_rejects_anything_else_in_one_line(tmp_path, jobs):
+    res = _dry_run(tmp_path, jobs)
+    assert res.exit_code == 2
+    assert "'--jobs'" in res.output and "positive integer or 'auto'" in res.output
+    assert "Traceback" not in res.output

@@ -1,0 +1,95 @@
+"""repro compare and causes.md: a planted effect is found, seed noise is not called an effect."""
+import numpy as np
+import pandas as pd
+import pytest
+
+from harness import compare as cmp
+from harness.report import causes
+
+
+def _cells(factor_values, seeds, side_offset=None, noise=0.01, rng_seed=0, **fixed):
+    """Rows shaped like collect's table: one per (factor value, seed), SIDE/MAD with seed noise."""
+    rng = np.random.default_rng(rng_seed)
+    rows = []
+    for value in factor_values:
+        for seed in seeds:
+            base = 0.012 + 0.002 * np.sin(seed)          # each seed has its own level: pairing removes it
+            shift = (side_offset or {}).get(value, 0.0)
+            row = dict(cell_id="%s-%d" % (value, seed), name="tf32=%s/seed=%d" % (value, seed),
+                       state="done", seed=seed, stack="cpu", impl="ours", clip="none",
+                       clip_threshold=5.0, tf32=value, side_mean=base + shift + rng.normal(0, noise * 0.01),
+                       mad_mean=30 + 100 * shift + rng.normal(0, noise * 10), n_spikes=int(seed % 2))
+            rows.append(dict(row, **fixed))
+    return pd.DataFrame(rows)
+
+
+def test_planted_offset_is_found_with_the_right_sign_and_interval():
+    df = _cells([False, True], range(5), side_offset={True: 0.002})
+    result = cmp.compare(df, "tf32=false", "tf32=true")
+    side = result.table().loc["SIDE"]
+    assert side["paired"] and side["n_a"] == side["n_b"] == 5
+    assert side["low"] < 0.2 < side["high"] and side["low"] > 0       # x1e-2 units: 0.002 -> 0.2
+    assert "an effect at 95%" in result.verdict and "SIDE" in result.verdict
+
+
+def test_groups_that_differ_only_by_seed_noise_are_not_called_different():
+    df = _cells([False, True], range(6), noise=1.0, rng_seed=3)
+    result = cmp.compare(df, "tf32=false", "tf32=true")
+    assert not any(e.significant for e in result.effects if e.metric in ("SIDE", "MAD")), result.verdict
+
+
+def test_identical_sides_give_a_zero_point_interval():
+    df = _cells([False, True], range(3), noise=0.0)
+    df.loc[df.tf32, ["side_mean", "mad_mean"]] = df.loc[~df.tf32, ["side_mean", "mad_mean"]].to_numpy()
+    side = cmp.compare(df, "tf32=false", "tf32=true").table().loc["SIDE"]
+    assert side["low"] == side["high"] == 0.0 and not side["significant"]
+
+
+@pytest.mark.parametrize("a, b, fragment", [
+    ("tf32=false", "clip=norm", "different factors"),
+    ("tf32=false", "tf32=false", "two different values"),
+    ("tf32", "tf32=true", "expected KEY=VALUE"),
+    ("nosuch=1", "nosuch=2", "no factor 'nosuch'"),
+])
+def test_bad_selectors_are_refused_in_one_line(a, b, fragment):
+    with pytest.raises(cmp.CompareError) as err:
+        cmp.compare(_cells([False, True], range(3)), a, b)
+    assert fragment in str(err.value) and "\n" not in str(err.value)
+
+
+def test_groups_that_differ_in_a_second_factor_are_refused_and_where_fixes_it():
+    df = pd.concat([_cells([False], range(3)),
+                    _cells([True], range(3)).assign(clip="norm")])
+    with pytest.raises(cmp.CompareError, match="differ in more than tf32 .*clip"):
+        cmp.compare(df, "tf32=false", "tf32=true")
+    both = pd.concat([df, df.assign(clip=np.where(df.clip == "none", "norm", "none"))])
+    assert cmp.compare(both, "tf32=false", "tf32=true", where=["clip=none"]).effects
+
+
+def test_too_few_seeds_are_refused():
+    with pytest.raises(cmp.CompareError, match="at least 2"):
+        cmp.compare(_cells([False, True], [0]), "tf32=false", "tf32=true")
+
+
+def test_divergence_rate_counts_diverged_cells():
+    df = _cells([False, True], range(4))
+    df.loc[df.tf32 & (df.seed < 3), "state"] = "diverged"
+    rate = cmp.compare(df, "tf32=false", "tf32=true").table().loc["diverged"]
+    assert rate["mean_a"] == 0.0 and rate["mean_b"] == 0.75
+
+
+def test_causes_md_corrects_across_hypotheses_and_names_missing_cells(tmp_path):
+    planted = _cells([False, True], range(5), side_offset={True: 0.002})
+    null = _cells([False], range(5), rng_seed=9).assign(tf32=False, align_corners="false")
+    df = pd.concat([planted.assign(align_corners="true"), null])
+    df.loc[df.index[-1], "state"] = "failed"
+    table, notes = causes.hypotheses(df)
+    assert {"tf32", "align_corners"} == set(table["factor"])
+    assert table.set_index(["factor", "metric"]).loc[("tf32", "SIDE"), "effect"]
+    assert (table["p_adjusted"] >= table["p"].fillna(1.0) - 1e-12).all()
+    assert any("did not end" in n and "seed=4" in n for n in notes)
+    paths, verdicts, _ = causes.write_causes(df, tmp_path)
+    assert any(v.startswith("tf32 false -> true: SIDE") for v in verdicts)
+    text = (tmp_path / "causes.md").read_text()
+    assert "tf32 false -> true" in text and "an effect at 95%" in text and (tmp_path / "causes.png").stat().st_size > 0
+    assert paths[0].name == "causes.md"
