@@ -64,7 +64,7 @@ def _progress(stack: str, verbose: bool):
     progress a user wants; the pip/apt output in between is noise unless debugging.
     """
     def on_line(line: str) -> None:
-        if verbose or line.startswith(("Step ", "downloading wheels", "Successfully")):
+        if verbose or line.startswith(("Step ", "downloading wheels", "base ", "Successfully")):
             click.echo("[%s] %s" % (stack, line))
     return on_line
 

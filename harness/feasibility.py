@@ -7,6 +7,7 @@ from typing import Optional
 
 from harness.cells import Cell
 from harness.host import Host
+from harness.images import image_name, image_stack_of
 
 __all__ = ["why_not_runnable"]
 
@@ -34,6 +35,9 @@ def why_not_runnable(cell: Cell, executor_cls, host: Host, executor_name: str = 
             stack.name, executor_cls.name)
     if caps.needs_image and not host.docker:
         return "stack %s runs in docker and %s" % (stack.name, host.docker_why)
+    if caps.needs_image and host.images is not None and image_stack_of(stack) not in host.images:
+        return "stack %s needs image %s, not built here: run `repro images build %s`" % (
+            stack.name, image_name(image_stack_of(stack)), image_stack_of(stack))
     if stack.needs_gpu:
         return _capability_problem(cell, host)
     return None

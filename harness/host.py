@@ -8,7 +8,7 @@ import os
 import shutil
 import socket
 import subprocess
-from typing import Tuple
+from typing import FrozenSet, Optional, Tuple
 
 __all__ = ["Gpu", "Host", "probe"]
 
@@ -26,12 +26,14 @@ class Host:
     gpus: Tuple[Gpu, ...] = ()
     docker: bool = False      # a Docker daemon answers
     docker_why: str = ""      # why not, one line
+    images: Optional[FrozenSet[str]] = None  # stack images built here (repro-unsup3d tags); None: not looked
 
 
 def probe() -> Host:
     """Look at this machine (nvidia-smi, docker info, CPU count)."""
     docker, why = _docker()
-    return Host(hostname=socket.gethostname(), cores=_cores(), gpus=_gpus(), docker=docker, docker_why=why)
+    return Host(hostname=socket.gethostname(), cores=_cores(), gpus=_gpus(), docker=docker, docker_why=why,
+                images=_built_images() if docker else None)
 
 
 def _cores() -> int:
@@ -71,3 +73,13 @@ def _docker() -> Tuple[bool, str]:
     if out.returncode != 0:
         return False, "no Docker daemon answers (start dockerd, or check DOCKER_HOST)"
     return True, ""
+
+
+def _built_images() -> Optional[FrozenSet[str]]:
+    """Tags of the repro-unsup3d images the engine has (None when it cannot say)."""
+    try:
+        out = subprocess.run(["docker", "images", "--format", "{{.Tag}}", "repro-unsup3d"],
+                             capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return frozenset(out.stdout.split()) if out.returncode == 0 else None

@@ -27,7 +27,7 @@ from typing import Callable, Iterator
 
 __all__ = [
     "DOCKER_DIR", "REPOSITORY", "LABEL_PREFIX", "ImageError", "ImageInfo",
-    "stacks", "image_name", "connect", "image_info", "list_images",
+    "stacks", "image_name", "image_stack_of", "connect", "image_info", "list_images",
     "missing_reason", "require_image", "build", "describe",
 ]
 
@@ -64,6 +64,12 @@ def stacks() -> list[str]:
 def image_name(stack: str) -> str:
     """The tag of a stack's image, e.g. `repro-unsup3d:cpu`."""
     return "%s:%s" % (REPOSITORY, stack)
+
+
+def image_stack_of(stack) -> str:
+    """The docker/<folder> a matrix stack's image is built from: its `dockerfile`
+    folder (cuda10.2 -> cpu-torch1.8), else its name."""
+    return Path(stack.dockerfile).name if getattr(stack, "dockerfile", None) else stack.name
 
 
 def missing_reason(stack: str) -> str:
@@ -136,7 +142,8 @@ def build(client, stack: str, *, base: str | None = None,
         client: a connected docker.DockerClient (see connect()).
         stack: a folder name under docker/ (see stacks()).
         base: value of the Dockerfile's BASE build argument (cpu: a local base image
-            such as the one docker/make-base.sh imports), None for the file's default.
+            such as the one docker/make-base.sh imports), None for the file's default,
+            or, when that cannot be pulled, the local `repro-base:<release>`.
         on_line: called with each log line ("Step 3/9 : RUN ...", command output).
 
     Returns:
@@ -149,6 +156,7 @@ def build(client, stack: str, *, base: str | None = None,
     if stack not in stacks():
         raise ImageError("unknown stack %r: known stacks are %s (folders of docker/)"
                          % (stack, ", ".join(stacks())))
+    base = base or _pullable_or_local_base(client, DOCKER_DIR / stack / "Dockerfile", on_line)
     context, dockerfile = _prepare_context(stack, on_line)
     buildargs = {"BASE": base} if base else {}
     last = ""
@@ -159,6 +167,52 @@ def build(client, stack: str, *, base: str | None = None,
     if info is None:  # the engine said nothing wrong but produced no tag
         raise ImageError("building %s produced no image (last log line: %s)" % (stack, last))
     return info
+
+
+def _pullable_or_local_base(client, dockerfile: Path,
+                            on_line: Callable[[str], None]) -> str | None:
+    """The BASE to build on: None (the Dockerfile's default) when it is here or can be
+    pulled, else the local debootstrap base of the same Debian release.
+
+    Raises:
+        ImageError: the default cannot be pulled and no local base exists; the message
+            is the offline recipe.
+    """
+    import docker
+    default = _default_base(dockerfile)
+    if not default:
+        return None  # a fixed FROM (CUDA stacks): the build itself reports a pull problem
+    try:
+        client.images.get(default)
+        return None
+    except docker.errors.ImageNotFound:
+        pass
+    try:
+        client.images.pull(default)
+        return None
+    except docker.errors.DockerException as e:
+        why = _one_line(str(getattr(e, "explanation", None) or e))  # the engine's words, not the URL
+    local = "repro-base:%s" % _debian_release(default)
+    try:
+        client.images.get(local)
+    except docker.errors.ImageNotFound:
+        raise ImageError("base %s cannot be pulled (%s): make a local one with "
+                         "`docker/make-base.sh %s` (debootstrap, a Debian mirror only) and "
+                         "build again; it is then used automatically" % (default, why, local)) from None
+    on_line("base %s cannot be pulled; using the local %s" % (default, local))
+    return local
+
+
+def _default_base(dockerfile: Path) -> str:
+    """The default of `ARG BASE=...` in a Dockerfile ("" when it has none)."""
+    match = re.search(r"^ARG BASE=(\S+)", dockerfile.read_text(), re.M)
+    return match.group(1) if match else ""
+
+
+def _debian_release(base: str) -> str:
+    """The Debian release a base tag names (python:3.9-slim-bullseye -> bullseye)."""
+    match = re.search(r"(bookworm|bullseye|buster|trixie)", base)
+    return match.group(1) if match else "bookworm"
 
 
 def _stream_build(client, context: Path, dockerfile: str, tag: str,
@@ -208,24 +262,37 @@ def _cache_dir() -> Path:
 def _download_wheels(stack_dir: Path, dest: Path, on_line: Callable[[str], None]) -> None:
     """pip-download the stack's pinned wheels for the image's Python into dest.
 
-    The old wheels are removed first so a changed pin never leaves two versions
-    for pip to choose from inside the build.
+    The previous download is only offered to pip as --find-links, then removed, so a
+    changed pin never leaves two versions for pip to choose from inside the build,
+    and an unchanged one (torch 1.8.1: 800 MB) is not downloaded again.
     """
     python = _label(stack_dir / "Dockerfile", "python")
     if not python:
         raise ImageError("%s/Dockerfile: missing LABEL org.repro.python (needed to pick wheels)"
                          % stack_dir)
-    shutil.rmtree(dest, ignore_errors=True)
+    previous = dest.with_name(dest.name + ".previous")
+    shutil.rmtree(previous, ignore_errors=True)
+    if dest.exists():
+        dest.rename(previous)
+    platforms = [a for p in _WHEEL_PLATFORMS for a in ("--platform", p)]
     cmd = [sys.executable, "-m", "pip", "download", "--quiet", "--only-binary=:all:",
-           "--python-version", python, "--implementation", "cp",
-           "--platform", "manylinux_2_28_x86_64", "--dest", str(dest),
+           "--python-version", python, "--implementation", "cp", *platforms,
+           "--find-links", str(previous), "--dest", str(dest),
            "-r", str(stack_dir / "wheels.txt")]
     on_line("downloading wheels for Python %s: %s" % (python, " ".join(cmd[2:])))
     proc = subprocess.run(cmd, capture_output=True, text=True)
+    shutil.rmtree(previous, ignore_errors=True)
     if proc.returncode != 0:
         raise ImageError("downloading the %s wheels failed: %s (check pip's index settings, "
                          "e.g. PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu)"
                          % (stack_dir.name, _one_line(proc.stderr or proc.stdout)))
+
+
+# glibc tags both Debian bases accept (bullseye has glibc 2.31, bookworm 2.36): torch
+# 2.13's wheel is manylinux_2_28, torch 1.8.1's the old manylinux1, and pip does not
+# infer the older tags from a newer one.
+_WHEEL_PLATFORMS = ("manylinux_2_28_x86_64", "manylinux2014_x86_64",
+                    "manylinux2010_x86_64", "manylinux1_x86_64")
 
 
 def _label(dockerfile: Path, key: str) -> str:

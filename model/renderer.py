@@ -294,7 +294,8 @@ class _FaceTable(object):
         # NMR draws a face when its y-up signed area is >= 0, i.e. ours (y down) <= 0;
         # fill_back appends the reversed faces, so the other winding comes after all F.
         back = area > 0
-        drawn = ((area != 0) & torch.isfinite(area) & (fill_back | ~back)).to(torch.int64)
+        # tensor | bool, not bool | tensor: torch < 1.10 has no Tensor.__ror__ for a bool
+        drawn = ((area != 0) & torch.isfinite(area) & (~back | fill_back)).to(torch.int64)
         self.box_w = (x1 - self.x0 + 1).clamp(min=0).to(torch.int64) * drawn
         self.box_h = (y1 - self.y0 + 1).clamp(min=0).to(torch.int64) * drawn
         self.inv_z = [(1.0 / z).masked_fill(z == 0, 0.0) for z in zs]  # z = 0: never drawn

@@ -346,7 +346,7 @@ def test_fetch_author_checks_out_exactly_the_pinned_commit(tmp_path):
     assert missing.returncode != 0 and not (tmp_path / "none" / "COMMIT").exists()
 
 
-@pytest.mark.parametrize("stack", ["cpu", "cuda9.2", "cuda10.0", "cuda11.3"])
+@pytest.mark.parametrize("stack", ["cpu", "cpu-torch1.8", "cuda9.2", "cuda10.0", "cuda11.3"])
 def test_dockerfile_lint_pins_and_labels(stack):
     instr = _instructions(ROOT / "docker" / stack / "Dockerfile")
     args = dict(a.split("=", 1) for i, a in instr if i == "ARG" and "=" in a)
@@ -356,12 +356,13 @@ def test_dockerfile_lint_pins_and_labels(stack):
     labels = dict(re.findall(r'org\.repro\.(\w+)="([^"]*)"', " ".join(a for i, a in instr if i == "LABEL")))
     assert {"stack", "cuda", "cudnn", "pytorch", "python"} <= set(labels), stack
     assert labels["stack"] == stack
-    assert labels["cuda"] == (stack[4:] if stack.startswith("cuda") else "none")
+    wheel_cuda = {"cpu-torch1.8": "10.2"}  # torch 1.8.1's registry wheel is a CUDA 10.2 build
+    assert labels["cuda"] == (stack[4:] if stack.startswith("cuda") else wheel_cuda.get(stack, "none"))
     for i, a in instr:
         if i == "RUN":
             assert not _unpinned_pip_specs(a), "%s: unpinned pip install %s" % (stack, _unpinned_pip_specs(a))
-    if stack == "cpu":
-        wheels = [l for l in (ROOT / "docker/cpu/wheels.txt").read_text().splitlines()
+    if (ROOT / "docker" / stack / "wheels.txt").exists():
+        wheels = [l for l in (ROOT / "docker" / stack / "wheels.txt").read_text().splitlines()
                   if l.strip() and not l.startswith("#")]
         assert wheels and all("==" in w for w in wheels)
 

@@ -158,6 +158,7 @@ def _major(version: str) -> int:
 class _Run:
     """Executor-private state of one submission (Submission.handle)."""
     image: images.ImageInfo
+    needs_gpu: bool = False  # the cell's stack decides: one image may serve a CPU and a GPU stack
     gpu: str | None = None
     container: object = None
     log_thread: threading.Thread | None = None
@@ -188,7 +189,8 @@ class DockerExecutor(Executor):
         sub = Submission(cell_id=cell.cell_id, run_dir=Path(run_dir).resolve())
         stack = _image_stack(cell)
         try:
-            sub.handle = _Run(image=images.require_image(self.client, stack))
+            sub.handle = _Run(image=images.require_image(self.client, stack),
+                              needs_gpu=cell.stack.needs_gpu)
         except images.ImageError as e:  # fail fast: nothing to start
             sub.outcome = Outcome(exit_code=None, reason=str(e), state=_FAILED)
             return sub
@@ -217,7 +219,7 @@ class DockerExecutor(Executor):
 
     def _try_start(self, sub: Submission) -> None:
         run: _Run = sub.handle
-        if run.image.needs_gpu:
+        if run.needs_gpu:
             if not self.gpus.all:
                 sub.outcome = Outcome(None, "stack %s needs a GPU and this host has none visible "
                                             "(nvidia-smi lists none)" % run.image.stack, _FAILED)
@@ -354,8 +356,7 @@ class DockerExecutor(Executor):
 
 def _image_stack(cell) -> str:
     """The docker/<stack> an image comes from: the stack's Dockerfile folder, else its name."""
-    stack = cell.stack
-    return Path(stack.dockerfile).name if getattr(stack, "dockerfile", None) else stack.name
+    return images.image_stack_of(cell.stack)
 
 
 def _container_name(cell_id: str) -> str:

@@ -21,6 +21,7 @@ from ..spikes import SPIKE_FACTOR
 from ..collect import Skipped, collect, write_table
 from ..fsutil import atomic_write
 from .causes import write_causes
+from .cellpage import write_cell_pages
 from .curves import load_curves
 from .figures import fig7_decompositions, fig8_losses, grad_norms, plotted_cells
 from .html import render_index
@@ -78,7 +79,8 @@ def render(df: pd.DataFrame, reports_dir: str | os.PathLike, skipped: Sequence[S
     causes_files, verdicts, causes_notes = write_causes(df, out)
     page = render_index(df, tables, figures, skipped, out / "index.html", runs_csv,
                         causes=(verdicts, causes_notes, len(causes_files) > 1))
-    return written + figures + causes_files + [atomic_write(out / "index.html", page)]
+    pages = write_cell_pages(df, out)
+    return written + figures + causes_files + pages + [atomic_write(out / "index.html", page)]
 
 
 def build_report(results_dir: str | os.PathLike, reports_dir: str | os.PathLike,

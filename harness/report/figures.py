@@ -14,16 +14,17 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")  # headless: no display on the study machines
-import matplotlib.image as mpimg  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from .. import spikes  # noqa: E402
 from ..fsutil import atomic_write  # noqa: E402
-from .table3 import _IMPL_NAMES, _row_order, _variant_axes, stack_label  # noqa: E402
+from .grids import STRETCH_CAPTION, draw_grid  # noqa: E402
+from .rows import impl_name, row_order, variant_axes  # noqa: E402
+from .table3 import stack_label  # noqa: E402
 
-__all__ = ["fig8_losses", "grad_norms", "fig7_decompositions", "panels", "plotted_cells",
+__all__ = ["fig8_losses", "grad_norms", "fig7_decompositions", "panels", "plotted_cells", "fig7_cells",
            "MAX_SEEDS_PER_LINE"]
 
 # A line's band is drawn from at most this many seeds (lowest first): enough to
@@ -38,8 +39,8 @@ def panels(df: pd.DataFrame) -> list[tuple[str, str, str]]:
     """(stack, impl, title) of each panel, in Table 3's row order."""
     keys = df[["stack", "impl", "stack_cuda"]].drop_duplicates(["stack", "impl"])
     found = [(str(s), str(i), stack_label(s, c if isinstance(c, str) else None)) for s, i, c in keys.itertuples(index=False)]
-    found.sort(key=lambda p: _row_order(p[2], p[1]))
-    return [(s, i, f"{label} · {_IMPL_NAMES.get(i, i)}") for s, i, label in found]
+    found.sort(key=lambda p: row_order(p[2], p[1]))
+    return [(s, i, f"{label} · {impl_name(i)}") for s, i, label in found]
 
 
 def _line_labels(cells: pd.DataFrame, variants: list[str]) -> pd.Series:
@@ -61,7 +62,7 @@ def plotted_cells(df: pd.DataFrame) -> pd.DataFrame:
     has = df[df["train_log"].notna()] if len(df) else df
     if has.empty:
         return has
-    labels = _line_labels(has, _variant_axes(df))
+    labels = _line_labels(has, variant_axes(df))
     order = has.assign(_line=labels).sort_values(
         "seed", key=lambda s: pd.to_numeric(s, errors="coerce"), kind="stable")
     return order.groupby(["stack", "impl", "_line"], sort=False).head(MAX_SEEDS_PER_LINE).drop(columns="_line")
@@ -80,7 +81,7 @@ def _series(curve: dict, field: str) -> pd.Series:
 
 
 def _draw_panel(ax, cells: pd.DataFrame, curves: dict, field: str, variants: list[str],
-                threshold: bool) -> bool:
+                threshold: bool, panel: str = "") -> bool:
     """Draw every line of one panel; return whether anything was drawn."""
     cells = cells[cells["cell_id"].isin(curves.keys())]
     drawn = False
@@ -93,7 +94,7 @@ def _draw_panel(ax, cells: pd.DataFrame, curves: dict, field: str, variants: lis
         band = _band(series)
         color = _COLORS.get(str(group["clip"].iloc[0]), None)
         line, = ax.plot(band.index, band["mean"], lw=0.9, color=color,
-                        label=f"{label} (n={len(series)})")
+                        label=f"{panel}, {label}, {len(series)} seed{'s' * (len(series) != 1)}")
         ax.fill_between(band.index, band["lo"], band["hi"], color=line.get_color(), alpha=0.2, lw=0)
         _mark_spikes(ax, [curves[c] for c in group["cell_id"]], field, line.get_color())
         if threshold and str(group["clip"].iloc[0]) == "norm":
@@ -150,17 +151,17 @@ def _curve_figure(df, curves, field, path, ylabel, suptitle, threshold=False) ->
     has = df[df["cell_id"].isin(curves.keys())] if len(df) else df
     if has.empty:
         return _empty(path, f"no training logs with {field} yet")
-    variants = _variant_axes(df)
+    variants = variant_axes(df)
     keys = panels(has)
     fig, axes = _grid(len(keys), 5.2, 3.6)
     for ax, (stack, impl, name) in zip(axes, keys):
         cells = has[(has["stack"].map(str) == stack) & (has["impl"].map(str) == impl)]
-        if _draw_panel(ax, cells, curves, field, variants, threshold):
+        if _draw_panel(ax, cells, curves, field, variants, threshold, name):
             _scale(ax)
-            ax.legend(fontsize=7, loc="upper right")
-        ax.set_title(name, fontsize=10)
-        ax.set_xlabel("iteration")
-        ax.set_ylabel(ylabel)
+            ax.legend(fontsize=8, loc="upper right")
+        ax.set_title(name, fontsize=11)
+        ax.set_xlabel("iteration", fontsize=10)
+        ax.set_ylabel(ylabel, fontsize=10)
         ax.grid(alpha=0.3, which="both", lw=0.4)
     fig.suptitle(suptitle)
     return _save(fig, path)
@@ -189,24 +190,36 @@ def _pick(cells: pd.DataFrame) -> pd.Series | None:
     return cells.assign(_rank=rank).sort_values(["_rank", "seed"], key=None).iloc[0]
 
 
-def fig7_decompositions(df: pd.DataFrame, path: str | Path) -> Path:
-    """Fig. 7: per stack, the final decomposition grid of one seed, clipped vs not."""
+def fig7_cells(df: pd.DataFrame) -> list[tuple[str, str, str, pd.Series | None]]:
+    """(panel title, stack, clip, chosen cell or None) for each Fig. 7 panel, row by row."""
     has = df[df["samples_grid"].notna()] if len(df) else df
     if has.empty:
-        return _empty(Path(path), "no decomposition grids (samples/*.png) yet")
-    keys = panels(has)
+        return []
     modes = sorted(has["clip"].map(str).unique(), key=lambda c: (_CLIP_ORDER.get(c, 9), c))
-    fig, axes = plt.subplots(len(keys), len(modes), figsize=(4.5 * len(modes), 4.2 * len(keys)),
+    return [(name, stack, clip, _pick(has[(has["stack"].map(str) == stack) & (has["impl"].map(str) == impl)
+                                          & (has["clip"].map(str) == clip)]))
+            for stack, impl, name in panels(has) for clip in modes]
+
+
+def fig7_decompositions(df: pd.DataFrame, path: str | Path) -> Path:
+    """Fig. 7: per stack, the final decomposition grid of one seed, clipped vs not.
+
+    Depth and normal rows are stretched per tile (harness.report.grids) so relief shows.
+    """
+    chosen = fig7_cells(df)
+    if not chosen:
+        return _empty(Path(path), "no decomposition grids (samples/*.png) yet")
+    modes = list(dict.fromkeys(clip for _, _, clip, _ in chosen))
+    n_rows = len(chosen) // len(modes)
+    fig, axes = plt.subplots(n_rows, len(modes), figsize=(5.2 * len(modes), 4.6 * n_rows),
                              squeeze=False)
-    for row, (stack, impl, name) in zip(axes, keys):
-        for ax, clip in zip(row, modes):
+    for ax, (name, _, clip, cell) in zip(axes.flat, chosen):
+        if cell is None or not draw_grid(ax, cell["samples_grid"], max_cols=6):
             ax.axis("off")
-            cell = _pick(has[(has["stack"].map(str) == stack) & (has["impl"].map(str) == impl)
-                             & (has["clip"].map(str) == clip)])
-            if cell is None:
-                ax.set_title(f"{name}\nclip={clip}: no grid", fontsize=9)
-                continue
-            ax.imshow(mpimg.imread(cell["samples_grid"]))
-            ax.set_title(f"{name}\nclip={clip} · seed {cell['seed']} · {cell['state']}", fontsize=9)
-    fig.suptitle("Fig. 7: decompositions per stack, without clipping (left) and with clipping (right)")
+            ax.set_title(f"{name}\nclip={clip}: no readable grid", fontsize=10)
+            continue
+        ax.set_title(f"{name} · clip={clip}\nseed {cell['seed']} · {cell['state']} · cell {cell['cell_id']}",
+                     fontsize=10)
+    fig.suptitle("Fig. 7: decompositions per stack, one seed each, without clipping (left) and "
+                 f"with clipping (right)\n{STRETCH_CAPTION}", fontsize=10)
     return _save(fig, Path(path))

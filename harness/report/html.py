@@ -16,6 +16,7 @@ import pandas as pd
 
 from ..collect import Skipped
 from ..spikes import SPIKE_MIN_HISTORY, SPIKE_WINDOW
+from .cellpage import cell_href
 from .table3 import FOOTNOTES, format_rows, title
 
 __all__ = ["render_index"]
@@ -76,7 +77,7 @@ def _cells_html(df: pd.DataFrame, reports_dir: Path) -> str:
               "MAD", "spikes", "max grad", "clipped", "perceptual", "env"]
     rows = []
     for r in df.itertuples(index=False):
-        link = os.path.relpath(r.run_dir, reports_dir).replace(os.sep, "/") + "/"
+        link = cell_href(r.cell_id)  # the cell's page; it links the raw run files
         why = "; ".join(_e(x) for x in (r.reason, r.problems) if _e(x))
         perceptual = {True: "on", False: "off"}.get(r.perceptual, "?")
         cells = [f'<a href="{_e(link)}">{_e(r.cell_id)}</a>', _e(r.stack), _e(r.impl), _e(r.clip),

@@ -3,8 +3,10 @@
 Rows are CUDA version x implementation (Ours / Author's) as in the seed, plus
 our CPU stack and any other stack present; columns are SIDE (x1e-2) and MAD
 (deg.) as mean +- std over seeds of each cell's test-set mean (sample std,
-ddof=1; a single seed shows no +-), the number of seeds, and - for the table
-without clipping - the seed's published numbers beside ours. A row without
+ddof=1; a single seed shows no +-) and, like for like with the published
+numbers, mean +- each run's spread over test images averaged over seeds; the
+number of seeds, and - for the table without clipping - the seed's published
+numbers beside the image-spread columns. A row without
 numbers says why (skipped, failed, diverged, not run).
 """
 from __future__ import annotations
@@ -15,16 +17,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..collect import AXES
 from ..fsutil import atomic_write
+from .rows import IMPL_NAMES, row_order, variant_axes
 
 __all__ = ["SEED_CSV", "seed_table", "stack_label", "clip_modes", "table3", "format_rows",
            "to_markdown", "to_latex", "write_tables", "title", "FOOTNOTES", "PERCEPTUAL_MARK"]
 
 SEED_CSV = Path(__file__).with_name("seed_table3.csv")
 PERCEPTUAL_MARK = "†"   # marks rows where some cell trained without the perceptual loss
-_IMPL_NAMES = {"ours": "Ours", "author": "Author's"}
-_ROW_AXES = ("stack", "impl", "clip", "seed")   # the other axes split rows only if they vary
 
 
 def seed_table() -> pd.DataFrame:
@@ -47,21 +47,6 @@ def clip_modes(df: pd.DataFrame) -> list[str]:
     """Clipping modes to tabulate: 'none' (the seed's) and each one run ('norm' if none ran)."""
     ran = sorted({str(c) for c in df.get("clip", pd.Series(dtype=str)).dropna()} - {"none"})
     return ["none"] + (ran or ["norm"])
-
-
-def _variant_axes(df: pd.DataFrame) -> list[str]:
-    """Axes beyond stack/impl/clip/seed that vary: they split rows so nothing mixes."""
-    axes = [a for a in AXES if a not in _ROW_AXES] + [c for c in df.columns if c.startswith("axis.")]
-    return [a for a in axes if a in df.columns and df[a].map(str).nunique() > 1]
-
-
-def _row_order(label: str, impl: str) -> tuple:
-    """Seed order: CUDA versions ascending, then CPU and other stacks; Ours before Author's."""
-    try:
-        version = tuple(int(p) for p in label.removeprefix("CUDA ").split("."))
-    except ValueError:
-        version = (999,)
-    return version, label, 0 if impl == "ours" else 1 if impl == "author" else 2, impl
 
 
 def _cell_why(cell) -> str:
@@ -95,6 +80,10 @@ def _aggregate(cells: pd.DataFrame) -> dict:
     per_seed = ok.groupby(ok["seed"].map(str))[["side_mean", "mad_mean"]].mean()
     side, side_std = _stats(per_seed["side_mean"] * 100)
     mad, mad_std = _stats(per_seed["mad_mean"])
+    # the seed report's ± is the spread over test images of one run: average it over seeds
+    per_seed_img = ok.groupby(ok["seed"].map(str))[["side_std", "mad_std"]].mean()
+    side_img_std = float(per_seed_img["side_std"].mean() * 100) if len(per_seed_img) else math.nan
+    mad_img_std = float(per_seed_img["mad_std"].mean()) if len(per_seed_img) else math.nan
     others = cells.drop(ok.index)
     note = _why(others) if len(others) else ""
     if len(ok) and note:
@@ -103,7 +92,8 @@ def _aggregate(cells: pd.DataFrame) -> dict:
     flat_side = float(ok["flat_side_mean"].mean() * 100) if "flat_side_mean" in ok else math.nan
     flat_mad = float(ok["flat_mad_mean"].mean()) if "flat_mad_mean" in ok else math.nan
     return {"n_seeds": len(per_seed), "n_cells": len(cells), "side": side, "side_std": side_std,
-            "mad": mad, "mad_std": mad_std, "note": note, "flat_side": flat_side, "flat_mad": flat_mad,
+            "mad": mad, "mad_std": mad_std, "side_img_std": side_img_std,
+            "mad_img_std": mad_img_std, "note": note, "flat_side": flat_side, "flat_mad": flat_mad,
             "perceptual_off": _perceptual_off(cells), **_spikes(cells)}
 
 
@@ -125,8 +115,8 @@ def _perceptual_off(cells: pd.DataFrame) -> bool:
 def _empty_row(label: str, impl: str) -> dict:
     return {"row": label, "impl": impl, "variant": "", "n_seeds": 0, "n_cells": 0,
             "side": math.nan, "side_std": math.nan, "mad": math.nan, "mad_std": math.nan,
-            "flat_side": math.nan, "flat_mad": math.nan, "note": "not run", "perceptual_off": False,
-            "spikes": math.nan, "clipped": math.nan}
+            "side_img_std": math.nan, "mad_img_std": math.nan, "flat_side": math.nan, "flat_mad": math.nan,
+            "note": "not run", "perceptual_off": False, "spikes": math.nan, "clipped": math.nan}
 
 
 def table3(df: pd.DataFrame, clip: str = "none") -> pd.DataFrame:
@@ -138,12 +128,13 @@ def table3(df: pd.DataFrame, clip: str = "none") -> pd.DataFrame:
 
     Returns:
         One row per (stack label, impl, variant) with columns row, impl, variant,
-        clip, n_seeds, n_cells, side (x1e-2), side_std, mad (deg), mad_std,
+        clip, n_seeds, n_cells, side (x1e-2), side_std, mad (deg), mad_std (over
+        seeds), side_img_std, mad_img_std (over test images, averaged over seeds),
         perceptual_off, note, and seed_side/seed_side_std/seed_mad/seed_mad_std
         (the published values; NaN where the seed has none or clip != 'none').
     """
     cells = df[df["clip"].map(str) == clip] if len(df) else df
-    variants = _variant_axes(df) if len(df) else []
+    variants = variant_axes(df) if len(df) else []
     rows = []
     for key, group in (cells.groupby(["stack", "impl"] + variants, dropna=False, sort=False)
                        if len(cells) else []):
@@ -154,7 +145,7 @@ def table3(df: pd.DataFrame, clip: str = "none") -> pd.DataFrame:
     seen = {(r["row"], r["impl"]) for r in rows}
     wanted = [(r, i) for r, i in zip(seed_table()["row"], seed_table()["impl"])] + [("CPU", "ours")]
     rows += [_empty_row(label, impl) for label, impl in wanted if (label, impl) not in seen]
-    rows.sort(key=lambda r: _row_order(r["row"], r["impl"]) + (r["variant"],))
+    rows.sort(key=lambda r: row_order(r["row"], r["impl"]) + (r["variant"],))
     table = pd.DataFrame(rows)
     table.insert(3, "clip", clip)
     return _with_seed(table, clip)
@@ -178,16 +169,17 @@ def _pm(mean: float, std: float, digits: int) -> str:
 
 def format_rows(table: pd.DataFrame, with_seed: bool) -> tuple[list[str], list[list[str]]]:
     """Header and text cells shared by the Markdown, LaTeX and HTML renderings."""
-    header = ["Stack", "Impl.", "SIDE (×10⁻²)", "MAD (deg.)", "seeds"]
-    header += ["seed report SIDE", "seed report MAD"] if with_seed else []
-    header += ["flat depth SIDE / MAD", "spikes / clipped", "notes"]
+    header = ["Stack", "Impl.", "SIDE (×10⁻²) ± images¹", "MAD (deg.) ± images¹"]
+    header += ["seed report SIDE ± images", "seed report MAD ± images"] if with_seed else []
+    header += ["SIDE ± seeds²", "MAD ± seeds²", "seeds", "flat depth SIDE / MAD", "spikes / clipped", "notes"]
     rows = []
     for r in table.itertuples():
-        impl = _IMPL_NAMES.get(r.impl, r.impl) + (f" {PERCEPTUAL_MARK}" if r.perceptual_off else "")
+        impl = IMPL_NAMES.get(r.impl, r.impl) + (f" {PERCEPTUAL_MARK}" if r.perceptual_off else "")
         stack = r.row + (f" ({r.variant})" if r.variant else "")
-        cells = [stack, impl, _pm(r.side, r.side_std, 4), _pm(r.mad, r.mad_std, 2), str(r.n_seeds)]
+        cells = [stack, impl, _pm(r.side, r.side_img_std, 4), _pm(r.mad, r.mad_img_std, 2)]
         if with_seed:
             cells += [_pm(r.seed_side, r.seed_side_std, 4), _pm(r.seed_mad, r.seed_mad_std, 2)]
+        cells += [_pm(r.side, r.side_std, 4), _pm(r.mad, r.mad_std, 2), str(r.n_seeds)]
         flat = "-" if math.isnan(r.flat_side) else f"{r.flat_side:.4f} / {r.flat_mad:.2f}"
         clipped = "-" if math.isnan(r.clipped) else f"{100 * r.clipped:.0f}%"
         spikes = "-" if math.isnan(r.spikes) else f"{r.spikes:.1f} / {clipped}"
@@ -203,8 +195,11 @@ def title(clip: str) -> str:
 
 
 FOOTNOTES = (
-    "SIDE ×10⁻² and MAD in degrees: mean ± sample std over seeds of each cell's test-set mean; "
-    "no ± with one seed.",
+    "¹ ± images (like for like with the seed report and the paper, whose ± is the spread over "
+    "the test images of one run): each run's std over its test images, averaged over seeds; "
+    "the value is the mean over seeds of each run's test-set mean.",
+    "² ± seeds: sample std (ddof=1) over seeds of each run's test-set mean; no ± with one seed. "
+    "SIDE ×10⁻², MAD in degrees.",
     f"{PERCEPTUAL_MARK}: at least one cell trained without the perceptual (VGG) loss.",
     "Flat depth: SIDE/MAD of one constant depth on the same test images, scored the same way; "
     "a row that does not beat it has not learned depth.",
@@ -212,7 +207,8 @@ FOOTNOTES = (
     "over k x its running median (harness/spikes.py; k in the report's notes), and the share of steps on which "
     "clipping changed the gradient.",
     "Seed report values: Table 3 of the seed report (harness/report/seed_table3.csv), trained "
-    "without clipping; it does not say whether its ± is over test images or seeds.",
+    "without clipping; its ± is read as the spread over test images (its text gives 0.7792 ± "
+    "0.1387 for one run, as the paper's 0.793 ± 0.140), so compare it with the ¹ columns.",
 )
 
 
@@ -229,7 +225,8 @@ def to_markdown(tables: dict[str, pd.DataFrame]) -> str:
 
 # order matters: plain specials first, then the ones whose replacement uses $ { }
 _TEX = {"{": r"\{", "}": r"\}", "&": r"\&", "%": r"\%", "_": r"\_", "#": r"\#", "$": r"\$",
-        "±": r"$\pm$", "×10⁻²": r"$\times 10^{-2}$", "†": r"$^\dagger$"}
+        "±": r"$\pm$", "×10⁻²": r"$\times 10^{-2}$", "†": r"$^\dagger$",
+        "¹": r"$^1$", "²": r"$^2$"}  # after ×10⁻², which contains a ²
 
 
 def _tex(text: str) -> str:

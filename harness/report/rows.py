@@ -1,0 +1,35 @@
+"""How cells group into Table 3 rows and figure panels: shared by tables, figures and pages.
+
+One place for the implementation names, the seed's row order and which
+extra axes split rows, so the tables, figures and cell pages agree.
+"""
+from __future__ import annotations
+
+import pandas as pd
+
+from ..collect import AXES
+
+__all__ = ["IMPL_NAMES", "ROW_AXES", "impl_name", "row_order", "variant_axes"]
+
+IMPL_NAMES = {"ours": "Ours", "author": "Author's"}
+ROW_AXES = ("stack", "impl", "clip", "seed")   # the other axes split rows only if they vary
+
+
+def impl_name(impl) -> str:
+    """'Ours' / "Author's" for the two known implementations, else the value as text."""
+    return IMPL_NAMES.get(str(impl), str(impl))
+
+
+def variant_axes(df: pd.DataFrame) -> list[str]:
+    """Axes beyond stack/impl/clip/seed that vary: they split rows so nothing mixes."""
+    axes = [a for a in AXES if a not in ROW_AXES] + [c for c in df.columns if c.startswith("axis.")]
+    return [a for a in axes if a in df.columns and df[a].map(str).nunique() > 1]
+
+
+def row_order(label: str, impl: str) -> tuple:
+    """Seed order: CUDA versions ascending, then CPU and other stacks; Ours before Author's."""
+    try:
+        version = tuple(int(p) for p in label.removeprefix("CUDA ").split("."))
+    except ValueError:
+        version = (999,)
+    return version, label, 0 if impl == "ours" else 1 if impl == "author" else 2, impl
