@@ -12,10 +12,10 @@ import time
 import click
 
 from harness import images as _images
+from harness.exitcodes import ExitCode
 
 __all__ = ["images"]
 
-_EXIT_ERROR = 2  # CONFIG_ERROR in the project's exit-code table: the user must fix something
 
 
 @click.group("images")
@@ -78,7 +78,7 @@ def _connect_or_exit():
 
 def _fail(message: str):
     click.echo("error: %s" % message, err=True)
-    sys.exit(_EXIT_ERROR)
+    sys.exit(ExitCode.CONFIG_ERROR)
 
 
 # `python -m harness.cli_images ...` works before the main CLI mounts the group.

@@ -11,12 +11,13 @@ Columns of the table (`COLUMNS`, in this order; unknown extra axes follow as
 - identity: `cell_id`, `name`, `run_dir` (absolute path of the folder)
 - axes (`AXES`): `stack, impl, clip, clip_threshold, seed, dataset, preset`;
   the stack as the matrix declared it: `stack_cuda`, `stack_torch`
-- status: `state` (done/failed/diverged/skipped/running/queued/unknown),
-  `reason`, `attempt`, `started`, `ended`, `wall_s` (ended - started)
+- status: `state` (a `harness.states.CellState` value; unknown when
+  status.json is missing), `reason`, `attempt`, `started`, `ended`, `wall_s`
+  (ended - started)
 - how training ended (result.json): `diverged_iter`, `diverged_net`
-- env fingerprint (env.json), strings: `env.python, env.torch, env.cuda,
-  env.cudnn, env.device, env.gpu, env.capability, env.driver, env.tf32,
-  env.tf32_mode, env.deterministic,
+- env fingerprint (env.json, the keys model/env.py writes; `ENV_FIELDS`),
+  strings: `env.python, env.torch, env.cuda, env.cudnn, env.device, env.gpu,
+  env.capability, env.driver, env.tf32, env.tf32_mode, env.deterministic,
   env.cudnn_benchmark, env.cublas_workspace, env.image_digest, env.git_sha,
   env.host`; `env_json` keeps the whole file for the report's details
 - `perceptual` (bool, None when unknown) and `perceptual_reason`
@@ -30,6 +31,7 @@ Columns of the table (`COLUMNS`, in this order; unknown extra axes follow as
 - files for the report: `train_log`, `samples_grid` (the final decomposition
   grid PNG: samples/test.png, else the last by name), both absolute paths or None
 - `problems`: "; "-joined notes on files that were missing, empty or torn
+  (`RunRecord.notes`, harness/runfolder.py, plus unreadable log lines)
 
 Spikes (harness/spikes.py, the one definition): `n_spikes` (loss or pre-clip
 gradient norm over k x its running median, k = SPIKE_FACTOR or collect's
@@ -43,15 +45,16 @@ import io
 import json
 import os
 import re
-from datetime import datetime
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
 from harness import spikes
 from harness.fsutil import atomic_write
+from harness.runfolder import TRAIN_LOG, RunRecord, read_run_folder
+from harness.states import CellState
 
 __all__ = [
     "AXES", "COLUMNS", "ENV_FIELDS",
@@ -60,25 +63,24 @@ __all__ = [
 
 AXES = ("stack", "impl", "clip", "clip_threshold", "seed", "dataset", "preset")
 
-# env.json is written by the trainer under several possible spellings (old
-# images, nested GPU info); each column lists the keys tried, first hit wins.
+# env.json column -> the key model/env.py writes (the trainer and the author adapter share it)
 ENV_FIELDS = {
-    "python": ("python", "python_version"),
-    "torch": ("torch", "torch_version"),
-    "cuda": ("cuda", "torch_cuda", "torch.version.cuda", "cuda_version"),
-    "cudnn": ("cudnn", "cudnn_version"),
-    "device": ("device",),
-    "gpu": ("gpu_name", "gpu.name", "gpu"),
-    "capability": ("capability", "gpu_capability", "gpu.capability", "compute_capability"),
-    "driver": ("driver", "driver_version", "gpu.driver"),
-    "tf32": ("tf32",),
-    "tf32_mode": ("tf32_mode",),  # off | cuda-flags | cpu-emulated (model/env.py)
-    "deterministic": ("deterministic", "cudnn_deterministic", "cudnn.deterministic"),
-    "cudnn_benchmark": ("cudnn_benchmark", "benchmark", "cudnn.benchmark"),
-    "cublas_workspace": ("CUBLAS_WORKSPACE_CONFIG", "cublas_workspace_config"),
-    "image_digest": ("image_digest", "REPRO_IMAGE_DIGEST"),
-    "git_sha": ("git_sha", "git", "sha"),
-    "host": ("host", "hostname"),
+    "python": "python",
+    "torch": "torch",
+    "cuda": "cuda",
+    "cudnn": "cudnn",
+    "device": "device",
+    "gpu": "gpu_name",
+    "capability": "gpu_capability",
+    "driver": "driver",
+    "tf32": "tf32",
+    "tf32_mode": "tf32_mode",  # off | cuda-flags | cpu-emulated
+    "deterministic": "cudnn_deterministic",
+    "cudnn_benchmark": "cudnn_benchmark",
+    "cublas_workspace": "CUBLAS_WORKSPACE_CONFIG",
+    "image_digest": "image_digest",
+    "git_sha": "git_sha",
+    "host": "host",
 }
 
 COLUMNS = (
@@ -94,7 +96,6 @@ COLUMNS = (
 # Only these train.jsonl keys are parsed; everything else on a line is ignored.
 _LOG_FIELDS = spikes.LOG_FIELDS
 _CHUNK_FILES = 512      # train logs parsed per pyarrow call (bounds memory)
-_STATES = ("done", "failed", "diverged", "skipped", "running", "queued")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -119,99 +120,29 @@ class TrainLog:
 
 # --------------------------------------------------------------------------- small files
 
-def _read_json(path: str) -> tuple[dict | None, str]:
-    """Read a JSON object; return (value, "") or (None, why) - never raises."""
-    try:
-        with open(path, "rb") as fh:
-            data = fh.read()
-    except FileNotFoundError:
-        return None, "missing"
-    except OSError as exc:
-        return None, f"unreadable ({exc.strerror})"
-    if not data.strip():
-        return None, "empty"
-    try:
-        value = json.loads(data)
-    except ValueError:
-        return None, "not valid JSON (torn write?)"
-    if not isinstance(value, dict):
-        return None, "not a JSON object"
-    return value, ""
-
-
-def _flatten(obj: dict, prefix: str = "") -> dict:
-    """{"gpu": {"name": x}} -> {"gpu.name": x, "gpu": {...}}: both spellings resolve."""
-    flat = {}
-    for key, value in obj.items():
-        flat[prefix + key] = value
-        if isinstance(value, dict):
-            flat.update(_flatten(value, prefix + key + "."))
-    return flat
-
-
 def _as_text(value) -> str | None:
-    """Env values as one short string: capability [8, 0] -> "8.0", dicts as JSON."""
+    """A value as one short string for a text column (lists and dicts as JSON)."""
     if value is None:
         return None
-    if isinstance(value, (list, tuple)) and all(isinstance(v, int) for v in value):
-        return ".".join(str(v) for v in value)
     if isinstance(value, (dict, list, tuple)):
         return json.dumps(value, sort_keys=True)
     return str(value)
 
 
 def _env_columns(env: dict | None) -> dict:
-    flat = _flatten(env or {})
-    row = {}
-    for column, keys in ENV_FIELDS.items():
-        hit = next((flat[k] for k in keys if k in flat and not isinstance(flat[k], dict)), None)
-        if hit is None and column == "gpu" and isinstance(flat.get("gpu"), dict):
-            hit = flat.get("gpu.name")
-        row["env." + column] = _as_text(hit)
+    env = env or {}
+    row = {"env." + column: _as_text(env.get(key)) for column, key in ENV_FIELDS.items()}
     row["env_json"] = json.dumps(env, sort_keys=True) if env else None
     return row
 
 
-def _on_off(value) -> bool | None:
-    """Normalise the many spellings of perceptual on/off; None when unknown ("auto")."""
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.lower() in ("on", "true", "yes", "1"):
-        return True
-    if isinstance(value, str) and value.lower() in ("off", "false", "no", "0"):
-        return False
-    return None
-
-
 def _perceptual(env: dict | None, config: dict) -> tuple[bool | None, str | None]:
-    """What the trainer actually used (env.json) beats what was asked (config)."""
+    """Whether the perceptual loss was used: env.json (what ran) beats the resolved config."""
     env = env or {}
-    value = env.get("perceptual")
-    reason = env.get("perceptual_reason") or env.get("perceptual_why")
-    if isinstance(value, dict):  # {"on": false, "reason": "..."}
-        reason = value.get("reason") or value.get("why") or reason
-        value = value.get("on", value.get("enabled"))
-    used = _on_off(value)
-    if used is None:
-        asked = config.get("perceptual")
-        used = _on_off(asked)
-        if used is None and asked == "auto":
-            # 'auto' means on iff VGG weights were given (model/config.py)
-            used = bool(config.get("vgg_weights"))
-            reason = reason or ("" if used else "auto: no vgg_weights given")
+    setting = env.get("perceptual", config.get("perceptual"))
+    used = {"on": True, "off": False}.get(setting)  # 'auto' is resolved by the trainer; unknown stays None
+    reason = env.get("perceptual_reason")
     return used, (str(reason) if reason else None)
-
-
-def _epoch(value) -> float | None:
-    """Status times may be epoch seconds or ISO strings; None if neither."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-        except ValueError:
-            return None
-    return None
 
 
 def _natural_key(name: str):
@@ -247,21 +178,17 @@ def _axes_columns(cell: dict, config: dict) -> dict:
     return row
 
 
-def _status_columns(status: dict | None, result: dict | None, why: str) -> dict:
-    """state/reason from status.json (the harness owns it), result.json as fallback."""
-    result = result or {}
-    if status is None:
-        state = result.get("state") if result.get("state") in _STATES else "unknown"
-        status = {"state": state, "reason": f"status.json {why}"}
-    started, ended = _epoch(status.get("started")), _epoch(status.get("ended"))
+def _status_columns(record: RunRecord) -> dict:
+    """state/reason/times from status.json (the harness owns it); where it diverged from result.json."""
+    status, result = record.status or {}, record.result or {}
     return {
-        "state": str(status.get("state") or "unknown"),
+        "state": record.state.value,
         "reason": str(status.get("reason") or "") or None,
         "attempt": status.get("attempt"),
         "started": _as_text(status.get("started")),
         "ended": _as_text(status.get("ended")),
-        "wall_s": ended - started if started is not None and ended is not None else None,
-        "diverged_iter": result.get("iteration"),
+        "wall_s": record.elapsed_s() if status.get("ended") else None,
+        "diverged_iter": result.get("iteration") if result.get("state") == CellState.DIVERGED else None,
         "diverged_net": result.get("network"),
     }
 
@@ -279,43 +206,22 @@ def _number(value) -> float:
     return float("nan")
 
 
-def _file_problems(state: str | None, whys: dict[str, str]) -> list[str]:
-    """Notes on bad files; a file the cell's state explains away is not a problem.
-
-    A skipped or queued cell never started (no env, no eval); only a done cell
-    owes an eval.json.
-    """
-    expected = {"status.json": True, "env.json": state not in ("skipped", "queued"),
-                "eval.json": state == "done"}
-    return [f"{name} {why}" for name, why in whys.items()
-            if why and (why != "missing" or expected[name])]
-
-
 def _read_folder(path: str, name: str) -> dict | Skipped:
     """One run folder -> a partial row (train log columns come later), or Skipped."""
-    if name.startswith("."):
-        return Skipped(name, "hidden folder (data cache or harness state), not a run folder")
-    cell, why = _read_json(os.path.join(path, "cell.json"))
-    if cell is None:
-        return Skipped(name, f"cell.json {why}: not a run folder")
-    config, _ = _read_json(os.path.join(path, "config.json"))  # trainer's resolved config
-    config = config or (cell.get("config") if isinstance(cell.get("config"), dict) else {})
-    status, status_why = _read_json(os.path.join(path, "status.json"))
-    result, _ = _read_json(os.path.join(path, "result.json"))
-    env, env_why = _read_json(os.path.join(path, "env.json"))
-    ev, ev_why = _read_json(os.path.join(path, "eval.json"))
-    state = (status or {}).get("state")
-    problems = _file_problems(state, {"status.json": status_why, "env.json": env_why,
-                                      "eval.json": ev_why})
-    perceptual, perceptual_reason = _perceptual(env, config)
-    log = os.path.join(path, "train.jsonl")
+    record = read_run_folder(Path(path))
+    why_not = record.not_a_run_folder()
+    if why_not:
+        return Skipped(name, why_not)
+    config = record.cell_config
+    perceptual, perceptual_reason = _perceptual(record.env, config)
+    log = os.path.join(path, TRAIN_LOG)
     return {
-        "cell_id": str(cell.get("cell_id") or name), "name": cell.get("name"), "run_dir": path,
-        **_axes_columns(cell, config), **_status_columns(status, result, status_why),
-        **_env_columns(env), "perceptual": perceptual, "perceptual_reason": perceptual_reason,
-        **_eval_columns(ev),
-        "train_log": log if os.path.exists(log) else None, "samples_grid": _last_grid(path),
-        "problems": problems,
+        "cell_id": str(record.cell.get("cell_id") or name), "name": record.cell.get("name"), "run_dir": path,
+        **_axes_columns(record.cell, config), **_status_columns(record),
+        **_env_columns(record.env), "perceptual": perceptual, "perceptual_reason": perceptual_reason,
+        **_eval_columns(record.eval),
+        "train_log": log if record.train.why != "missing" else None, "samples_grid": _last_grid(path),
+        "problems": record.notes(),
     }
 
 
@@ -448,14 +354,13 @@ def _add_divergence(row: dict) -> None:
         row["spike_network"] = row["diverged_net"]
 
 
-def _log_problems(log: TrainLog | None, state: str) -> list[str]:
+def _log_problems(log: TrainLog | None) -> list[str]:
+    """What the full parse found beyond the folder's notes (those cover missing, empty, torn)."""
     if log is None:
-        return [] if state in ("skipped", "queued") else ["train.jsonl missing"]
-    notes = [f"train.jsonl {log.error}"] if log.error else []
-    if log.torn:
-        notes.append("train.jsonl torn last line dropped")
+        return []
+    notes = [f"{TRAIN_LOG} {log.error}"] if log.error else []
     if log.bad:
-        notes.append(f"train.jsonl {log.bad} unreadable lines skipped")
+        notes.append(f"{TRAIN_LOG} {log.bad} unreadable lines skipped")
     return notes
 
 
@@ -486,7 +391,7 @@ def collect(results_dir: str | os.PathLike,
     for row, log in zip(rows, logs):
         row.update(_log_columns(log, spike_factor))
         _add_divergence(row)
-        row["problems"] = "; ".join(row["problems"] + _log_problems(log, row["state"])) or None
+        row["problems"] = "; ".join(row["problems"] + _log_problems(log)) or None
     table = _frame(rows)
     table.attrs["spike_factor"] = spike_factor    # the report's footnote names the k it used
     return table, skipped

@@ -9,5 +9,5 @@ class ExitCode(enum.IntEnum):
     CELLS_FAILED = 1      # at least one cell failed or diverged
     CONFIG_ERROR = 2      # bad matrix file, schema or trainer key
     SELECTION_ERROR = 3   # --only / --cell matched nothing or named unknown keys/ids
-    LOCKED = 4            # another `repro run` holds the results folder
+    LOCKED = 4            # another `repro run` holds the results folder (STYLE.md's INCOMPLETE slot)
     INTERRUPTED = 130     # Ctrl-C / SIGTERM; run folders stay resumable

@@ -3,9 +3,9 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Tuple
 
-__all__ = ["atomic_write", "atomic_write_text", "atomic_write_json", "read_json"]
+__all__ = ["atomic_write", "atomic_write_text", "atomic_write_json", "read_json", "read_json_object"]
 
 
 def atomic_write(path, data) -> Path:
@@ -40,16 +40,31 @@ def atomic_write_json(path: Path, data: Any) -> None:
 
 def read_json(path: Path) -> Any:
     """Parse a JSON file; None when it is missing, empty or unparsable."""
+    value, _ = _read_json_why(path)
+    return value
+
+
+def read_json_object(path: Path) -> Tuple[Any, str]:
+    """A JSON object file as (dict, "") or (None, why): missing, empty, torn, not an object; never raises."""
+    value, why = _read_json_why(path)
+    if not why and not isinstance(value, dict):
+        return None, "not a JSON object"
+    return value, why
+
+
+def _read_json_why(path: Path) -> Tuple[Any, str]:
     try:
-        text = Path(path).read_text()
+        data = Path(path).read_bytes()
     except (FileNotFoundError, NotADirectoryError):
-        return None
-    if not text.strip():
-        return None
+        return None, "missing"
+    except OSError as exc:
+        return None, "unreadable (%s)" % exc.strerror
+    if not data.strip():
+        return None, "empty"
     try:
-        return json.loads(text)
+        return json.loads(data), ""
     except ValueError:
-        return None
+        return None, "not valid JSON (torn write?)"
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -5,13 +5,11 @@ from typing import Any, Dict, Optional, Tuple
 
 from harness.executors.base import Outcome
 from harness.fsutil import read_json
-from harness.rundir import DIVERGED, DONE, FAILED, log_tail
+from harness.rundir import log_tail
+from harness.states import ENDED_WELL, CellState
+from model.exitcodes import EXIT_DIVERGED, EXIT_DONE, EXIT_TERMINATED, EXIT_USAGE
 
-__all__ = ["CellResult", "classify", "INTERRUPTED", "EXIT_DONE", "EXIT_CONFIG", "EXIT_DIVERGED", "EXIT_TERMINATED"]
-
-# the trainer's exit codes (docs/run-folder.md)
-EXIT_DONE, EXIT_CONFIG, EXIT_DIVERGED, EXIT_TERMINATED = 0, 2, 3, 143
-INTERRUPTED = "interrupted"   # not a status.json state: the cell keeps `.incomplete` and resumes next run
+__all__ = ["CellResult", "classify"]
 
 
 @dataclasses.dataclass
@@ -19,22 +17,23 @@ class CellResult:
     """One cell's end state in this run; true when it ended well (done, cached or skipped)."""
     cell_id: str
     name: str
-    state: str            # done | failed | diverged | skipped | cached | interrupted
+    state: CellState      # done | failed | diverged | skipped | cached | interrupted
     reason: str = ""
     duration: float = 0.0  # seconds of this attempt (0 for cached/skipped)
 
     def __bool__(self) -> bool:
-        return self.state in ("done", "cached", "skipped")
+        return self.state in ENDED_WELL
 
     def to_dict(self) -> Dict[str, Any]:
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, data: Dict[str, Any]) -> "CellResult":
-        return cls(**{f.name: data[f.name] for f in dataclasses.fields(cls) if f.name in data})
+        fields = {f.name: data[f.name] for f in dataclasses.fields(cls) if f.name in data}
+        return cls(**dict(fields, state=CellState.parse(fields.get("state"))))
 
 
-def classify(outcome: Outcome, run_dir: Path) -> Tuple[str, str]:
+def classify(outcome: Outcome, run_dir: Path) -> Tuple[CellState, str]:
     """Map an ended submission to (state, reason) using the trainer's result.json and log.
 
     Args:
@@ -45,17 +44,17 @@ def classify(outcome: Outcome, run_dir: Path) -> Tuple[str, str]:
         (done|failed|diverged|skipped|interrupted, one-line-or-log-tail reason).
     """
     if outcome.state:
-        return outcome.state, outcome.reason
+        return CellState(outcome.state), outcome.reason
     result = read_json(run_dir / "result.json")
     result = result if isinstance(result, dict) else {}
     code = outcome.exit_code
-    if code == EXIT_DONE and result.get("state") == DONE:
-        return DONE, ""
+    if code == EXIT_DONE and result.get("state") == CellState.DONE:
+        return CellState.DONE, ""
     if code == EXIT_TERMINATED:
-        return INTERRUPTED, "terminated by SIGTERM after saving a checkpoint; the next run resumes it"
-    if code == EXIT_DIVERGED or result.get("state") == DIVERGED:
-        return DIVERGED, _diverged_reason(result)
-    return FAILED, _failed_reason(code, result, run_dir, outcome.reason)
+        return CellState.INTERRUPTED, "terminated by SIGTERM after saving a checkpoint; the next run resumes it"
+    if code == EXIT_DIVERGED or result.get("state") == CellState.DIVERGED:
+        return CellState.DIVERGED, _diverged_reason(result)
+    return CellState.FAILED, _failed_reason(code, result, run_dir, outcome.reason)
 
 
 def _diverged_reason(result: Dict[str, Any]) -> str:
@@ -70,7 +69,7 @@ def _failed_reason(code: Optional[int], result: Dict[str, Any], run_dir: Path, w
         head = "did not start: %s" % (why or "unknown")
     elif code == EXIT_DONE:
         head = "trainer exited 0 but wrote no result.json saying done"
-    elif code == EXIT_CONFIG:
+    elif code == EXIT_USAGE:
         head = "trainer rejected the config (exit 2)"
     elif code < 0:
         head = "trainer killed by signal %d" % -code

@@ -4,7 +4,7 @@ The harness owns cell.json, cell.yaml, status.json and the `.incomplete` marker;
 everything else is the trainer's and is only read here. Every write is atomic, and
 every read tolerates a missing, empty or torn file.
 """
-import json
+import datetime
 import os
 import socket
 import time
@@ -15,14 +15,11 @@ import yaml
 
 from harness.cells import Cell
 from harness.fsutil import atomic_write_json, atomic_write_text, read_json
+from harness.states import CellState
 
-__all__ = ["QUEUED", "RUNNING", "DONE", "FAILED", "DIVERGED", "SKIPPED", "FINISHED", "STATES",
-           "MARKER", "prepare", "read_status", "write_status", "finish", "mark_skipped",
-           "is_incomplete", "read_cell", "last_record", "log_tail", "now"]
+__all__ = ["MARKER", "prepare", "read_status", "write_status", "finish", "mark_skipped",
+           "is_incomplete", "read_cell", "tail_lines", "log_tail", "now", "parse_time"]
 
-QUEUED, RUNNING, DONE, FAILED, DIVERGED, SKIPPED = "queued", "running", "done", "failed", "diverged", "skipped"
-FINISHED = (DONE, FAILED, DIVERGED)   # a result exists: never overwritten unless --retry-failed
-STATES = (QUEUED, RUNNING, DONE, FAILED, DIVERGED, SKIPPED)
 MARKER = ".incomplete"
 _TAIL_BYTES = 16384   # enough for the last few train.jsonl records and log lines
 
@@ -30,6 +27,16 @@ _TAIL_BYTES = 16384   # enough for the last few train.jsonl records and log line
 def now() -> str:
     """Local wall time, ISO 8601 with seconds (what status.json stores)."""
     return time.strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def parse_time(text) -> Optional[datetime.datetime]:
+    """A status.json time (what `now` wrote) as a datetime; None when absent or not ISO 8601."""
+    if not isinstance(text, str) or not text:
+        return None
+    try:
+        return datetime.datetime.fromisoformat(text)
+    except ValueError:
+        return None
 
 
 def prepare(run_dir: Path, cell: Cell, *, threads: int, executor: str) -> Dict[str, Any]:
@@ -52,7 +59,7 @@ def prepare(run_dir: Path, cell: Cell, *, threads: int, executor: str) -> Dict[s
     atomic_write_json(run_dir / MARKER, {"cell_id": cell.cell_id, "started": started,
                                          "executor": executor, "host": socket.gethostname(),
                                          "pid": os.getpid()})
-    status = {"state": RUNNING, "reason": "", "attempt": int(previous.get("attempt", 0)) + 1,
+    status = {"state": CellState.RUNNING.value, "reason": "", "attempt": int(previous.get("attempt", 0)) + 1,
               "started": started, "ended": None, "executor": executor,
               "cell_id": cell.cell_id, "name": cell.name}
     atomic_write_json(run_dir / "status.json", status)
@@ -69,9 +76,9 @@ def read_status(run_dir: Path) -> Optional[Dict[str, Any]]:
     return data if isinstance(data, dict) else None
 
 
-def finish(run_dir: Path, status: Dict[str, Any], state: str, reason: str = "") -> Dict[str, Any]:
+def finish(run_dir: Path, status: Dict[str, Any], state: CellState, reason: str = "") -> Dict[str, Any]:
     """After the cell ended: final status.json, then the marker goes."""
-    status = dict(status, state=state, reason=reason, ended=now())
+    status = dict(status, state=CellState(state).value, reason=reason, ended=now())
     # an executor that relaunched the cell (ray, after a lost node) counted it in status.json
     status["attempt"] = max(int(status.get("attempt", 0)), int((read_status(run_dir) or {}).get("attempt", 0)))
     write_status(run_dir, status)
@@ -86,7 +93,7 @@ def mark_skipped(run_dir: Path, cell: Cell, reason: str) -> None:
     """Record a cell that cannot run here (the report shows why its row is empty)."""
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(run_dir / "cell.json", cell.to_dict())
-    write_status(run_dir, {"state": SKIPPED, "reason": reason, "attempt": 0, "started": None,
+    write_status(run_dir, {"state": CellState.SKIPPED.value, "reason": reason, "attempt": 0, "started": None,
                            "ended": now(), "executor": cell.stack.executor,
                            "cell_id": cell.cell_id, "name": cell.name})
 
@@ -100,24 +107,13 @@ def read_cell(run_dir: Path) -> Optional[Dict[str, Any]]:
     return data if isinstance(data, dict) else None
 
 
-def last_record(jsonl: Path) -> Optional[Dict[str, Any]]:
-    """The last complete JSON line of train.jsonl (a torn last line is skipped)."""
-    for line in reversed(_tail_lines(jsonl)):
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue  # torn write in progress, or a crash mid-line
-        if isinstance(record, dict):
-            return record
-    return None
-
-
 def log_tail(path: Path, n: int = 20) -> str:
     """The last `n` non-empty lines of a log, joined by newlines ('' if none)."""
-    return "\n".join([l for l in _tail_lines(path) if l.strip()][-n:])
+    return "\n".join([l for l in tail_lines(path) if l.strip()][-n:])
 
 
-def _tail_lines(path: Path) -> List[str]:
+def tail_lines(path: Path) -> List[str]:
+    """The whole lines in the last few KiB of a file ([] when missing or unreadable)."""
     try:
         with open(path, "rb") as f:
             f.seek(0, os.SEEK_END)

@@ -24,7 +24,8 @@ from harness.matrix import AXES, MatrixError, Study
 from harness.matrix import load_study as _load_study_file
 from harness.outcome import CellResult
 from harness.progress import Progress
-from harness.rundir import FINISHED, DONE, SKIPPED, is_incomplete, mark_skipped, read_cell, read_status
+from harness.rundir import is_incomplete, mark_skipped, read_cell, read_status
+from harness.states import FINISHED, CellState
 from harness.scheduler import run_cells as _run_cells
 from harness.workflow import execute
 
@@ -169,7 +170,7 @@ def record_skipped(plan: Plan, *, config: RunConfig) -> Plan:
         status = read_status(run_dir) or {}
         if status.get("state") not in FINISHED and not is_incomplete(run_dir):
             mark_skipped(run_dir, item.cell, item.reason)
-        plan.results.append(CellResult(item.cell.cell_id, item.cell.name, SKIPPED, item.reason))
+        plan.results.append(CellResult(item.cell.cell_id, item.cell.name, CellState.SKIPPED, item.reason))
     return plan
 
 
@@ -249,7 +250,7 @@ def _plan_one(cell: Cell, host: Host, config: RunConfig) -> Planned:
     name = config.executor or cell.stack.executor
     status = read_status(config.results / cell.cell_id) or {}
     state = status.get("state")
-    if state == DONE:
+    if state == CellState.DONE:
         return Planned(cell, "cached", executor=name)
     if state in FINISHED and not config.retry_failed:
         first = (status.get("reason") or "").splitlines()[:1]

@@ -13,9 +13,10 @@ from typing import Dict, List, Sequence, Tuple
 
 from harness.cells import Cell
 from harness.executors.base import Executor, Outcome, Submission
-from harness.outcome import INTERRUPTED, CellResult, classify
+from harness.outcome import CellResult, classify
 from harness.progress import Progress
 from harness.rundir import finish, prepare
+from harness.states import CellState
 
 __all__ = ["run_cells"]
 
@@ -84,7 +85,7 @@ def _reap(executor: Executor, active: dict, progress: Progress):
 
 def _record(cell: Cell, run_dir: Path, status: dict, outcome: Outcome, t0: float, progress: Progress) -> CellResult:
     state, reason = classify(outcome, run_dir)
-    if state != INTERRUPTED:  # an interrupted cell keeps its marker: the next run resumes it
+    if state != CellState.INTERRUPTED:  # an interrupted cell keeps its marker: the next run resumes it
         finish(run_dir, status, state, reason)
     progress.ended(cell, state, reason)
     return CellResult(cell.cell_id, cell.name, state, reason, time.monotonic() - t0)

@@ -4,15 +4,14 @@ Reads the run folders alone, so it works while a run is going, after a crash and
 a copy of results/. Anything odd (a stray folder, a torn train.jsonl line, an empty
 or missing eval.json) becomes a row or a note saying what was skipped and why.
 """
-import datetime
 import json
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from harness.fsutil import read_json
 from harness.lock import held_by_live_process
-from harness.progress import cell_progress, fmt_seconds
-from harness.rundir import DONE, RUNNING, SKIPPED, _tail_lines, is_incomplete, read_cell, read_status
+from harness.progress import fmt_seconds, record_progress
+from harness.runfolder import RunRecord, read_run_folder
+from harness.states import CellState
 
 __all__ = ["scan", "render_table", "render_json"]
 
@@ -31,46 +30,28 @@ def scan(results: Path) -> List[Dict[str, Any]]:
         return []
     live = held_by_live_process(results)
     folders = sorted(p for p in results.iterdir() if p.is_dir() and not p.name.startswith("."))
-    return sorted((_row(p, live) for p in folders), key=lambda r: (r["name"] or "~", r["cell_id"]))
+    return sorted((_row(read_run_folder(p), live) for p in folders), key=lambda r: (r["name"] or "~", r["cell_id"]))
 
 
-def _row(run_dir: Path, live: bool) -> Dict[str, Any]:
-    cell, status = read_cell(run_dir), read_status(run_dir)
-    row: Dict[str, Any] = {"cell_id": run_dir.name, "name": (cell or {}).get("name") or "", "state": "",
+def _row(record: RunRecord, live: bool) -> Dict[str, Any]:
+    row: Dict[str, Any] = {"cell_id": record.run_dir.name, "name": record.name, "state": "",
                            "epoch": None, "iter": None, "total": None, "loss": None,
                            "elapsed_s": None, "reason": "", "notes": []}
-    if cell is None and status is None:
-        row.update(state=SKIPPED, reason="not a cell folder (no cell.json or status.json); ignored")
+    if record.cell is None and record.status is None:
+        row.update(state=CellState.SKIPPED.value, reason=record.not_a_run_folder() + "; ignored")
         return _finish(row)
-    status = status or {}
-    row["state"] = status.get("state") or "unknown"
-    row["reason"] = _short(status.get("reason"))
-    if row["state"] == RUNNING and is_incomplete(run_dir) and not live:
-        row["state"] = "interrupted"
+    state = record.state
+    row["state"] = state.value
+    row["reason"] = _short((record.status or {}).get("reason"))
+    if state == CellState.RUNNING and record.incomplete and not live:
+        row["state"] = CellState.INTERRUPTED.value
         row["reason"] = "no `repro run` holds the folder; the next run resumes it from its checkpoint"
-    row["elapsed_s"] = _elapsed(status)
-    if cell is not None:
-        p = cell_progress(run_dir, cell.get("config") or {})
+    row["elapsed_s"] = record.elapsed_s()
+    if record.cell is not None:
+        p = record_progress(record.train.last, record.cell_config)
         row.update(epoch=p["epoch"], iter=p["iter"], total=p["total"], loss=p["loss"])
-    row["notes"] += _file_notes(run_dir, row["state"])
+    row["notes"] = record.notes()
     return _finish(row)
-
-
-def _file_notes(run_dir: Path, state: str) -> List[str]:
-    notes = []
-    lines = [l for l in _tail_lines(run_dir / "train.jsonl") if l.strip()]
-    if lines:
-        try:
-            json.loads(lines[-1])
-        except ValueError:
-            notes.append("train.jsonl: torn last line skipped")
-    if state == DONE:
-        ev = run_dir / "eval.json"
-        if not ev.exists():
-            notes.append("eval.json missing: no metrics for this cell")
-        elif read_json(ev) is None:
-            notes.append("eval.json empty or unreadable: metrics skipped")
-    return notes
 
 
 def _finish(row: Dict[str, Any]) -> Dict[str, Any]:
@@ -91,21 +72,6 @@ def _short(reason: Optional[str]) -> str:
     if len(lines) <= 1:
         return lines[0] if lines else ""
     return "%s ... %s" % (lines[0], lines[-1])
-
-
-def _elapsed(status: Dict[str, Any]) -> Optional[float]:
-    start = _parse_time(status.get("started"))
-    if start is None:
-        return None
-    end = _parse_time(status.get("ended")) or datetime.datetime.now()
-    return max(0.0, (end - start).total_seconds())
-
-
-def _parse_time(text) -> Optional[datetime.datetime]:
-    try:
-        return datetime.datetime.fromisoformat(text) if text else None
-    except (TypeError, ValueError):
-        return None
 
 
 def render_table(rows: List[Dict[str, Any]]) -> str:

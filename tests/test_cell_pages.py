@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from harness.report import build_report
-from test_collect import write_run
+from tests.helpers.runfolders import write_run
 
 
 @pytest.fixture(scope="module")

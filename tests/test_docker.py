@@ -20,8 +20,9 @@ import pytest
 from harness import images
 from harness.executors.base import Outcome
 from harness.executors.docker import DockerExecutor, DockerSettings, GpuPool, gpu_verdict
-from harness.outcome import INTERRUPTED, classify
+from harness.outcome import classify
 from harness.rundir import prepare
+from harness.states import CellState
 
 pytestmark = pytest.mark.docker
 
@@ -211,7 +212,7 @@ def test_cancel_stops_container_and_leaves_cell_resumable(cpu_image, executor, t
     wait_for(lambda: (run_dir / "checkpoints" / "last.pt").exists(), what="first checkpoint")
     ex.cancel([sub])
     assert sub.outcome.exit_code == 143  # the trainer's SIGTERM exit: checkpoint saved
-    assert classify(sub.outcome, run_dir)[0] == INTERRUPTED
+    assert classify(sub.outcome, run_dir)[0] == CellState.INTERRUPTED
     assert (run_dir / ".incomplete").exists() and not containers_of(ex.client, cell.cell_id)
 
 

@@ -7,7 +7,8 @@ the reason, where it is missing.
 import pytest
 
 from harness import executors
-from harness.outcome import INTERRUPTED, classify
+from harness.outcome import classify
+from harness.states import CellState
 from tests.helpers.cells import make_cell, run_to_end, wait_for
 
 MARKS = {"docker": pytest.mark.docker, "ray": pytest.mark.ray}  # engines the default suite has not
@@ -59,5 +60,5 @@ def test_cancel_leaves_the_cell_resumable(executor, tmp_path):
     wait_for(lambda: (run_dir / "checkpoints" / "last.pt").exists(), what="first checkpoint")
     executor.cancel([sub])
     wait_for(lambda: not list(executor.poll([sub])), timeout=60, what="the cancelled cell to end")
-    assert classify(sub.outcome, run_dir)[0] == INTERRUPTED
+    assert classify(sub.outcome, run_dir)[0] == CellState.INTERRUPTED
     assert (run_dir / ".incomplete").exists()

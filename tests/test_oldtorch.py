@@ -17,7 +17,8 @@ from harness import images
 from harness.cells import expand
 from harness.executors.docker import DockerExecutor, DockerSettings
 from harness.matrix import load_study
-from harness.outcome import INTERRUPTED, classify
+from harness.outcome import classify
+from harness.states import CellState
 from harness.rundir import prepare
 
 pytestmark = pytest.mark.docker
@@ -123,7 +124,7 @@ def test_cell_trains_resumes_after_kill_and_evaluates(client, image, tmp_path, p
         list(ex.poll([sub]))
     client.containers.get(sub.external_id).kill()  # SIGKILL: no chance to checkpoint again
     _wait([sub], ex, 60)
-    assert classify(sub.outcome, run_dir)[0] in (INTERRUPTED, "failed")
+    assert classify(sub.outcome, run_dir)[0] in (CellState.INTERRUPTED, CellState.FAILED)
     killed_at = len(_log(run_dir))
     again = ex.submit(cell, run_dir)
     _wait([again], ex, 900)

@@ -20,7 +20,8 @@ from harness.cells import expand
 from harness.executors.base import ExecutorError
 from harness.executors.ray import RayExecutor, RaySettings, arch_resource, pack_folder, unpack_folder
 from harness.matrix import load_study
-from harness.outcome import INTERRUPTED, classify
+from harness.outcome import classify
+from harness.states import CellState
 from harness.progress import Progress
 from harness.rundir import prepare, read_status
 from harness.scheduler import run_cells
@@ -211,7 +212,7 @@ def test_cancel_leaves_the_cell_resumable_and_the_local_executor_finishes_it(tmp
     log = (run_dir / "stdout.log").read_text()
     assert "terminated: checkpoint saved" in log and (run_dir / ".incomplete").exists()
     assert list(executor.poll([sub])) == [] and executor.placements == {}
-    assert classify(sub.outcome, run_dir)[0] == INTERRUPTED   # as a local trainer stopped by SIGTERM
+    assert classify(sub.outcome, run_dir)[0] == CellState.INTERRUPTED   # as a local trainer stopped by SIGTERM
     # the next run, on another executor, resumes from that checkpoint and finishes
     (result,) = run([cell], LocalExecutor(LocalSettings(threads=1)), tmp_path / "results")
     assert result.state == "done", result.reason

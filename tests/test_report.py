@@ -8,7 +8,7 @@ from PIL import Image
 from harness.collect import COLUMNS, collect
 from harness.report import ReportSummary, build_report
 from harness.report.table3 import seed_table, table3, to_latex
-from test_collect import train_lines, write_run
+from tests.helpers.runfolders import train_lines, write_run
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -1,44 +1,21 @@
-"""`repro status` from the folders alone: real run folders, then damaged copies of them."""
+"""`repro status` from the folders alone: a real run folder, then damaged copies of it."""
 import json
-import os
-import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-
-MATRIX = """\
-axes:
-  stack:
-    - {name: cpu, image: local, torch: "2.13.0"}
-  preset: [tiny]
-"""
-
-
-def repro(*args):
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    return subprocess.run([sys.executable, "-m", "harness.cli", *map(str, args)], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=300)
+from tests.helpers.runfolders import copy_run, real_run_folder, repro, set_status
 
 
 @pytest.fixture(scope="module")
 def done_cell(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("status")
-    (tmp / "m.yml").write_text(MATRIX)
-    res = repro("run", "--matrix", tmp / "m.yml", "--results", tmp / "results")
-    assert res.returncode == 0, res.stderr
-    (cell,) = [p for p in (tmp / "results").iterdir() if p.is_dir() and not p.name.startswith(".")]
-    return cell
+    return real_run_folder(tmp_path_factory)
 
 
 @pytest.fixture
 def results(tmp_path, done_cell):
     out = tmp_path / "results"
     out.mkdir()
-    shutil.copytree(done_cell, out / done_cell.name)
+    copy_run(done_cell, out)
     return out
 
 
@@ -52,6 +29,7 @@ def test_status_of_a_done_cell(results, done_cell):
     row = rows(results)[done_cell.name]
     assert row["state"] == "done" and row["reason"] == ""
     assert row["iter"] == 3 and row["total"] == 4 and isinstance(row["loss"], float)
+    assert row["elapsed_s"] is not None and row["elapsed_s"] >= 0
     table = repro("status", "--results", results).stdout
     assert "cpu/ours/clip=none/seed=0" in table and "ep 0 it 4/4" in table and "1 folders: 1 done" in table
 
@@ -60,27 +38,35 @@ def test_torn_train_jsonl_line_is_skipped_and_said(results, done_cell):
     with open(results / done_cell.name / "train.jsonl", "a") as f:
         f.write('{"epoch": 0, "iter": 4, "loss_to')
     row = rows(results)[done_cell.name]
-    assert row["iter"] == 3 and "train.jsonl: torn last line skipped" in row["reason"]
+    assert row["iter"] == 3 and "train.jsonl torn last line skipped" in row["reason"]
 
 
-@pytest.mark.parametrize("damage, note", [("missing", "eval.json missing"), ("empty", "eval.json empty")])
-def test_missing_or_empty_eval_json_is_reported(results, done_cell, damage, note):
-    ev = results / done_cell.name / "eval.json"
-    ev.unlink() if damage == "missing" else ev.write_text("")
-    assert note in rows(results)[done_cell.name]["reason"]
+@pytest.mark.parametrize("name, damage, note", [
+    ("eval.json", "missing", "eval.json missing"), ("eval.json", "empty", "eval.json empty"),
+    ("train.jsonl", "missing", "train.jsonl missing"), ("train.jsonl", "empty", "train.jsonl empty"),
+    ("env.json", "empty", "env.json empty")])
+def test_missing_or_empty_files_are_reported(results, done_cell, name, damage, note):
+    path = results / done_cell.name / name
+    path.unlink() if damage == "missing" else path.write_text("")
+    row = rows(results)[done_cell.name]
+    assert row["state"] == "done" and note in row["reason"]
 
 
 def test_stray_folder_is_a_skipped_row(results):
     (results / "holiday-photos").mkdir()
     (results / "runs.csv").write_text("not a folder\n")
     row = rows(results)["holiday-photos"]
-    assert row["state"] == "skipped" and "not a cell folder" in row["reason"]
+    assert row["state"] == "skipped" and "cell.json missing: not a run folder" in row["reason"]
 
 
 def test_running_cell_without_a_run_is_interrupted(results, done_cell):
     run_dir = results / done_cell.name
-    st = json.loads((run_dir / "status.json").read_text())
-    (run_dir / "status.json").write_text(json.dumps(dict(st, state="running", ended=None)))
+    set_status(run_dir, state="running", ended=None)
     (run_dir / ".incomplete").write_text("{}")
     row = rows(results)[done_cell.name]
     assert row["state"] == "interrupted" and "resumes" in row["reason"]
+
+
+def test_a_state_nothing_writes_reads_as_unknown(results, done_cell):
+    set_status(results / done_cell.name, state="exploded")
+    assert rows(results)[done_cell.name]["state"] == "unknown"

@@ -30,8 +30,8 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from harness.executors.base import Capabilities, Executor, ExecutorError, Outcome, Submission, register
-from harness.outcome import EXIT_TERMINATED
 from harness.rundir import MARKER, read_status, write_status
+from model.exitcodes import EXIT_TERMINATED
 
 __all__ = ["RayExecutor", "RaySettings", "arch_resource", "pack_folder", "unpack_folder"]
 
