@@ -9,7 +9,9 @@ Columns of the table (`COLUMNS`, in this order; unknown extra axes follow as
 `axis.<name>`):
 
 - identity: `cell_id`, `name`, `run_dir` (absolute path of the folder)
-- axes (`AXES`): `stack, impl, clip, clip_threshold, seed, dataset, preset`;
+- axes (`AXES`): `stack, impl, clip, clip_threshold, seed, dataset, preset`,
+  then the factor axes (`FACTOR_AXES`: tf32, align_corners, deterministic, cpu_isa, lr),
+  from cell.json's axes or else the resolved config.json;
   the stack as the matrix declared it: `stack_cuda`, `stack_torch`
 - status: `state` (a `harness.states.CellState` value; unknown when
   status.json is missing), `reason`, `attempt`, `started`, `ended`, `wall_s`
@@ -53,6 +55,7 @@ import pandas as pd
 
 from harness import spikes
 from harness.fsutil import atomic_write
+from harness.matrix import AXES, FACTOR_AXES
 from harness.runfolder import TRAIN_LOG, RunRecord, read_run_folder
 from harness.states import CellState
 
@@ -61,7 +64,6 @@ __all__ = [
     "Skipped", "TrainLog", "collect", "write_table", "read_train_logs",
 ]
 
-AXES = ("stack", "impl", "clip", "clip_threshold", "seed", "dataset", "preset")
 
 # env.json column -> the key model/env.py writes (the trainer and the author adapter share it)
 ENV_FIELDS = {
@@ -84,7 +86,7 @@ ENV_FIELDS = {
 }
 
 COLUMNS = (
-    ("cell_id", "name", "run_dir") + AXES + ("stack_cuda", "stack_torch")
+    ("cell_id", "name", "run_dir") + AXES + FACTOR_AXES + ("stack_cuda", "stack_torch")
     + ("state", "reason", "attempt", "started", "ended", "wall_s", "diverged_iter", "diverged_net")
     + tuple("env." + key for key in ENV_FIELDS) + ("env_json", "perceptual", "perceptual_reason")
     + ("side_mean", "side_std", "mad_mean", "mad_std", "n_images", "flat_side_mean", "flat_mad_mean")
@@ -168,8 +170,9 @@ def _last_grid(run_dir: str) -> str | None:
 def _axes_columns(cell: dict, config: dict) -> dict:
     """Known axes as plain columns (config fills gaps), others as axis.<name>."""
     axes = cell.get("axes") if isinstance(cell.get("axes"), dict) else {}
-    row = {key: axes.get(key, config.get(key)) for key in AXES}
-    row.update({f"axis.{key}": value for key, value in axes.items() if key not in AXES})
+    # a factor axis a study did not sweep is still in the resolved config: compare can group by it
+    row = {key: axes.get(key, config.get(key)) for key in AXES + FACTOR_AXES}
+    row.update({f"axis.{key}": value for key, value in axes.items() if key not in AXES + FACTOR_AXES})
     stack = cell.get("stack") if isinstance(cell.get("stack"), dict) else {}
     if row["stack"] is None:
         row["stack"] = stack.get("name")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ..collect import AXES
+from ..matrix import AXES, FACTOR_AXES
 
 __all__ = ["IMPL_NAMES", "ROW_AXES", "impl_name", "row_order", "variant_axes"]
 
@@ -23,7 +23,12 @@ def impl_name(impl) -> str:
 def variant_axes(df: pd.DataFrame) -> list[str]:
     """Axes beyond stack/impl/clip/seed that vary: they split rows so nothing mixes."""
     axes = [a for a in AXES if a not in ROW_AXES] + [c for c in df.columns if c.startswith("axis.")]
-    return [a for a in axes if a in df.columns and df[a].map(str).nunique() > 1]
+    varying = [a for a in axes if a in df.columns and df[a].map(str).nunique() > 1]
+    # a factor axis splits rows only where it varies inside one stack and impl (lr follows the
+    # preset across stacks; a factor study varies it within the CPU row)
+    within = df.groupby(["stack", "impl"]) if len(df) else None
+    return varying + [a for a in FACTOR_AXES if a in df.columns and within is not None
+                      and (within[a].agg(lambda v: v.map(str).nunique()) > 1).any()]
 
 
 def row_order(label: str, impl: str) -> tuple:
