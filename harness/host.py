@@ -10,13 +10,14 @@ import socket
 import subprocess
 from typing import FrozenSet, Optional, Tuple
 
-__all__ = ["Gpu", "Host", "probe"]
+__all__ = ["Gpu", "Host", "probe", "probe_gpus"]
 
 
 @dataclasses.dataclass(frozen=True)
 class Gpu:
     name: str
     capability: str   # "8.6"
+    index: str = ""   # nvidia-smi's index, what --gpus device= takes
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,7 +33,7 @@ class Host:
 def probe() -> Host:
     """Look at this machine (nvidia-smi, docker info, CPU count)."""
     docker, why = _docker()
-    return Host(hostname=socket.gethostname(), cores=_cores(), gpus=_gpus(), docker=docker, docker_why=why,
+    return Host(hostname=socket.gethostname(), cores=_cores(), gpus=probe_gpus(), docker=docker, docker_why=why,
                 images=_built_images() if docker else None)
 
 
@@ -44,11 +45,12 @@ def _cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def _gpus() -> Tuple[Gpu, ...]:
+def probe_gpus() -> Tuple[Gpu, ...]:
+    """The GPUs nvidia-smi lists (none without nvidia-smi): the one GPU probe the harness has."""
     if not shutil.which("nvidia-smi"):
         return ()
     try:
-        out = subprocess.run(["nvidia-smi", "--query-gpu=name,compute_cap", "--format=csv,noheader"],
+        out = subprocess.run(["nvidia-smi", "--query-gpu=index,name,compute_cap", "--format=csv,noheader"],
                              capture_output=True, text=True, timeout=15)
     except (OSError, subprocess.SubprocessError):
         return ()
@@ -56,9 +58,10 @@ def _gpus() -> Tuple[Gpu, ...]:
         return ()
     gpus = []
     for line in out.stdout.splitlines():
-        parts = [p.strip() for p in line.rsplit(",", 1)]
+        index, _, rest = line.partition(",")
+        parts = [p.strip() for p in rest.rsplit(",", 1)]
         if len(parts) == 2:
-            gpus.append(Gpu(name=parts[0], capability=parts[1]))
+            gpus.append(Gpu(name=parts[0], capability=parts[1], index=index.strip()))
     return tuple(gpus)
 
 

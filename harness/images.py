@@ -25,13 +25,15 @@ import sys
 from pathlib import Path
 from typing import Callable, Iterator
 
+from harness import PROJECT_ROOT
+
 __all__ = [
     "DOCKER_DIR", "REPOSITORY", "LABEL_PREFIX", "ImageError", "ImageInfo",
     "stacks", "image_name", "image_stack_of", "connect", "image_info", "list_images",
     "missing_reason", "require_image", "build", "describe",
 ]
 
-DOCKER_DIR = Path(__file__).resolve().parents[1] / "docker"
+DOCKER_DIR = PROJECT_ROOT / "docker"
 REPOSITORY = "repro-unsup3d"      # images are REPOSITORY:<stack>
 LABEL_PREFIX = "org.repro."       # org.repro.cuda, .cudnn, .pytorch, .python, .nmr, .stack
 

@@ -8,10 +8,17 @@ and report how it ended.
 """
 import abc
 import dataclasses
+import sys
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Optional
 
-__all__ = ["ExecutorError", "Capabilities", "Submission", "Outcome", "Executor", "register", "get", "names", "reset"]
+__all__ = ["ExecutorError", "Capabilities", "Submission", "Outcome", "Executor", "register", "get", "names", "reset",
+           "trainer_command"]
+
+
+def trainer_command(run_dir: Path, python: str = sys.executable) -> list:
+    """The one way every executor starts a cell (DESIGN.md): python -m model.train --config ... --out ..."""
+    return [python, "-m", "model.train", "--config", str(run_dir / "cell.yaml"), "--out", str(run_dir)]
 
 
 class ExecutorError(RuntimeError):

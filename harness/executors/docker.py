@@ -23,7 +23,6 @@ import concurrent.futures
 import dataclasses
 import json
 import os
-import shutil
 import subprocess
 import threading
 import time
@@ -32,13 +31,12 @@ from typing import Iterable, Iterator
 
 import yaml
 
-from harness import images
-from harness.executors.base import Capabilities, Executor, Outcome, Submission, register
+from harness import PROJECT_ROOT, host, images
+from harness.executors.base import Capabilities, Executor, Outcome, Submission, register, trainer_command
 from harness.fsutil import atomic_write_json
 
-__all__ = ["DockerExecutor", "DockerSettings", "GpuPool", "gpu_verdict", "PROBE_SCRIPT", "PROJECT_ROOT"]
+__all__ = ["DockerExecutor", "DockerSettings", "GpuPool", "gpu_verdict", "PROBE_SCRIPT"]
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 _PROBE_MARK = "REPRO_PROBE "
 PROBE_FILE = "probe.json"  # harness-owned; the trainer owns env.json
 _FAILED, _SKIPPED = "failed", "skipped"
@@ -174,7 +172,7 @@ class DockerExecutor(Executor):
         """Connect to the engine (raises images.ImageError, one line, when none answers)."""
         self.settings = settings
         self.client = client or images.connect()
-        self.gpus = GpuPool(settings.gpus if settings.gpus is not None else _visible_gpus())
+        self.gpus = GpuPool(settings.gpus if settings.gpus is not None else tuple(g.index for g in host.probe_gpus()))
         self._probes: dict = {}   # (image id, gpu) -> probe record; one probe per pair per run
         self._git_sha = _git_sha()
 
@@ -234,7 +232,7 @@ class DockerExecutor(Executor):
                 return
         self._retire_stale(sub.cell_id)
         run.container = self.client.containers.run(
-            run.image.name, _trainer_command(sub.run_dir), detach=True,
+            run.image.name, trainer_command(sub.run_dir, python="python3"), detach=True,
             name=_container_name(sub.cell_id), labels={"org.repro.cell": sub.cell_id},
             **self._container_kwargs(run, _mounts(sub.run_dir)))
         sub.external_id = run.container.id
@@ -363,10 +361,6 @@ def _container_name(cell_id: str) -> str:
     return "repro-%s" % cell_id
 
 
-def _trainer_command(run_dir: Path) -> list:
-    return ["python3", "-m", "model.train", "--config", str(run_dir / "cell.yaml"), "--out", str(run_dir)]
-
-
 def _mounts(run_dir: Path) -> dict:
     """Bind mounts {host path: {bind, mode}}, each at its host path so paths in logs match.
 
@@ -424,18 +418,6 @@ def _exit_outcome(state: dict, memory: str) -> Outcome:
         return Outcome(state.get("ExitCode"), "out of memory: the container limit is %s "
                        "(raise it with REPRO_DOCKER_MEMORY)" % (memory or "unset"), _FAILED)
     return Outcome(exit_code=state.get("ExitCode"))
-
-
-def _visible_gpus() -> tuple:
-    """GPU indices nvidia-smi lists on this host (none without nvidia-smi)."""
-    if not shutil.which("nvidia-smi"):
-        return ()
-    try:
-        out = subprocess.run(["nvidia-smi", "--query-gpu=index", "--format=csv,noheader"],
-                             capture_output=True, text=True, timeout=15)
-    except (OSError, subprocess.SubprocessError):
-        return ()
-    return tuple(l.strip() for l in out.stdout.splitlines() if l.strip()) if out.returncode == 0 else ()
 
 
 def _git_sha() -> str:

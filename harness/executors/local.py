@@ -9,16 +9,15 @@ import dataclasses
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from harness.executors.base import Capabilities, Executor, Outcome, Submission, register
+from harness import PROJECT_ROOT
+from harness.executors.base import Capabilities, Executor, Outcome, Submission, register, trainer_command
 
-__all__ = ["LocalExecutor", "LocalSettings", "trainer_command", "PROJECT_ROOT"]
+__all__ = ["LocalExecutor", "LocalSettings"]
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 _PR_SET_PDEATHSIG = 1
 
 
@@ -26,11 +25,6 @@ _PR_SET_PDEATHSIG = 1
 class LocalSettings:
     threads: int = 0            # torch/OpenMP threads per cell; 0 = leave the environment's default
     term_grace_s: float = 10.0  # cancel: seconds between SIGTERM and SIGKILL
-
-
-def trainer_command(run_dir: Path) -> list:
-    """The one way to start a run (DESIGN.md): python -m model.train --config ... --out ..."""
-    return [sys.executable, "-m", "model.train", "--config", str(run_dir / "cell.yaml"), "--out", str(run_dir)]
 
 
 @register
