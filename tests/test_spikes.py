@@ -56,6 +56,7 @@ def test_a_planted_gradient_spike_is_found_with_its_network(real_log, tmp_path):
     assert spikes.spike_stats(_columns(planted), factor=100.0)["n_spikes"] == 0
 
 
+@pytest.mark.slow  # a real 3-epoch run through `repro run` (~30 s)
 def test_a_real_nan_gradient_names_the_first_non_finite_iteration_and_network(tmp_path):
     # the trainer stops before logging the NaN step, so collect takes it from result.json
     study = yaml.safe_load((ROOT / "matrices" / "smoke.yml").read_text())
@@ -69,6 +70,7 @@ def test_a_real_nan_gradient_names_the_first_non_finite_iteration_and_network(tm
     assert row.first_nonfinite_iter == 5 and row.spike_network == "netD"
 
 
+@pytest.mark.slow  # a second real run (~10 s): keeps the default suite under 3 minutes
 def test_clipped_fraction_counts_steps_where_clipping_acted(tmp_path):
     cols = _columns(_train(tmp_path, "clip", clip="norm", clip_threshold=1e-6))
     assert spikes.spike_stats(cols)["clipped_frac"] == 1.0
