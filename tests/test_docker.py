@@ -21,8 +21,9 @@ from harness import images
 from harness.executors.base import Outcome
 from harness.executors.docker import DockerExecutor, DockerSettings, GpuPool, gpu_verdict
 from harness.outcome import classify
-from harness.rundir import prepare
 from harness.states import CellState
+from tests.helpers import cells
+from tests.helpers.cells import MATRIX, run_to_end, wait_for
 
 pytestmark = pytest.mark.docker
 
@@ -32,16 +33,6 @@ CONTRACT = ("cell.json", "cell.yaml", "config.json", "env.json", "train.jsonl", 
             "eval.json", "eval_scores.csv", "stdout.log", "checkpoints/last.pt")
 TRAINER_FILES = ("config.json", "env.json", "train.jsonl", "result.json", "eval.json",
                  "checkpoints/last.pt")
-MATRIX = """\
-axes:
-  stack:
-    - name: {stack}
-      image: local
-      torch: "2.13.0"
-  seed: [0]
-  preset: [tiny]
-config: {config}
-"""
 
 
 def _unavailable(reason):
@@ -87,35 +78,8 @@ def _has_image(client, name):
 
 
 def make_cell(tmp_path, stack="cpu", config="{}"):
-    """A real Cell from a one-cell study, and its prepared run folder."""
-    from harness.cells import expand
-    from harness.matrix import load_study
-    path = tmp_path / "m.yml"
-    path.write_text(MATRIX.format(stack=stack, config=config))
-    (cell,) = expand(load_study(path))
-    run_dir = tmp_path / "results" / cell.cell_id
-    prepare(run_dir, cell, threads=2, executor="docker")
-    return cell, run_dir
-
-
-def run_to_end(executor, cell, run_dir, limit=300):
-    """submit + poll until the cell ends; returns (outcome, state, reason) as the harness sees it."""
-    sub = executor.submit(cell, run_dir)
-    deadline = time.monotonic() + limit
-    while list(executor.poll([sub])):
-        assert time.monotonic() < deadline, "cell did not end in %ds" % limit
-        time.sleep(0.5)
-    state, reason = classify(sub.outcome, run_dir)
-    return sub, state, reason
-
-
-def wait_for(predicate, timeout=180, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.3)
-    raise AssertionError("timed out waiting for " + what)
+    """A real Cell from a one-cell study, and its run folder prepared for the docker executor."""
+    return cells.make_cell(tmp_path, stack, config, executor="docker", threads=2)
 
 
 def containers_of(client, cell_id):

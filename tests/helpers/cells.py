@@ -7,7 +7,7 @@ from harness.matrix import load_study
 from harness.outcome import classify
 from harness.rundir import prepare
 
-__all__ = ["make_cell", "run_to_end", "wait_for"]
+__all__ = ["MATRIX", "make_cell", "run_to_end", "wait_for"]
 
 MATRIX = """\
 axes:
@@ -21,13 +21,13 @@ config: {config}
 """
 
 
-def make_cell(tmp_path: Path, stack: str = "cpu", config: str = "{}", executor: str = "local"):
+def make_cell(tmp_path: Path, stack: str = "cpu", config: str = "{}", executor: str = "local", threads: int = 1):
     """The Cell of a one-cell study and its run folder, prepared as the scheduler would."""
     path = tmp_path / "m.yml"
     path.write_text(MATRIX.format(stack=stack, config=config))
     (cell,) = expand(load_study(path))
     run_dir = tmp_path / "results" / cell.cell_id
-    prepare(run_dir, cell, threads=1, executor=executor)
+    prepare(run_dir, cell, threads=threads, executor=executor)
     return cell, run_dir
 
 
