@@ -16,7 +16,7 @@ import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from harness.yamlmarks import Marks, YamlSyntaxError, line_of, load_with_marks
-from model.config import DEFAULTS, PRESETS
+from model.config import DEFAULTS, PRESETS, is_host_path
 from model.cpu_isa import CPU_ISAS
 
 __all__ = ["MatrixError", "Stack", "Axes", "Rule", "Override", "Study", "load_study", "AXES", "FACTOR_AXES",
@@ -360,5 +360,5 @@ def _absolutize_paths(study: Study) -> None:
     for mapping in mappings:
         for key in PATH_KEYS:
             value = mapping.get(key)
-            if isinstance(value, str) and not os.path.isabs(value):
+            if isinstance(value, str) and is_host_path(key, value) and not os.path.isabs(value):
                 mapping[key] = str(base / value)

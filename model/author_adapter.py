@@ -45,7 +45,7 @@ from .geometry import intrinsics
 from .networks import NETWORK_NAMES
 from .renderer import RendererError
 from .runfiles import JsonlLog, read_jsonl, write_json
-from .runtime import Diverged, Terminated, data_dir_for, device_for, perceptual_state, set_precision, write_diverged
+from .runtime import Diverged, Terminated, data_dir_for, device_for, perceptual_setup, set_precision, write_diverged
 from .samples import decomposition_rows, save_decomposition_grid
 from .step import guarded_step, progress_line, should_log
 
@@ -238,10 +238,10 @@ def evaluate_author(cfg, model, loader, device):
 # entry point
 
 def _perceptual(cfg):
-    vgg_state, why = perceptual_state(cfg)
+    cfg, vgg_state, why = perceptual_setup(cfg)
     if vgg_state is None:
         why += "; their PerceptualLoss still runs on random VGG16 weights, weighted by lam_perc 0"
-    return vgg_state, why
+    return cfg, vgg_state, why
 
 
 def _setup_runtime(pkg, cfg, device):
@@ -272,7 +272,7 @@ def train_author(cfg, out_dir, log=None):
     device = device_for(cfg)
     if cfg["threads"]:
         torch.set_num_threads(cfg["threads"])
-    vgg_state, perceptual_why = _perceptual(cfg)
+    cfg, vgg_state, perceptual_why = _perceptual(cfg)
     try:
         pkg = load_author_code(code_dir, renderer=cfg["renderer"], align_corners=cfg["align_corners"],
                                vgg_state=vgg_state, num_workers=cfg["num_workers"])

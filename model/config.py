@@ -10,10 +10,16 @@ import os
 
 import yaml
 
-__all__ = ["ConfigError", "DEFAULTS", "PRESETS", "resolve", "load_config"]
+__all__ = ["ConfigError", "DEFAULTS", "PRESETS", "VGG_FROM_IMAGE", "VGG_ENV", "is_host_path", "resolve",
+           "load_config"]
 
 
 CHANNELS_PER_GROUP = 4  # GroupNorm in the networks: the original's ratio at nf 64 (16 groups)
+# vgg_weights: image = the weights file the cell's image carries, named by $REPRO_VGG_WEIGHTS
+# (docker/fetch-vgg.sh puts it there at build time). Only where the cell runs is it known
+# whether that file exists, so the host neither checks it nor settles `perceptual: auto`.
+VGG_FROM_IMAGE = "image"
+VGG_ENV = "REPRO_VGG_WEIGHTS"
 
 
 class ConfigError(ValueError):
@@ -70,8 +76,8 @@ DEFAULTS = {
     "lam_perc": 1.0,
     "lam_flip": 0.5,
     "lam_depth_sm": 0.0,         # the original's depth smoothness term (0 for faces, used for synthetic cars)
-    "perceptual": "auto",        # 'auto' (on iff vgg_weights given) | 'on' | 'off'
-    "vgg_weights": None,         # path to torchvision's vgg16 state dict (ImageNet); cannot be downloaded here
+    "perceptual": "auto",        # 'auto' (on iff the VGG16 weights are there) | 'on' | 'off'
+    "vgg_weights": None,         # torchvision's vgg16 ImageNet state dict: a host path, or 'image' (VGG_FROM_IMAGE)
     # optimisation
     "batch_size": 64,
     "num_epochs": 30,
@@ -176,7 +182,7 @@ def _validate(cfg, where):
             raise ConfigError("%sdata_dir: required for dataset %r" % (where, cfg["dataset"]))
         if not os.path.isdir(data_dir):
             raise ConfigError("%sdata_dir: no such folder %s" % (where, data_dir))
-    if cfg["vgg_weights"] is not None and not os.path.isfile(cfg["vgg_weights"]):
+    if is_host_path("vgg_weights", cfg["vgg_weights"]) and not os.path.isfile(cfg["vgg_weights"]):
         raise ConfigError("%svgg_weights: no such file %s" % (where, cfg["vgg_weights"]))
     if cfg["perceptual"] == "on" and cfg["vgg_weights"] is None:
         raise ConfigError("%sperceptual: 'on' needs vgg_weights (a torchvision vgg16 state dict)" % where)
@@ -199,9 +205,14 @@ def resolve(user, where=""):
     _validate(cfg, where)
     if cfg["border_depth"] is None:
         cfg["border_depth"] = 0.7 * cfg["max_depth"] + 0.3 * cfg["min_depth"]
-    if cfg["perceptual"] == "auto":
+    if cfg["perceptual"] == "auto" and cfg["vgg_weights"] != VGG_FROM_IMAGE:
         cfg["perceptual"] = "on" if cfg["vgg_weights"] else "off"
     return cfg
+
+
+def is_host_path(key, value):
+    """Does a path key's value name a file or folder on the host (not unset, not 'image')?"""
+    return value is not None and not (key == "vgg_weights" and value == VGG_FROM_IMAGE)
 
 
 def load_config(path):

@@ -11,13 +11,13 @@ import numpy as np
 import torch
 
 from . import compat
-from .config import ConfigError
+from .config import VGG_ENV, VGG_FROM_IMAGE, ConfigError
 from .losses import load_vgg_state
 from .photogeo import PhotoGeoAutoencoder
 from .precision import emulate_tf32
 from .runfiles import write_json
 
-__all__ = ["CHECKPOINT", "Diverged", "Terminated", "device_for", "seed_everything", "data_dir_for", "perceptual_state",
+__all__ = ["CHECKPOINT", "Diverged", "Terminated", "device_for", "seed_everything", "data_dir_for", "perceptual_setup",
            "set_precision", "build_model", "write_diverged"]
 
 CHECKPOINT = os.path.join("checkpoints", "last.pt")  # our trainer's; theirs keeps checkpoints/*.pth
@@ -61,12 +61,41 @@ def data_dir_for(cfg, out_dir, log):
     return ensure_builtin(cfg, cache, log=log)
 
 
-def perceptual_state(cfg):
-    """VGG weights when the perceptual loss is on, and why it is on or off."""
-    if cfg["perceptual"] == "off":
-        why = "no vgg_weights given" if not cfg["vgg_weights"] else "perceptual: off in config"
-        return None, why
-    return load_vgg_state(cfg["vgg_weights"]), "vgg16 weights from %s" % cfg["vgg_weights"]
+def perceptual_setup(cfg, environ=None):
+    """Settle the perceptual loss where the cell runs: on iff its VGG16 weights are there.
+
+    vgg_weights: image names the file in $REPRO_VGG_WEIGHTS (set by the CUDA and
+    cpu-torch1.8 images), which only this side can look at.
+
+    Returns:
+        (cfg with perceptual 'on' or 'off', the VGG16 state dict or None, why: for env.json)
+
+    Raises:
+        ConfigError: perceptual 'on' with vgg_weights: image and no weights file here.
+    """
+    path, missing = _vgg_file(cfg, os.environ if environ is None else environ)
+    setting = cfg["perceptual"]
+    if setting == "auto":
+        setting = "on" if path else "off"
+    if setting == "off":
+        why = missing or ("no vgg_weights given" if not cfg["vgg_weights"] else "perceptual: off in config")
+        return dict(cfg, perceptual="off"), None, why
+    if not path:
+        raise ConfigError("perceptual: 'on' needs VGG16 weights, but %s" % missing)
+    return dict(cfg, perceptual="on"), load_vgg_state(path), "vgg16 weights from %s" % os.path.realpath(path)
+
+
+def _vgg_file(cfg, environ):
+    """(path of the VGG16 weights or None, why there are none: '' unless vgg_weights: image)."""
+    if cfg["vgg_weights"] != VGG_FROM_IMAGE:
+        return cfg["vgg_weights"], ""
+    path = environ.get(VGG_ENV)
+    if not path:
+        return None, "vgg_weights: image, and this environment sets no %s (see docker/README.md)" % VGG_ENV
+    if not os.path.isfile(path):
+        return None, ("vgg_weights: image, but %s=%s is no file: the image was built without VGG16 "
+                      "weights (docker/README.md says how to add them)" % (VGG_ENV, path))
+    return path, ""
 
 
 def set_precision(cfg, modules, device):
@@ -81,12 +110,11 @@ def set_precision(cfg, modules, device):
         compat.set_tf32(False)  # torch 1.7-1.11 default it on for convs: the study sets it explicitly
 
 
-def build_model(cfg, device):
-    """Our PhotoGeoAutoencoder on device with the cell's precision; returns (model, perceptual why)."""
-    vgg_state, why = perceptual_state(cfg)
+def build_model(cfg, device, vgg_state=None):
+    """Our PhotoGeoAutoencoder on device with the cell's precision (cfg and vgg_state: perceptual_setup)."""
     model = PhotoGeoAutoencoder(cfg, vgg_state).to(device)
     set_precision(cfg, [model], device)
-    return model, why
+    return model
 
 
 def write_diverged(out_dir, diverged):

@@ -22,7 +22,8 @@ def score_checkpoint(run_dir, log=print):
     with open(os.path.join(run_dir, "config.json")) as f:
         cfg = resolve(json.load(f))
     device = device_for(cfg)
-    model, _ = build_model(cfg, device)
+    # scores do not use the losses: no VGG16 weights needed (the image's may not be here)
+    model = build_model(dict(cfg, perceptual="off"), device)
     model.nets.load_state_dict(compat.load_checkpoint(os.path.join(run_dir, CHECKPOINT))["model"])
     loader = make_loaders(cfg, data_dir_for(cfg, run_dir, log), splits=("test",))["test"]
     return evaluate_into(cfg, model, loader, device, run_dir).summary

@@ -28,7 +28,7 @@ from .evaluate import evaluate_into, save_samples
 from .exitcodes import EXIT_DIVERGED, EXIT_DONE, EXIT_TERMINATED, EXIT_USAGE
 from .runfiles import JsonlLog, write_json
 from .runtime import (CHECKPOINT, Diverged, Terminated, build_model, data_dir_for, device_for,
-                      seed_everything, write_diverged)
+                      perceptual_setup, seed_everything, write_diverged)
 from .step import guarded_step, progress_line, should_log
 
 __all__ = ["main", "train", "train_step", "make_optimizer"]
@@ -95,7 +95,8 @@ def train(cfg, out_dir, log=print):
     os.makedirs(os.path.join(out_dir, "checkpoints"), exist_ok=True)
     data_dir = data_dir_for(cfg, out_dir, log)
     loaders = make_loaders(cfg, data_dir)
-    model, perceptual_why = build_model(cfg, device)
+    cfg, vgg_state, perceptual_why = perceptual_setup(cfg)
+    model = build_model(cfg, device, vgg_state)
     optimizer = make_optimizer(cfg, model)
     write_json(os.path.join(out_dir, "config.json"), cfg)
     write_json(os.path.join(out_dir, "env.json"), fingerprint(cfg, device, perceptual_why))

@@ -34,6 +34,7 @@ import yaml
 from harness import PROJECT_ROOT, host, images
 from harness.executors.base import Capabilities, Executor, Outcome, Submission, register, trainer_command
 from harness.fsutil import atomic_write_json
+from model.config import is_host_path
 
 __all__ = ["DockerExecutor", "DockerSettings", "GpuPool", "gpu_verdict", "PROBE_SCRIPT"]
 
@@ -365,7 +366,8 @@ def _mounts(run_dir: Path) -> dict:
     """Bind mounts {host path: {bind, mode}}, each at its host path so paths in logs match.
 
     Source read-only; run folder and the built-in data cache read-write; paths the
-    cell's config names (data, VGG weights, author code) as the trainer needs them.
+    cell's config names (data, VGG weights, author code) as the trainer needs them;
+    `vgg_weights: image` is the image's own file, nothing to mount.
     """
     cfg = yaml.safe_load((run_dir / "cell.yaml").read_text()) or {}
     rw = [run_dir]
@@ -379,7 +381,7 @@ def _mounts(run_dir: Path) -> dict:
             data_dir.mkdir(parents=True, exist_ok=True)  # created as the invoking user
         (rw if builtin else ro).append(data_dir)
     for key in ("vgg_weights", "author_code_dir"):
-        if _config_path(cfg.get(key)) is not None:
+        if is_host_path(key, cfg.get(key)) and _config_path(cfg.get(key)) is not None:
             ro.append(_config_path(cfg.get(key)))
     if cfg.get("impl") == "author" and not cfg.get("author_code_dir"):
         ro.append(PROJECT_ROOT.parent / "shared")  # the trainer's default ../shared/third_party/unsup3d
