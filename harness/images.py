@@ -10,7 +10,9 @@ Build contexts:
     holding its Dockerfile plus the pinned wheels, downloaded here by the host's pip
     (so the host's pip configuration, mirrors included, decides where they come from);
   * the CUDA stacks use `docker/` itself as context (they need the NMR patch file)
-    and download their packages inside the build.
+    and download their packages inside the build;
+  * a Dockerfile that runs fetch-vgg.sh finds it, and any `docker/vgg16-*.pth` (a local
+    copy of the VGG16 weights, used instead of downloading), in its context.
 Every failure a user can cause raises ImageError, whose str() is one line that
 says what to do.
 """
@@ -253,8 +255,23 @@ def _prepare_context(stack: str, on_line: Callable[[str], None]) -> tuple[Path, 
     context.mkdir(parents=True, exist_ok=True)
     for name in ("Dockerfile", "wheels.txt"):
         shutil.copy2(stack_dir / name, context / name)
+    if "fetch-vgg.sh" in (stack_dir / "Dockerfile").read_text():
+        _copy_vgg_files(context)
     _download_wheels(stack_dir, context / "wheels", on_line)
     return context, "Dockerfile"
+
+
+def _copy_vgg_files(context: Path) -> None:
+    """fetch-vgg.sh and exactly the docker/vgg16-*.pth copies there are now (hard links:
+    the real file is 528 MB), as the CUDA stacks see them in docker/."""
+    shutil.copy2(DOCKER_DIR / "fetch-vgg.sh", context / "fetch-vgg.sh")
+    for stale in context.glob("vgg16-*.pth"):
+        stale.unlink()
+    for weights in DOCKER_DIR.glob("vgg16-*.pth"):
+        try:
+            os.link(weights, context / weights.name)
+        except OSError:  # another filesystem
+            shutil.copy2(weights, context / weights.name)
 
 
 def _cache_dir() -> Path:

@@ -15,12 +15,14 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 @pytest.fixture
 def study(tmp_path):
-    """CPU cells done for 3 seeds x 2 clip modes, CUDA 11.3 skipped, an author cell diverged."""
+    """CPU cells done for 3 seeds x 2 clip modes (one with the perceptual loss), CUDA 11.3 skipped,
+    an author cell diverged."""
     results = tmp_path / "results"
     for clip in ("none", "norm"):
         for seed, (side, mad) in enumerate([(0.010, 15.0), (0.012, 16.0), (0.014, 17.0)]):
             write_run(results, f"cpu-{clip}-{seed}", clip=clip, seed=seed, side=side, mad=mad,
-                      lines=train_lines(80, spikes=(40,) if clip == "none" else (), clipped=clip != "none"))
+                      lines=train_lines(80, spikes=(40,) if clip == "none" else (), clipped=clip != "none"),
+                      perceptual="on" if (clip, seed) == ("none", 0) else "off")
             write_run(results, f"gpu-{clip}-{seed}", stack="cuda11.3", clip=clip, seed=seed,
                       state="skipped", reason="needs a GPU", env=False)
     write_run(results, "auth-0", stack="cuda10.0", impl="author", state="diverged", reason="NaN",
@@ -44,11 +46,11 @@ def test_table3_mean_std_over_seeds_and_seed_values_beside(study):
     assert cpu.n_seeds == 3
     assert cpu.side == pytest.approx(1.2) and cpu.side_std == pytest.approx(0.2)  # x100, ddof=1
     assert cpu.mad == pytest.approx(16.0) and cpu.mad_std == pytest.approx(1.0)
-    assert cpu.perceptual_off and cpu.note == ""
+    assert cpu.n_no_perceptual == 2 and cpu.note == "† no perceptual loss in 2 of 3 cells"
     assert cpu.flat_side == pytest.approx(2.0) and cpu.flat_mad == pytest.approx(45.0)
     cuda113 = _row(table, "CUDA 11.3", "ours")
     assert cuda113.seed_side == 4.4603 and cuda113.seed_mad_std == 3.81
-    assert cuda113.note == "skipped: needs a GPU (x3)" and not cuda113.perceptual_off
+    assert cuda113.note == "skipped: needs a GPU (x3)" and cuda113.n_no_perceptual == 0  # skipped: unknown
     author = _row(table, "CUDA 10.0", "author")
     assert "diverged at iter 1234 in netD" in author.note
     assert "failed: RuntimeError: CUDA out of memory" in author.note
@@ -95,6 +97,7 @@ def test_table_files_have_both_tables_and_the_seed(study, tmp_path):
     md = (reports / "table3.md").read_text()
     assert "trained without gradient clipping" in md and "with clipping: norm" in md
     assert "1.2000 ± 0.2000" in md and "0.7792 ± 0.1387" in md and "Ours †" in md
+    assert "- †: no perceptual loss: the notes count" in md
     assert "skipped: needs a GPU (x3)" in md and "not run" in md
     tex = (reports / "table3.tex").read_text()
     assert tex.count(r"\begin{tabular}") == 2 and r"$\pm$" in tex and r"$\times 10^{-2}$" in tex

@@ -24,7 +24,7 @@ __all__ = ["SEED_CSV", "seed_table", "stack_label", "clip_modes", "table3", "for
            "to_markdown", "to_latex", "write_tables", "title", "FOOTNOTES", "PERCEPTUAL_MARK"]
 
 SEED_CSV = Path(__file__).with_name("seed_table3.csv")
-PERCEPTUAL_MARK = "†"   # marks rows where some cell trained without the perceptual loss
+PERCEPTUAL_MARK = "†"   # marks rows where some cell trained without the perceptual loss (counted in notes)
 
 
 def seed_table() -> pd.DataFrame:
@@ -88,13 +88,16 @@ def _aggregate(cells: pd.DataFrame) -> dict:
     note = _why(others) if len(others) else ""
     if len(ok) and note:
         note = f"{len(per_seed)} of {cells['seed'].map(str).nunique()} seeds; " + note
+    without, trained = _no_perceptual(cells)
+    if without:
+        note = "; ".join(filter(None, [f"{PERCEPTUAL_MARK} no perceptual loss in {without} of {trained} cells", note]))
     # a model that has learned nothing predicts one depth: the floor any row must beat
     flat_side = float(ok["flat_side_mean"].mean() * 100) if "flat_side_mean" in ok else math.nan
     flat_mad = float(ok["flat_mad_mean"].mean()) if "flat_mad_mean" in ok else math.nan
     return {"n_seeds": len(per_seed), "n_cells": len(cells), "side": side, "side_std": side_std,
             "mad": mad, "mad_std": mad_std, "side_img_std": side_img_std,
             "mad_img_std": mad_img_std, "note": note, "flat_side": flat_side, "flat_mad": flat_mad,
-            "perceptual_off": _perceptual_off(cells), **_spikes(cells)}
+            "n_no_perceptual": without, **_spikes(cells)}
 
 
 def _spikes(cells: pd.DataFrame) -> dict:
@@ -106,17 +109,17 @@ def _spikes(cells: pd.DataFrame) -> dict:
             "clipped": float(clipped.mean()) if clipped.notna().any() else math.nan}
 
 
-def _perceptual_off(cells: pd.DataFrame) -> bool:
-    """Did any cell that trained (not skipped/queued) run without the perceptual loss?"""
+def _no_perceptual(cells: pd.DataFrame) -> tuple[int, int]:
+    """(cells that trained without the perceptual loss, cells that trained: not skipped/queued)."""
     trained = cells[~cells["state"].isin(("skipped", "queued"))]
-    return bool((trained["perceptual"] == False).any())  # noqa: E712 (None stays unknown)
+    return int((trained["perceptual"] == False).sum()), len(trained)  # noqa: E712 (None stays unknown)
 
 
 def _empty_row(label: str, impl: str) -> dict:
     return {"row": label, "impl": impl, "variant": "", "n_seeds": 0, "n_cells": 0,
             "side": math.nan, "side_std": math.nan, "mad": math.nan, "mad_std": math.nan,
             "side_img_std": math.nan, "mad_img_std": math.nan, "flat_side": math.nan, "flat_mad": math.nan,
-            "note": "not run", "perceptual_off": False, "spikes": math.nan, "clipped": math.nan}
+            "note": "not run", "n_no_perceptual": 0, "spikes": math.nan, "clipped": math.nan}
 
 
 def table3(df: pd.DataFrame, clip: str = "none") -> pd.DataFrame:
@@ -130,8 +133,8 @@ def table3(df: pd.DataFrame, clip: str = "none") -> pd.DataFrame:
         One row per (stack label, impl, variant) with columns row, impl, variant,
         clip, n_seeds, n_cells, side (x1e-2), side_std, mad (deg), mad_std (over
         seeds), side_img_std, mad_img_std (over test images, averaged over seeds),
-        perceptual_off, note, and seed_side/seed_side_std/seed_mad/seed_mad_std
-        (the published values; NaN where the seed has none or clip != 'none').
+        n_no_perceptual (cells that trained without the perceptual loss), note,
+        and seed_side/seed_side_std/seed_mad/seed_mad_std (the published values; NaN where the seed has none or clip != 'none').
     """
     cells = df[df["clip"].map(str) == clip] if len(df) else df
     variants = variant_axes(df) if len(df) else []
@@ -174,7 +177,7 @@ def format_rows(table: pd.DataFrame, with_seed: bool) -> tuple[list[str], list[l
     header += ["SIDE ± seeds²", "MAD ± seeds²", "seeds", "flat depth SIDE / MAD", "spikes / clipped", "notes"]
     rows = []
     for r in table.itertuples():
-        impl = IMPL_NAMES.get(r.impl, r.impl) + (f" {PERCEPTUAL_MARK}" if r.perceptual_off else "")
+        impl = IMPL_NAMES.get(r.impl, r.impl) + (f" {PERCEPTUAL_MARK}" if r.n_no_perceptual else "")
         stack = r.row + (f" ({r.variant})" if r.variant else "")
         cells = [stack, impl, _pm(r.side, r.side_img_std, 4), _pm(r.mad, r.mad_img_std, 2)]
         if with_seed:
@@ -200,7 +203,9 @@ FOOTNOTES = (
     "the value is the mean over seeds of each run's test-set mean.",
     "² ± seeds: sample std (ddof=1) over seeds of each run's test-set mean; no ± with one seed. "
     "SIDE ×10⁻², MAD in degrees.",
-    f"{PERCEPTUAL_MARK}: at least one cell trained without the perceptual (VGG) loss.",
+    f"{PERCEPTUAL_MARK}: no perceptual loss: the notes count the row's cells that trained without the "
+    "perceptual (VGG16) loss, as the original never does (no weights where they ran: env.json "
+    "perceptual_reason says why, docker/README.md how to provide them); the row's numbers include them.",
     "Flat depth: SIDE/MAD of one constant depth on the same test images, scored the same way; "
     "a row that does not beat it has not learned depth.",
     "Spikes / clipped: logged steps per trained cell whose loss or pre-clip gradient norm is non-finite or "
