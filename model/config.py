@@ -185,7 +185,7 @@ def _validate(cfg, where):
     if is_host_path("vgg_weights", cfg["vgg_weights"]) and not os.path.isfile(cfg["vgg_weights"]):
         raise ConfigError("%svgg_weights: no such file %s" % (where, cfg["vgg_weights"]))
     if cfg["perceptual"] == "on" and cfg["vgg_weights"] is None:
-        raise ConfigError("%sperceptual: 'on' needs vgg_weights (a torchvision vgg16 state dict)" % where)
+        raise ConfigError("%sperceptual: 'on' needs vgg_weights (a torchvision vgg16 state dict, or 'image')" % where)
 
 
 def resolve(user, where=""):
