@@ -75,7 +75,10 @@ def _drawn(df: pd.DataFrame, curves: dict) -> dict[str, pd.DataFrame]:
 def render(df: pd.DataFrame, reports_dir: str | os.PathLike, skipped: Sequence[Skipped] = (),
            runs_csv: str | os.PathLike | None = None,
            compare: tuple[pd.Series, pd.Series] | None = None) -> list[Path]:
-    """Write every report file from the tidy table alone.
+    """Write every report file from the tidy table and the run files its rows name.
+
+    Besides the table, only each cell's config.json (Table 3's labels, the cell and
+    comparison pages), eval_scores.csv, train.jsonl and samples PNGs are read.
 
     Args:
         df: the table from collect(); skipped: its skipped folders (listed in notes);

@@ -57,7 +57,7 @@ def comparison_pages(reports_dir: str | Path) -> dict[str, list[tuple[str, str]]
     return found
 
 
-def _number(value, scale: float, fmt: str) -> float | None:
+def _number(value, scale: float) -> float | None:
     try:
         number = float(value) * scale
     except (TypeError, ValueError):
@@ -68,7 +68,7 @@ def _number(value, scale: float, fmt: str) -> float | None:
 def _scores_table(a: pd.Series, b: pd.Series) -> str:
     rows, classes = [], []
     for label, column, scale, fmt in _SCORES:
-        x, y = (_number(r.get(column), scale, fmt) for r in (a, b))
+        x, y = (_number(r.get(column), scale) for r in (a, b))
         diff = format(y - x, "+" + fmt) if x is not None and y is not None else ""
         rows.append([esc(label)] + [format(v, fmt) if v is not None else "" for v in (x, y)] + [diff])
         classes.append("differs" if diff and float(diff) != 0 else "")
