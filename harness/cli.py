@@ -2,7 +2,7 @@
 
     repro run     [--matrix F] [--only K=V ...] [--cell ID] [--jobs N] [--dry-run] ...
     repro status  [--results DIR] [--json]
-    repro report  [--results DIR] [--reports DIR]
+    repro report  [--results DIR] [--reports DIR] [--compare CELL_A CELL_B]
     repro images  build|list      (when harness/cli_images.py is installed)
 """
 import logging
@@ -109,13 +109,21 @@ def status(results, as_json):
 @click.option("--reports", type=click.Path(path_type=Path), default=Path("reports"), show_default=True)
 @click.option("--spike-factor", type=click.FloatRange(min=1.0, min_open=True), default=10.0, show_default=True,
               help="k: a step spikes when its loss or pre-clip gradient norm exceeds k x its running median.")
-def report(results, reports, spike_factor):
+@click.option("--compare", nargs=2, metavar="CELL_A CELL_B", default=None,
+              help="Also put two cells side by side in reports/compare-<a>-<b>.html (ids, unique id prefixes or names).")
+def report(results, reports, spike_factor, compare):
     """Regenerate reports/ (Table 3, Fig. 7, Fig. 8, index.html) from results/ alone."""
-    from harness.report import build_report
+    from harness.report import CellRefError, build_report
+    log = logging.getLogger("repro")
     if not Path(results).is_dir():
-        logging.getLogger("repro").error("no results folder %s: run `repro run` first", results)
+        log.error("no results folder %s: run `repro run` first", results)
         sys.exit(ExitCode.CONFIG_ERROR)
-    click.echo(str(build_report(results, reports, spike_factor=spike_factor)))
+    try:
+        summary = build_report(results, reports, spike_factor=spike_factor, compare=compare)
+    except CellRefError as err:
+        log.error("report --compare: %s", err)
+        sys.exit(ExitCode.CONFIG_ERROR)
+    click.echo(str(summary))
     sys.exit(ExitCode.OK)
 
 

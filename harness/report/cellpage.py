@@ -4,24 +4,20 @@ Figures go next to the page as reports/cells/<id>/*.png; the page opens from dis
 """
 from __future__ import annotations
 
-import io
 import os
 from pathlib import Path
 
-import matplotlib
+import pandas as pd
 
-matplotlib.use("Agg")  # headless: no display on the study machines
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+from ..fsutil import atomic_write
+from ..matrix import SWEPT_AXES
+from .cellplots import curves_png, grids_png, scores_png
+from .grids import STRETCH_CAPTION
+from .page import esc, link, page, table
+from .runfiles import RAW_FILES, cell_curves, read_config, read_env, read_scores
+from .sidebyside import compare_href, comparison_pages
 
-from ..spikes import spike_mask  # noqa: E402
-from ..fsutil import atomic_write  # noqa: E402
-from .grids import STRETCH_CAPTION, draw_grid  # noqa: E402
-from .page import esc, link, page, table  # noqa: E402
-from .runfiles import RAW_FILES, cell_curves, read_config, read_env, read_scores  # noqa: E402
-
-__all__ = ["baseline_config", "write_cell_pages", "cell_href"]
+__all__ = ["baseline_config", "clip_counterparts", "write_cell_pages", "cell_href"]
 
 
 def cell_href(cell_id: str) -> str:
@@ -33,52 +29,6 @@ def baseline_config(configs: list[dict]) -> dict:
     """The study's baseline: each key's most common value over the cells' configs."""
     keys = sorted({k for c in configs for k in c})
     return {k: pd.Series([repr(c.get(k)) for c in configs]).mode().iloc[0] for k in keys}
-
-
-def _save(fig, path: Path) -> Path:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
-    plt.close(fig)
-    return atomic_write(path, buf.getvalue())
-
-
-def _curves_png(curve: dict, path: Path) -> Path:
-    """Loss and pre-clip grad norm, spikes (harness/spikes.py) and clipped steps marked."""
-    fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
-    it = curve["iter"]
-    for ax, field, name in zip(axes, ("loss_total", "grad_norm"), ("total loss", "grad norm (pre-clip)")):
-        values = curve[field]
-        ax.plot(it, values, lw=0.8, label=name)
-        spikes = spike_mask(values)
-        ax.plot(it[spikes], np.where(np.isfinite(values[spikes]), values[spikes], np.nanmax(values)),
-                "rv", ms=6, label=f"spike ({int(spikes.sum())})")
-        clipped = np.asarray(curve.get("clipped", np.zeros_like(it))) > 0.5
-        if clipped.any():
-            ax.plot(it[clipped], values[clipped], "k.", ms=3, label=f"clipped ({int(clipped.sum())})")
-        ax.set_xlabel("iteration")
-        ax.set_title(name)
-        ax.legend(fontsize=8)
-        ax.grid(alpha=0.3)
-    return _save(fig, path)
-
-
-def _scores_png(scores: pd.DataFrame, path: Path) -> Path:
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3))
-    for ax, col, name in zip(axes, ("side", "mad"), ("SIDE ×10⁻²", "MAD (deg.)")):
-        ax.hist(scores[col] * (100 if col == "side" else 1), bins=20, color="tab:blue")
-        ax.set_xlabel(f"{name} per test image")
-        ax.set_ylabel("images")
-    return _save(fig, path)
-
-
-def _grid_png(grid: str, path: Path) -> Path | None:
-    fig, ax = plt.subplots(figsize=(7, 6))
-    ok = draw_grid(ax, grid)
-    ax.set_title(STRETCH_CAPTION, fontsize=8)
-    if not ok:
-        plt.close(fig)
-        return None
-    return _save(fig, path)
 
 
 def _kv(values: dict, baseline: dict | None = None) -> str:
@@ -94,18 +44,39 @@ def _figures(r, curve, out: Path) -> str:
     parts = []
     if curve is not None:
         parts.append(f"<h2>Curves</h2><img src='{r.cell_id}/curves.png' alt='curves'>")
-        _curves_png(curve, out / "curves.png")
+        curves_png([("", curve)], out / "curves.png")
     scores = read_scores(r.run_dir)
     if len(scores):
-        _scores_png(scores, out / "scores.png")
+        scores_png([("", scores)], out / "scores.png")
         parts.append(f"<h2>Eval scores ({len(scores)} images)</h2><img src='{r.cell_id}/scores.png' alt='scores'>")
-    if isinstance(r.samples_grid, str) and _grid_png(r.samples_grid, out / "grid.png"):
+    if isinstance(r.samples_grid, str) and grids_png([("", r.samples_grid)], out / "grid.png"):
         parts.append(f"<h2>Last decomposition grid</h2><img src='{r.cell_id}/grid.png' alt='grid'>"
                      f"<p class='small'>{esc(STRETCH_CAPTION)}</p>")
     return "".join(parts)
 
 
-def _cell_page(r, curve, baseline: dict, cells_dir: Path) -> Path:
+def clip_counterparts(df: pd.DataFrame) -> dict[str, list[tuple[str, str]]]:
+    """cell_id -> (cell_id, clip) of the cells that differ from it only in clipping (the seed's question)."""
+    same = [a for a in SWEPT_AXES if a in df.columns and a not in ("clip", "clip_threshold")]
+    key = df[same].map(str).agg("|".join, axis=1) if len(df) else pd.Series(dtype=str)
+    found: dict[str, list[tuple[str, str]]] = {}
+    for _, group in df.groupby(key, sort=False) if len(df) else []:
+        for cell, clip in zip(group["cell_id"], group["clip"].astype(str)):
+            found[cell] = [(c, k) for c, k in zip(group["cell_id"], group["clip"].astype(str)) if k != clip]
+    return found
+
+
+def _comparisons(cell_id: str, pages: list[tuple[str, str]], counterparts: list[tuple[str, str]]) -> str:
+    """Links to the comparison pages that show this cell, else the command for its clip counterparts."""
+    links = [link(f"../{name}", f"vs {other}") for name, other in pages]
+    shown = {other for _, other in pages}
+    links += [f"clip={esc(clip)} cell {link(other + '.html', other)}: <code>repro report --compare "
+              f"{esc(cell_id)} {esc(other)}</code> (writes {esc(compare_href(cell_id, other))})"
+              for other, clip in counterparts if other not in shown]
+    return f"<p class='small'>side by side: {' · '.join(links)}</p>" if links else ""
+
+
+def _cell_page(r, curve, baseline: dict, cells_dir: Path, comparisons: str) -> Path:
     out = cells_dir / r.cell_id
     out.mkdir(parents=True, exist_ok=True)
     run = Path(r.run_dir)
@@ -113,7 +84,7 @@ def _cell_page(r, curve, baseline: dict, cells_dir: Path) -> Path:
                      for f in RAW_FILES if (run / f.rstrip("/")).exists())
     body = (f"<p>{link('../index.html', 'report')}</p><h1>cell {esc(r.cell_id)}: {esc(r.name)}</h1>"
             f"<p>state <span class='state-{esc(r.state)}'>{esc(r.state)}</span> {esc(r.reason)}"
-            f" {esc(r.problems)}</p><p class='small'>raw files: {raw}</p>"
+            f" {esc(r.problems)}</p><p class='small'>raw files: {raw}</p>" + comparisons
             + _figures(r, curve, out)
             + "<h2>Config (highlighted: differs from the study's baseline)</h2>"
             + _kv(read_config(r.run_dir), baseline) + "<h2>Environment (env.json)</h2>"
@@ -128,4 +99,7 @@ def write_cell_pages(df: pd.DataFrame, reports_dir: str | Path) -> list[Path]:
     configs = [read_config(d) for d in df["run_dir"]] if len(df) else []
     baseline = baseline_config([c for c in configs if c])
     curves = cell_curves(df) if len(df) else {}
-    return [_cell_page(r, curves.get(r.cell_id), baseline, cells_dir) for r in df.itertuples(index=False)]
+    pages, counterparts = comparison_pages(reports_dir), clip_counterparts(df)
+    return [_cell_page(r, curves.get(r.cell_id), baseline, cells_dir,
+                       _comparisons(r.cell_id, pages.get(r.cell_id, []), counterparts.get(r.cell_id, [])))
+            for r in df.itertuples(index=False)]

@@ -8,7 +8,6 @@ so single-iteration spikes stay visible.
 """
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import matplotlib
@@ -19,7 +18,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from .. import spikes  # noqa: E402
-from ..fsutil import atomic_write  # noqa: E402
+from .cellplots import save_png  # noqa: E402
 from .grids import STRETCH_CAPTION, draw_grid  # noqa: E402
 from .rows import impl_name, row_order, variant_axes  # noqa: E402
 from .table3 import stack_label  # noqa: E402
@@ -124,13 +123,6 @@ def _scale(ax) -> None:
     ax.set_yscale("log" if low > 0 else "symlog")
 
 
-def _save(fig, path: Path) -> Path:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
-    plt.close(fig)
-    return atomic_write(path, buf.getvalue())
-
-
 def _grid(n: int, width: float, height: float):
     cols = min(n, 3)
     rows = -(-n // cols)
@@ -144,7 +136,7 @@ def _empty(path: Path, text: str) -> Path:
     fig, ax = plt.subplots(figsize=(6, 2))
     ax.axis("off")
     ax.text(0.5, 0.5, text, ha="center", va="center")
-    return _save(fig, path)
+    return save_png(fig, path, dpi=100)
 
 
 def _curve_figure(df, curves, field, path, ylabel, suptitle, threshold=False) -> Path:
@@ -164,7 +156,7 @@ def _curve_figure(df, curves, field, path, ylabel, suptitle, threshold=False) ->
         ax.set_ylabel(ylabel, fontsize=10)
         ax.grid(alpha=0.3, which="both", lw=0.4)
     fig.suptitle(suptitle)
-    return _save(fig, path)
+    return save_png(fig, path, dpi=100)
 
 
 def fig8_losses(df: pd.DataFrame, curves: dict, path: str | Path) -> Path:
@@ -222,4 +214,4 @@ def fig7_decompositions(df: pd.DataFrame, path: str | Path) -> Path:
                      fontsize=10)
     fig.suptitle("Fig. 7: decompositions per stack, one seed each, without clipping (left) and "
                  f"with clipping (right)\n{STRETCH_CAPTION}", fontsize=10)
-    return _save(fig, Path(path))
+    return save_png(fig, Path(path), dpi=100)

@@ -17,7 +17,7 @@ import pandas as pd
 from ..collect import Skipped
 from ..spikes import SPIKE_MIN_HISTORY, SPIKE_WINDOW
 from .cellpage import cell_href
-from .table3 import FOOTNOTES, format_rows, title
+from .table3 import format_rows, title
 
 __all__ = ["render_index"]
 
@@ -50,13 +50,13 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]], empty_col: int 
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
-def _tables_html(tables: dict[str, pd.DataFrame]) -> str:
+def _tables_html(tables: dict[str, pd.DataFrame], notes: Sequence[str]) -> str:
     parts = []
     for clip, table in tables.items():
         header, rows = format_rows(table, with_seed=clip == "none")
         parts.append(f"<h3>{_e(title(clip))}</h3>" + _table(header, rows, empty_col=2))
-    notes = "".join(f"<li>{_e(f)}</li>" for f in FOOTNOTES)
-    return "\n".join(parts) + f'<ul class="small">{notes}</ul>'
+    items = "".join(f"<li>{_e(f)}</li>" for f in notes)
+    return "\n".join(parts) + f'<ul class="small">{items}</ul>'
 
 
 def _env_details(env_json) -> str:
@@ -122,31 +122,46 @@ def _notes_html(df: pd.DataFrame, skipped: Sequence[Skipped]) -> str:
     return f"<ul>{items}</ul>{skipped_html}"
 
 
+def _caption(figure: Path, drawn: pd.DataFrame | None) -> str:
+    """The figure's file name and the cells it draws, each linked to its page."""
+    if drawn is None or drawn.empty:
+        return f"{_e(figure.name)} · draws no cell"
+    cells = ", ".join(f'<a href="{_e(cell_href(c))}" title="{_e(n)}">{_e(c)}</a>'
+                      for c, n in zip(drawn["cell_id"], drawn["name"]))
+    return f"{_e(figure.name)} · draws {len(drawn)} cell{'s' * (len(drawn) != 1)}: {cells}"
+
+
+def _figures_html(figures: Sequence[Path], drawn: dict[str, pd.DataFrame]) -> str:
+    return "".join(f'<figure><img src="{_e(Path(f).name)}" alt="{_e(Path(f).stem)}">'
+                   f"<figcaption class='small'>{_caption(Path(f), drawn.get(Path(f).name))}</figcaption></figure>"
+                   for f in figures)
+
+
 def render_index(df: pd.DataFrame, tables: dict[str, pd.DataFrame], figures: Sequence[Path],
                  skipped: Sequence[Skipped], path: str | Path, runs_csv: str | Path | None = None,
-                 causes: tuple = ((), (), False)) -> str:
+                 causes: tuple = ((), (), False), notes: Sequence[str] = (),
+                 drawn: dict[str, pd.DataFrame] | None = None) -> str:
     """The page's HTML text (the caller writes it to `path`, whose folder anchors links).
 
     Args:
         df: the tidy table; tables: clip mode -> Table 3; figures: PNG paths in
         the reports folder; skipped: folders collect skipped; path: index.html;
         runs_csv: the tidy table's CSV, linked when given; causes: (verdict lines,
-        untested notes, whether causes.png exists) from harness.report.causes.
+        untested notes, whether causes.png exists) from harness.report.causes;
+        notes: Table 3's footnotes (table3.footnotes); drawn: figure file name -> the
+        rows (cell_id, name) it draws, listed and linked in its caption.
     """
     reports_dir = Path(path).resolve().parent
     runs = (f" · tidy table: <a href='{_e(os.path.relpath(runs_csv, reports_dir))}'>runs.csv</a>"
             if runs_csv else "")
-    figs = "".join(f'<figure><img src="{_e(Path(f).name)}" alt="{_e(Path(f).stem)}">'
-                   f"<figcaption class='small'>{_e(Path(f).name)}</figcaption></figure>"
-                   for f in figures)
     return ("<!doctype html><html><head><meta charset='utf-8'><title>repro-unsup3d report</title>"
             f"<style>{_CSS}</style></head><body>"
             "<h1>repro-unsup3d: Table 3, Fig. 7, Fig. 8 regenerated from results/</h1>"
             "<p class='small'>Tables as files: <a href='table3.md'>table3.md</a> · "
             "<a href='table3.tex'>table3.tex</a> · <a href='table3.csv'>table3.csv</a>"
             f"{runs}</p>"
-            f"<h2>Table 3</h2>{_tables_html(tables)}"
-            f"<h2>Figures</h2>{figs}"
+            f"<h2>Table 3</h2>{_tables_html(tables, notes)}"
+            f"<h2>Figures</h2>{_figures_html(figures, drawn or {})}"
             f"<h2>Causes</h2>{_causes_html(*causes)}"
             f"<h2>Notes</h2>{_notes_html(df, skipped)}"
             f"<h2>Cells</h2>{_cells_html(df, reports_dir)}"

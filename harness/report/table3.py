@@ -18,13 +18,17 @@ from pathlib import Path
 import pandas as pd
 
 from ..fsutil import atomic_write
+from .envdiff import PER_RUN_KEYS, cpu_stacks, stack_env_differences
+from .ran import RAN_FOOTNOTE, describe, is_smoke
 from .rows import IMPL_NAMES, row_order, variant_axes
 
 __all__ = ["SEED_CSV", "seed_table", "stack_label", "clip_modes", "table3", "format_rows",
-           "to_markdown", "to_latex", "write_tables", "title", "FOOTNOTES", "PERCEPTUAL_MARK"]
+           "to_markdown", "to_latex", "write_tables", "title", "FOOTNOTES", "footnotes", "PERCEPTUAL_MARK",
+           "SMOKE_MARK"]
 
 SEED_CSV = Path(__file__).with_name("seed_table3.csv")
 PERCEPTUAL_MARK = "†"   # marks rows where some cell trained without the perceptual loss (counted in notes)
+SMOKE_MARK = "smoke check, not a score"   # after the label of a row harness.report.ran calls smoke
 
 
 def seed_table() -> pd.DataFrame:
@@ -97,7 +101,8 @@ def _aggregate(cells: pd.DataFrame) -> dict:
     return {"n_seeds": len(per_seed), "n_cells": len(cells), "side": side, "side_std": side_std,
             "mad": mad, "mad_std": mad_std, "side_img_std": side_img_std,
             "mad_img_std": mad_img_std, "note": note, "flat_side": flat_side, "flat_mad": flat_mad,
-            "n_no_perceptual": without, **_spikes(cells)}
+            "n_no_perceptual": without, "ran": describe(cells), "smoke": is_smoke(cells),
+            **_spikes(cells)}
 
 
 def _spikes(cells: pd.DataFrame) -> dict:
@@ -119,22 +124,25 @@ def _empty_row(label: str, impl: str) -> dict:
     return {"row": label, "impl": impl, "variant": "", "n_seeds": 0, "n_cells": 0,
             "side": math.nan, "side_std": math.nan, "mad": math.nan, "mad_std": math.nan,
             "side_img_std": math.nan, "mad_img_std": math.nan, "flat_side": math.nan, "flat_mad": math.nan,
-            "note": "not run", "n_no_perceptual": 0, "spikes": math.nan, "clipped": math.nan}
+            "note": "not run", "n_no_perceptual": 0, "ran": "", "smoke": False, "spikes": math.nan,
+            "clipped": math.nan}
 
 
 def table3(df: pd.DataFrame, clip: str = "none") -> pd.DataFrame:
     """Table 3 for one clipping mode.
 
     Args:
-        df: the tidy table from harness.collect.collect.
+        df: the tidy table from harness.collect.collect, with harness.report.ran.with_ran's
+            columns for the `ran` label (without them the label is empty).
         clip: 'none' (the seed's setting) or a clip mode run ('norm', 'value').
 
     Returns:
         One row per (stack label, impl, variant) with columns row, impl, variant,
         clip, n_seeds, n_cells, side (x1e-2), side_std, mad (deg), mad_std (over
         seeds), side_img_std, mad_img_std (over test images, averaged over seeds),
-        n_no_perceptual (cells that trained without the perceptual loss), note,
-        and seed_side/seed_side_std/seed_mad/seed_mad_std (the published values; NaN where the seed has none or clip != 'none').
+        n_no_perceptual (cells that trained without the perceptual loss), ran (what the cells ran),
+        smoke (a smoke check, not a score), note, and seed_side/seed_side_std/seed_mad/seed_mad_std
+        (the published values; NaN where the seed has none or clip != 'none').
     """
     cells = df[df["clip"].map(str) == clip] if len(df) else df
     variants = variant_axes(df) if len(df) else []
@@ -143,7 +151,8 @@ def table3(df: pd.DataFrame, clip: str = "none") -> pd.DataFrame:
                        if len(cells) else []):
         label = stack_label(key[0], group["stack_cuda"].dropna().iloc[0]
                             if group["stack_cuda"].notna().any() else None)
-        variant = ", ".join(f"{a.removeprefix('axis.')}={v}" for a, v in zip(variants, key[2:]))
+        # the preset is part of `ran`, read from what the cells ran, not from the matrix's override
+        variant = ", ".join(f"{a.removeprefix('axis.')}={v}" for a, v in zip(variants, key[2:]) if a != "preset")
         rows.append({"row": label, "impl": str(key[1]), "variant": variant, **_aggregate(group)})
     seen = {(r["row"], r["impl"]) for r in rows}
     wanted = [(r, i) for r, i in zip(seed_table()["row"], seed_table()["impl"])] + [("CPU", "ours")]
@@ -178,7 +187,8 @@ def format_rows(table: pd.DataFrame, with_seed: bool) -> tuple[list[str], list[l
     rows = []
     for r in table.itertuples():
         impl = IMPL_NAMES.get(r.impl, r.impl) + (f" {PERCEPTUAL_MARK}" if r.n_no_perceptual else "")
-        stack = r.row + (f" ({r.variant})" if r.variant else "")
+        detail = ", ".join(d for d in (r.variant, r.ran) if d)
+        stack = r.row + (f" ({detail})" if detail else "") + (f" [{SMOKE_MARK}]" if r.smoke else "")
         cells = [stack, impl, _pm(r.side, r.side_img_std, 4), _pm(r.mad, r.mad_img_std, 2)]
         if with_seed:
             cells += [_pm(r.seed_side, r.seed_side_std, 4), _pm(r.seed_mad, r.seed_mad_std, 2)]
@@ -217,15 +227,40 @@ FOOTNOTES = (
 )
 
 
-def to_markdown(tables: dict[str, pd.DataFrame]) -> str:
-    """All tables (clip mode -> table) as one Markdown document."""
+def footnotes(df: pd.DataFrame) -> list[str]:
+    """The fixed footnotes, what the labels mean, and what differs between the CPU rows (from the data)."""
+    notes = list(FOOTNOTES) + [RAN_FOOTNOTE]
+    stacks = cpu_stacks(df)
+    if len(stacks) > 1:
+        notes.append(_cpu_rows_note(df, stacks))
+    return notes
+
+
+def _short(value: str, width: int = 48) -> str:
+    return value if len(value) <= width else value[:width - 1] + "…"
+
+
+def _cpu_rows_note(df: pd.DataFrame, stacks: list[str]) -> str:
+    """Which env.json keys differ between the CPU stacks' cells (constant within each stack)."""
+    labels = [stack_label(s, None) for s in stacks]
+    differences = stack_env_differences(df, stacks)
+    head = f"CPU rows ({' vs '.join(labels)}): "
+    if not differences:
+        return head + "their cells' env.json agree on every key that is constant within a stack."
+    keys = "; ".join(f"{key} " + " vs ".join(_short(values[s]) for s in stacks) for key, values in differences)
+    return (head + f"env.json keys that differ between their cells ({len(differences)}): {keys}. "
+            f"Left out: keys that vary between cells of one stack, and {', '.join(PER_RUN_KEYS)}.")
+
+
+def to_markdown(tables: dict[str, pd.DataFrame], notes: list[str] | None = None) -> str:
+    """All tables (clip mode -> table) as one Markdown document; notes default to FOOTNOTES."""
     parts = []
     for clip, table in tables.items():
         header, rows = format_rows(table, with_seed=clip == "none")
         lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in rows]
         parts.append(f"### {title(clip)}\n\n" + "\n".join(lines))
-    return "\n\n".join(parts) + "\n\n" + "\n".join(f"- {f}" for f in FOOTNOTES) + "\n"
+    return "\n\n".join(parts) + "\n\n" + "\n".join(f"- {f}" for f in (notes or FOOTNOTES)) + "\n"
 
 
 # order matters: plain specials first, then the ones whose replacement uses $ { }
@@ -257,12 +292,14 @@ def to_latex(tables: dict[str, pd.DataFrame]) -> str:
 def write_tables(df: pd.DataFrame, reports_dir: str | Path) -> tuple[dict[str, pd.DataFrame], list[Path]]:
     """Write table3.md, table3.tex and table3.csv (all clip modes, long format).
 
+    df carries harness.report.ran.with_ran's columns (render adds them).
+
     Returns:
         (clip mode -> table, paths written).
     """
     out = Path(reports_dir)
     tables = {clip: table3(df, clip) for clip in clip_modes(df)}
     long = pd.concat(tables.values(), ignore_index=True)
-    return tables, [atomic_write(out / "table3.md", to_markdown(tables)),
+    return tables, [atomic_write(out / "table3.md", to_markdown(tables, footnotes(df))),
                     atomic_write(out / "table3.tex", to_latex(tables)),
                     atomic_write(out / "table3.csv", long.to_csv(index=False))]

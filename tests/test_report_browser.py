@@ -1,0 +1,79 @@
+"""The report in a real headless browser (Chromium from Debian, `apt-get install chromium`).
+
+index.html, a cell page and a comparison page are opened from disk; a probe copy of
+each page, next to it so relative links resolve the same, records every image that did
+not load and every error event (resource or script). The pages themselves carry no script.
+"""
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from harness.report import build_report
+from tests.helpers.recast import recast
+from tests.helpers.runfolders import copy_run, real_run_folder
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(CHROMIUM is None, reason="no chromium binary (apt-get install -y chromium; .ci/run does)")]
+
+A, B = "dddd11112222", "eeee33334444"
+
+_PROBE = """<script>
+var errors = [];
+window.addEventListener('error', function (e) {
+  errors.push(e.target && e.target.src ? 'load ' + e.target.src : 'script ' + e.message); }, true);
+window.addEventListener('load', function () {
+  var broken = [].slice.call(document.images).filter(function (i) { return !(i.complete && i.naturalWidth > 0); })
+    .map(function (i) { return i.src; });
+  var out = document.createElement('pre'); out.id = 'probe';
+  out.textContent = JSON.stringify({images: document.images.length, broken: broken, errors: errors});
+  document.body.appendChild(out); });
+</script>"""
+
+
+@pytest.fixture(scope="module")
+def reports(tmp_path_factory):
+    results = tmp_path_factory.mktemp("results")
+    real = real_run_folder(tmp_path_factory)
+    recast(copy_run(real, results, "a"), A)
+    recast(copy_run(real, results, "b"), B, axes={"clip": "norm"})
+    out = tmp_path_factory.mktemp("reports")
+    build_report(results, out, compare=(A, B))
+    return out
+
+
+def _load(page: Path) -> dict:
+    """Open a probe copy of page in headless Chromium; return what the probe saw."""
+    probe = page.with_name("_probe-" + page.name)
+    probe.write_text(page.read_text().replace("</body>", _PROBE + "</body>"))
+    res = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=10000",
+                          "--enable-logging=stderr", "--v=0", "--dump-dom", probe.as_uri()], capture_output=True, text=True, timeout=120)
+    probe.unlink()
+    found = re.search(r'<pre id="probe">(.*?)</pre>', res.stdout)
+    assert found, "no probe output; chromium said: " + res.stderr[-2000:]
+    console = [line for line in res.stderr.splitlines() if ":CONSOLE" in line]
+    return dict(json.loads(found.group(1).replace("&quot;", '"')), console=console)
+
+
+@pytest.mark.parametrize("page", ["index.html", f"cells/{A}.html", f"compare-{A}-{B}.html"])
+def test_page_loads_in_chromium_with_every_image_and_no_error(reports, page):
+    seen = _load(reports / page)
+    assert seen["images"] >= 3 and seen["broken"] == [] and seen["errors"] == [] and seen["console"] == []
+    # every relative link on it names a file that exists (the browser would open it)
+    html = (reports / page).read_text()
+    for href in re.findall(r'href="([^"#:]+)"', html) + re.findall(r"href='([^'#:]+)'", html):
+        assert ((reports / page).parent / href).resolve().exists(), (page, href)
+
+
+def test_the_probe_sees_a_broken_image_and_console_errors(reports):
+    page = reports / "broken.html"
+    page.write_text("<!doctype html><html><body><img src='fig8_losses.png'><img src='nowhere.png'>"
+                    "<script>console.error('boom')</script></body></html>")
+    seen = _load(page)
+    assert seen["images"] == 2 and [Path(b).name for b in seen["broken"]] == ["nowhere.png"]
+    assert seen["errors"] == ["load " + (reports / "nowhere.png").as_uri()]
+    assert len(seen["console"]) == 1 and '"boom"' in seen["console"][0]
