@@ -12,6 +12,8 @@ import sys
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Optional
 
+from harness.states import CellState
+
 __all__ = ["ExecutorError", "Capabilities", "Submission", "Outcome", "Executor", "register", "get", "names", "reset",
            "trainer_command"]
 
@@ -39,7 +41,7 @@ class Outcome:
     """How a finished submission ended, before the run folder is read."""
     exit_code: Optional[int]    # None when the process never started
     reason: str = ""            # one line for status.json when it did not end well
-    state: Optional[str] = None  # executor-decided state ("skipped", "failed"), else from exit code
+    state: Optional[CellState] = None  # executor-decided (SKIPPED, FAILED); None: from the exit code
 
 
 @dataclasses.dataclass
