@@ -15,11 +15,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from ..spikes import spike_mask  # noqa: E402
 from ..fsutil import atomic_write  # noqa: E402
+from ..runfolder import read_run_folder  # noqa: E402
+from ..spikes import spike_mask  # noqa: E402
 from .grids import STRETCH_CAPTION, draw_grid  # noqa: E402
 from .page import esc, link, page, table  # noqa: E402
-from .runfiles import RAW_FILES, cell_curves, read_config, read_env, read_scores  # noqa: E402
+from .runfiles import RAW_FILES, cell_curves, read_env, read_scores  # noqa: E402
 
 __all__ = ["baseline_config", "write_cell_pages", "cell_href"]
 
@@ -105,7 +106,7 @@ def _figures(r, curve, out: Path) -> str:
     return "".join(parts)
 
 
-def _cell_page(r, curve, baseline: dict, cells_dir: Path) -> Path:
+def _cell_page(r, curve, config: dict, baseline: dict, cells_dir: Path) -> Path:
     out = cells_dir / r.cell_id
     out.mkdir(parents=True, exist_ok=True)
     run = Path(r.run_dir)
@@ -116,7 +117,7 @@ def _cell_page(r, curve, baseline: dict, cells_dir: Path) -> Path:
             f" {esc(r.problems)}</p><p class='small'>raw files: {raw}</p>"
             + _figures(r, curve, out)
             + "<h2>Config (highlighted: differs from the study's baseline)</h2>"
-            + _kv(read_config(r.run_dir), baseline) + "<h2>Environment (env.json)</h2>"
+            + _kv(config, baseline) + "<h2>Environment (env.json)</h2>"
             + _kv(read_env(r.env_json)))
     return atomic_write(cells_dir / f"{r.cell_id}.html", page(f"cell {r.cell_id}", body))
 
@@ -125,7 +126,8 @@ def write_cell_pages(df: pd.DataFrame, reports_dir: str | Path) -> list[Path]:
     """One page per row of the tidy table under reports_dir/cells/; returns the pages."""
     cells_dir = Path(reports_dir) / "cells"
     cells_dir.mkdir(parents=True, exist_ok=True)
-    configs = [read_config(d) for d in df["run_dir"]] if len(df) else []
+    configs = [read_run_folder(d).cell_config for d in df["run_dir"]] if len(df) else []
     baseline = baseline_config([c for c in configs if c])
     curves = cell_curves(df) if len(df) else {}
-    return [_cell_page(r, curves.get(r.cell_id), baseline, cells_dir) for r in df.itertuples(index=False)]
+    return [_cell_page(r, curves.get(r.cell_id), config, baseline, cells_dir)
+            for r, config in zip(df.itertuples(index=False), configs)]
