@@ -56,6 +56,12 @@ def test_bad_axis_value_lists_allowed_values(tmp_path):
                                 % (tmp_path / "m.yml")]
 
 
+def test_unknown_executor_lists_the_registered_ones(tmp_path):
+    msg = error_of(tmp_path, CPU.replace('      torch: "2.13.0"', '      torch: "2.13.0"\n      executor: dryrun'))
+    assert msg == ("%s:6: axes.stack[0].executor: 'dryrun' is not allowed; allowed: 'docker', 'local' or 'ray'"
+                   % (tmp_path / "m.yml"))
+
+
 def test_missing_required_key(tmp_path):
     msg = error_of(tmp_path, CPU.replace('      torch: "2.13.0"\n', ""))
     assert msg.endswith(":3: axes.stack[0].torch: required key is missing")

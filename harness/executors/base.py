@@ -14,8 +14,7 @@ from typing import Any, Iterable, Iterator, Optional
 
 from harness.states import CellState
 
-__all__ = ["ExecutorError", "Capabilities", "Submission", "Outcome", "Executor", "register", "get", "names", "reset",
-           "trainer_command"]
+__all__ = ["ExecutorError", "Capabilities", "Submission", "Outcome", "Executor", "trainer_command"]
 
 
 def trainer_command(run_dir: Path, python: str = sys.executable) -> list:
@@ -76,29 +75,3 @@ class Executor(abc.ABC):
 
     def close(self) -> None:
         """Release executor resources (clients, clusters)."""
-
-
-_REGISTRY = {}
-
-
-def register(cls):
-    """Class decorator: make an executor available by its `name`."""
-    if cls.name in _REGISTRY and _REGISTRY[cls.name] is not cls:
-        raise ValueError("executor %r registered twice" % cls.name)
-    _REGISTRY[cls.name] = cls
-    return cls
-
-
-def get(name: str):
-    if name not in _REGISTRY:
-        raise KeyError("unknown executor %r (known: %s)" % (name, ", ".join(sorted(_REGISTRY))))
-    return _REGISTRY[name]
-
-
-def names():
-    return sorted(_REGISTRY)
-
-
-def reset():
-    """For tests: forget registrations made after import."""
-    _REGISTRY.clear()

@@ -32,7 +32,7 @@ from typing import Iterable, Iterator
 import yaml
 
 from harness import PROJECT_ROOT, host, images
-from harness.executors.base import Capabilities, Executor, Outcome, Submission, register, trainer_command
+from harness.executors.base import Capabilities, Executor, Outcome, Submission, trainer_command
 from harness.fsutil import atomic_write_json
 from harness.states import CellState
 
@@ -163,7 +163,6 @@ class _Run:
     deadline: float | None = None
 
 
-@register
 class DockerExecutor(Executor):
     name = "docker"
     capabilities = Capabilities(isolated_fs=True, gpu=True, async_submit=True, needs_image=True)

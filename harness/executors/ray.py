@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from harness.executors.base import Capabilities, Executor, ExecutorError, Outcome, Submission, register
+from harness.executors.base import Capabilities, Executor, ExecutorError, Outcome, Submission
 from harness.rundir import MARKER, read_status, write_status
 from harness.states import CellState
 from model.exitcodes import EXIT_TERMINATED
@@ -122,7 +122,6 @@ def unpack_folder(data: bytes, folder: Path) -> None:
         tar.extractall(folder, filter="data")
 
 
-@register
 class RayExecutor(Executor):
     name = "ray"
     # the cluster, not this host, decides GPUs and images: feasibility asks the nodes at run time
