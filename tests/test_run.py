@@ -12,6 +12,7 @@ import pytest
 
 from harness.exitcodes import ExitCode
 from harness.lock import ResultsLock
+from tests.helpers.runfolders import real_study
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -64,14 +65,12 @@ def only_cell(results):
     return cell
 
 
-# --- one real tiny cell, shared by the fast tests ------------------------------------------------
+# --- one real tiny cell, shared by the fast tests (and other test files: nothing here changes it) --
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("tiny")
-    matrix, results = study(tmp), tmp / "results"
-    res = repro("run", "--matrix", matrix, "--results", results, check=0)
-    return matrix, results, res
+    shared = real_study(tmp_path_factory)
+    return shared.matrix, shared.results, shared.run
 
 
 def test_tiny_cell_ends_done_with_full_run_folder(tiny_run):
