@@ -25,7 +25,7 @@ from harness.outcome import classify
 from harness.states import CellState
 from tests.helpers import cells
 from tests.helpers.cells import MATRIX, run_to_end, wait_for
-from tests.helpers.engine import client, local_base  # noqa: F401  (client: the engine fixture)
+from tests.helpers.engine import local_base
 
 pytestmark = pytest.mark.docker
 

@@ -18,7 +18,7 @@ from harness.executors.docker import DockerExecutor, DockerSettings
 from harness.outcome import classify
 from harness.states import CellState
 from tests.helpers.cells import make_cell, wait_ended
-from tests.helpers.engine import client, local_base  # noqa: F401  (client: the engine fixture)
+from tests.helpers.engine import local_base
 
 pytestmark = pytest.mark.docker
 

@@ -4,14 +4,13 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
-import time
 from pathlib import Path
 
 import pytest
 
 from harness.exitcodes import ExitCode
 from harness.lock import ResultsLock
+from tests.helpers.cells import wait_for
 from tests.helpers.runfolders import real_study
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,15 +44,6 @@ def start_repro(*args):
     env = dict(os.environ, OMP_NUM_THREADS="1")
     return subprocess.Popen([sys.executable, "-m", "harness.cli", *map(str, args)], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-
-
-def wait_for(predicate, timeout=120, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.2)
-    raise AssertionError("timed out waiting for " + what)
 
 
 def status_of(run_dir):

@@ -2,7 +2,7 @@
 
 Without an engine (or debootstrap, for a base image not built yet) those tests skip
 with the reason, except under CI=true, where anything missing is a failure: CI must
-run them. Test files import `client` (a fixture) from here.
+run them. tests/conftest.py loads this module as a plugin, so every test may ask for `client`.
 """
 import os
 import shutil
