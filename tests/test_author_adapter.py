@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from model import train as trainer
 from model.author_adapter import AUTHOR_FIXED, author_code_dir, author_config
 from model.config import ConfigError, resolve
 from tests.helpers.author_code import AUTHOR_ROOT
@@ -41,13 +42,16 @@ def test_author_config_sets_what_their_code_fixes_and_says_so():
     assert none == {} and all(paper[k] == v for k, v in AUTHOR_FIXED.items())
 
 
-def test_missing_author_code_is_a_one_line_config_error(tmp_path):
+def test_missing_author_code_is_a_one_line_config_error(tmp_path, capsys):
     with pytest.raises(ConfigError) as err:
         author_code_dir({"author_code_dir": str(tmp_path / "nowhere")})
     assert "author_code_dir" in str(err.value) and "\n" not in str(err.value)
-    proc = train(_cell(tmp_path, author_code_dir=str(tmp_path / "nowhere")), tmp_path / "run")
-    assert proc.returncode == 2
-    assert proc.stderr.strip().startswith("error: author_code_dir:") and len(proc.stderr.strip().splitlines()) == 1
+    # the trainer's own handling, in-process: rejected before any training state exists
+    code = trainer.main(["--config", str(_cell(tmp_path, author_code_dir=str(tmp_path / "nowhere"))),
+                         "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.strip().startswith("error: author_code_dir:") and len(err.strip().splitlines()) == 1
 
 
 @needs_author
