@@ -15,6 +15,7 @@ import pydantic
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
+from harness.executors import executor_names
 from harness.yamlmarks import Marks, YamlSyntaxError, line_of, load_with_marks
 from model.config import DEFAULTS, PRESETS, is_host_path
 from model.cpu_isa import CPU_ISAS
@@ -41,7 +42,7 @@ Impl = Literal["ours", "author"]
 Clip = Literal["none", "norm", "value"]
 Dataset = Literal["builtin", "synface", "celeba"]
 Preset = Literal[tuple(PRESETS)]  # type: ignore[valid-type]
-Executor = Literal["local", "docker", "ray"]
+Executor = Literal[tuple(executor_names())]  # type: ignore[valid-type]
 CpuIsa = Literal[tuple(CPU_ISAS)]  # type: ignore[valid-type]
 Version = Annotated[str, Field(pattern=r"^\d+\.\d+(\.\d+)?$"), BeforeValidator(lambda v: str(v) if isinstance(v, (int, float)) else v)]
 Capability = Annotated[str, Field(pattern=r"^\d+\.\d$"), BeforeValidator(lambda v: str(v) if isinstance(v, (int, float)) else v)]

@@ -7,6 +7,7 @@ returns the next value or an ExitCode (after logging one line).
 """
 import contextlib
 import dataclasses
+import enum
 import logging
 import os
 import sys
@@ -29,7 +30,7 @@ from harness.states import FINISHED, CellState
 from harness.scheduler import run_cells as _run_cells
 from harness.workflow import execute
 
-__all__ = ["RunConfig", "Plan", "Planned", "RUN_TASKS", "run",
+__all__ = ["RunConfig", "Action", "Plan", "Planned", "RUN_TASKS", "run",
            "load_study", "expand_matrix", "select_cells", "plan_cells", "honor_dry_run", "lock_results",
            "check_incomplete", "record_skipped", "run_cells", "print_summary", "final_reduce"]
 
@@ -52,18 +53,41 @@ class RunConfig:
     resources: contextlib.ExitStack = dataclasses.field(default_factory=contextlib.ExitStack, compare=False)
 
 
+class Action(str, enum.Enum):
+    """What this run does with a cell (the --dry-run column); a plan, not a CellState."""
+    RUN = "run"                  # never started
+    RESUME = "resume"            # `.incomplete` left by a crash: go on from the checkpoint
+    RETRY = "retry"              # failed/diverged before, --retry-failed
+    CACHED = "cached"            # done before: reported, not rerun
+    KEPT_FAILED = "kept-failed"  # failed/diverged before: reported, not rerun
+    SKIP = "skip"                # cannot run here (the reason says why)
+
+    def __str__(self) -> str:
+        return self.value
+
+
+_RUNS = (Action.RUN, Action.RESUME, Action.RETRY)
+# the state a cell that is not run ends this run in (kept-failed: the one recorded before)
+_SETTLED = {Action.CACHED: CellState.CACHED, Action.SKIP: CellState.SKIPPED}
+
+
 @dataclasses.dataclass
 class Planned:
     """What this run will do with one cell."""
     cell: Cell
-    action: str                # run | resume | retry | cached | kept-failed | skip
+    action: Action
     reason: str = ""
     executor: str = ""
-    earlier: str = ""          # kept-failed: the state recorded before (failed | diverged)
+    earlier: CellState = CellState.UNKNOWN  # kept-failed: the state recorded before (failed | diverged)
 
     @property
     def runs(self) -> bool:
-        return self.action in ("run", "resume", "retry")
+        return self.action in _RUNS
+
+    @property
+    def settled_state(self) -> CellState:
+        """The state a cell that does not run ends this run in."""
+        return _SETTLED.get(self.action, self.earlier)
 
 
 @dataclasses.dataclass
@@ -155,7 +179,7 @@ def check_incomplete(plan: Plan, *, config: RunConfig):
             log.error("%s holds cell %s, not %s; move that folder away and run again",
                       run_dir, recorded.get("cell_id"), item.cell.cell_id)
             return ExitCode.CONFIG_ERROR
-    resumed = [i.cell.name for i in plan.items if i.action == "resume"]
+    resumed = [i.cell.name for i in plan.items if i.action == Action.RESUME]
     if resumed:
         log.info("resuming %d interrupted cell(s) from their checkpoints: %s", len(resumed), ", ".join(resumed))
     return plan
@@ -164,7 +188,7 @@ def check_incomplete(plan: Plan, *, config: RunConfig):
 def record_skipped(plan: Plan, *, config: RunConfig) -> Plan:
     """Write status skipped (with why) for cells that cannot run here, unless a result exists."""
     for item in plan.items:
-        if item.action != "skip":
+        if item.action != Action.SKIP:
             continue
         run_dir = config.results / item.cell.cell_id
         status = read_status(run_dir) or {}
@@ -177,16 +201,13 @@ def record_skipped(plan: Plan, *, config: RunConfig) -> Plan:
 def run_cells(plan: Plan, *, config: RunConfig) -> List[CellResult]:
     """Run the cells that need it; cached and kept-failed cells are reported as they are."""
     for item in plan.items:
-        if item.action == "cached":
-            plan.results.append(CellResult(item.cell.cell_id, item.cell.name, "cached"))
-        elif item.action == "kept-failed":
-            plan.results.append(CellResult(item.cell.cell_id, item.cell.name, item.earlier, item.reason))
+        if item.action in (Action.CACHED, Action.KEPT_FAILED):
+            plan.results.append(CellResult(item.cell.cell_id, item.cell.name, item.settled_state, item.reason))
     todo = [i for i in plan.items if i.runs]
     progress = Progress(total=len(plan.items), jobs=config.jobs, tty=config.tty)
     for item in plan.items:
         if not item.runs:
-            progress.settled("cached" if item.action == "cached" else
-                             "skipped" if item.action == "skip" else "failed")
+            progress.settled(item.settled_state)
     threads = _threads_per_cell(plan.host, config.jobs)
     by_executor: Dict[str, List[Cell]] = {}
     for item in todo:
@@ -206,7 +227,7 @@ def run_cells(plan: Plan, *, config: RunConfig) -> List[CellResult]:
 def print_summary(results: List[CellResult], *, config: RunConfig) -> List[CellResult]:
     """One line per cell that did not end well, then the counts."""
     for r in results:
-        if not r and r.state != "interrupted":
+        if not r and r.state != CellState.INTERRUPTED:
             print("%-8s %s  %s: %s" % (r.state, r.cell_id, r.name, (r.reason or "").splitlines()[0]
                                        if r.reason else ""), file=sys.stderr)
     counts: Dict[str, int] = {}
@@ -249,22 +270,22 @@ def _parse_only(only) -> "Dict[str, set] | str":
 def _plan_one(cell: Cell, host: Host, config: RunConfig) -> Planned:
     name = config.executor or cell.stack.executor
     status = read_status(config.results / cell.cell_id) or {}
-    state = status.get("state")
+    state = CellState.parse(status.get("state"))
     if state == CellState.DONE:
-        return Planned(cell, "cached", executor=name)
+        return Planned(cell, Action.CACHED, executor=name)
     if state in FINISHED and not config.retry_failed:
         first = (status.get("reason") or "").splitlines()[:1]
-        return Planned(cell, "kept-failed", "%s earlier (%s); --retry-failed reruns it" % (
+        return Planned(cell, Action.KEPT_FAILED, "%s earlier (%s); --retry-failed reruns it" % (
             state, first[0] if first else "no reason recorded"), name, earlier=state)
     executor_cls = executors.load(name)
     why = why_not_runnable(cell, executor_cls, host, name)
     if why:
-        return Planned(cell, "skip", why, name)
+        return Planned(cell, Action.SKIP, why, name)
     if state in FINISHED:
-        return Planned(cell, "retry", executor=name)
+        return Planned(cell, Action.RETRY, executor=name)
     if is_incomplete(config.results / cell.cell_id):
-        return Planned(cell, "resume", executor=name)
-    return Planned(cell, "run", executor=name)
+        return Planned(cell, Action.RESUME, executor=name)
+    return Planned(cell, Action.RUN, executor=name)
 
 
 def _threads_per_cell(host: Host, jobs: int) -> int:
@@ -277,5 +298,5 @@ def _threads_per_cell(host: Host, jobs: int) -> int:
 def _count(items: List[Planned]) -> Dict[str, int]:
     counts: Dict[str, int] = {}
     for i in items:
-        counts[i.action] = counts.get(i.action, 0) + 1
+        counts[str(i.action)] = counts.get(str(i.action), 0) + 1
     return counts

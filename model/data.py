@@ -161,34 +161,31 @@ def _split_item(item):
 # ---------------------------------------------------------------------------
 # datasets
 
-class ImageDataset(torch.utils.data.Dataset):
-    """celeba layout: images only; an item is a float tensor (3, S, S)."""
+class _SplitDataset(torch.utils.data.Dataset):
+    """One split folder's items, resized (and cropped) to image_size; `_list` finds the paths."""
 
     def __init__(self, split_dir, image_size=64, crop=None, split="train"):
         _check_crop(crop)
-        self.paths = _list_celeba(split_dir, split)
+        self.paths = self._list(split_dir, split)
         self.image_size = image_size
         self.crop = crop
 
     def __len__(self):
         return len(self.paths)
+
+
+class ImageDataset(_SplitDataset):
+    """celeba layout: images only; an item is a float tensor (3, S, S)."""
+    _list = staticmethod(_list_celeba)
 
     def __getitem__(self, item):
         index, hflip = _split_item(item)
         return _transform(load_image(self.paths[index]), self.image_size, self.crop, hflip)
 
 
-class PairedDataset(torch.utils.data.Dataset):
+class PairedDataset(_SplitDataset):
     """synface layout: an item is (image (3, S, S), depth image (3, S, S)), flipped together."""
-
-    def __init__(self, split_dir, image_size=64, crop=None, split="train"):
-        _check_crop(crop)
-        self.paths = _list_synface(split_dir, split)
-        self.image_size = image_size
-        self.crop = crop
-
-    def __len__(self):
-        return len(self.paths)
+    _list = staticmethod(_list_synface)
 
     def __getitem__(self, item):
         index, hflip = _split_item(item)

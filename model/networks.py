@@ -12,7 +12,7 @@ import torch.nn as nn
 
 from .config import CHANNELS_PER_GROUP
 
-__all__ = ["Encoder", "EDDeconv", "ConfNet", "VGG16Features", "build_networks", "NETWORK_NAMES"]
+__all__ = ["Encoder", "EDDeconv", "ConfNet", "VGG16Features", "vgg_layers", "build_networks", "NETWORK_NAMES"]
 
 NETWORK_NAMES = ("netD", "netA", "netL", "netV", "netC")
 
@@ -119,6 +119,18 @@ class ConfNet(nn.Module):
         return self.out_net1(features), self.out_net2(features)
 
 
+def vgg_layers(cfg, prev):
+    """VGG's layer list for `cfg` (channel counts, "M" for a 2x2 max-pool) after `prev` channels."""
+    layers = []
+    for item in cfg:
+        if item == "M":
+            layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
+        else:
+            layers += [nn.Conv2d(prev, item, kernel_size=3, padding=1), nn.ReLU(inplace=True)]
+            prev = item
+    return layers
+
+
 class VGG16Features(nn.Module):
     """torchvision's vgg16().features up to relu3_3 (indices 0..15), defined here
     because torchvision cannot be installed beside CPU torch. `load_torchvision`
@@ -128,14 +140,7 @@ class VGG16Features(nn.Module):
 
     def __init__(self):
         super(VGG16Features, self).__init__()
-        layers, prev = [], 3
-        for item in self._CFG:
-            if item == "M":
-                layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
-            else:
-                layers += [nn.Conv2d(prev, item, kernel_size=3, padding=1), nn.ReLU(inplace=True)]
-                prev = item
-        self.features = nn.Sequential(*layers)
+        self.features = nn.Sequential(*vgg_layers(self._CFG, 3))
         for p in self.parameters():
             p.requires_grad = False
 

@@ -1,4 +1,3 @@
-import os
 import sys
 from pathlib import Path
 
@@ -10,6 +9,8 @@ AUTHOR_CODE = SHARED / "third_party" / "unsup3d"
 
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+pytest_plugins = ["tests.helpers.engine"]  # the Docker engine fixture `client` (marker: docker)
 
 
 @pytest.fixture(autouse=True)

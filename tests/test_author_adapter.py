@@ -1,18 +1,16 @@
 """impl: author -- the original Unsup3D trained through model.author_adapter, end to end."""
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
+from model import train as trainer
 from model.author_adapter import AUTHOR_FIXED, author_code_dir, author_config
 from model.config import ConfigError, resolve
 from tests.helpers.author_code import AUTHOR_ROOT
+from tests.helpers.trainer import train
 
-ROOT = Path(__file__).resolve().parents[1]
 CONTRACT = ["config.json", "env.json", "train.jsonl", "result.json", "eval.json", "eval_scores.csv",
             "samples/test.png", "samples/epoch001.png", "checkpoints/checkpoint001.pth"]
 # their nets are 64x64 at paper widths: keep the run to 2 steps of batch 2
@@ -27,13 +25,6 @@ def _cell(tmp_path, **keys):
     path = tmp_path / "cell.yaml"
     path.write_text(yaml.safe_dump(dict(SMALL, **keys)))
     return path
-
-
-def _train(config, out):
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    return subprocess.run([sys.executable, "-m", "model.train", "--config", str(config), "--out", str(out)],
-                          cwd=str(ROOT), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          universal_newlines=True)
 
 
 def _records(run):
@@ -51,13 +42,16 @@ def test_author_config_sets_what_their_code_fixes_and_says_so():
     assert none == {} and all(paper[k] == v for k, v in AUTHOR_FIXED.items())
 
 
-def test_missing_author_code_is_a_one_line_config_error(tmp_path):
+def test_missing_author_code_is_a_one_line_config_error(tmp_path, capsys):
     with pytest.raises(ConfigError) as err:
         author_code_dir({"author_code_dir": str(tmp_path / "nowhere")})
     assert "author_code_dir" in str(err.value) and "\n" not in str(err.value)
-    proc = _train(_cell(tmp_path, author_code_dir=str(tmp_path / "nowhere")), tmp_path / "run")
-    assert proc.returncode == 2
-    assert proc.stderr.strip().startswith("error: author_code_dir:") and len(proc.stderr.strip().splitlines()) == 1
+    # the trainer's own handling, in-process: rejected before any training state exists
+    code = trainer.main(["--config", str(_cell(tmp_path, author_code_dir=str(tmp_path / "nowhere"))),
+                         "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.strip().startswith("error: author_code_dir:") and len(err.strip().splitlines()) == 1
 
 
 @needs_author
@@ -67,9 +61,10 @@ def test_default_author_code_dir_is_the_shared_snapshot(monkeypatch):
 
 
 @needs_author
+@pytest.mark.slow  # ~20 s of their paper-width nets; CI's slow run and test_oldtorch (docker) run it
 def test_author_tiny_run_writes_the_run_folder_contract(tmp_path):
     run = tmp_path / "run"
-    proc = _train(_cell(tmp_path), run)
+    proc = train(_cell(tmp_path), run)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     for name in CONTRACT:
         assert (run / name).is_file(), name
@@ -97,10 +92,10 @@ def test_author_tiny_run_writes_the_run_folder_contract(tmp_path):
 @pytest.mark.slow
 def test_author_resumes_from_its_epoch_checkpoint_and_truncates_the_log(tmp_path):
     run = tmp_path / "run"
-    assert _train(_cell(tmp_path), run).returncode == 0
+    assert train(_cell(tmp_path), run).returncode == 0
     with open(str(run / "train.jsonl"), "a") as f:  # a line past the checkpoint, as after a kill
         f.write(json.dumps({"iter": 2, "epoch": 1, "loss_total": 1.0, "time": 99.0}) + "\n{\"torn")
-    proc = _train(_cell(tmp_path, num_epochs=2), run)
+    proc = train(_cell(tmp_path, num_epochs=2), run)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "resuming their checkpoint at epoch 1" in proc.stdout
     records = _records(run)
@@ -113,10 +108,10 @@ def test_author_resumes_from_its_epoch_checkpoint_and_truncates_the_log(tmp_path
 @pytest.mark.slow
 def test_author_clipping_and_divergence(tmp_path):
     clipped = tmp_path / "clip"
-    assert _train(_cell(tmp_path, clip="norm", clip_threshold=1e-3), clipped).returncode == 0
+    assert train(_cell(tmp_path, clip="norm", clip_threshold=1e-3), clipped).returncode == 0
     assert all(r["clipped"] and r["grad_norm"] > 1e-3 for r in _records(clipped))
     diverged = tmp_path / "nan"
-    proc = _train(_cell(tmp_path, inject_nan_at=1), diverged)
+    proc = train(_cell(tmp_path, inject_nan_at=1), diverged)
     assert proc.returncode == 3
     result = json.loads((diverged / "result.json").read_text())
     assert result["state"] == "diverged" and result["iteration"] == 1 and result["network"] == "netD"

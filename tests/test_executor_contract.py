@@ -36,6 +36,18 @@ def test_every_registered_executor_is_in_this_suite():
     assert "dryrun" not in executors.executor_names()
 
 
+@pytest.mark.parametrize("name", executors.executor_names())
+def test_registry_names_each_class_by_the_name_it_runs_under(name):
+    cls = executors.load(name)
+    if cls is None:
+        pytest.skip("executor %r is not importable here" % name)
+    assert cls.name == name  # status.json's `executor` and skip reasons use cls.name
+
+
+def test_unknown_executor_is_none_not_an_exception():
+    assert executors.load("nosuch") is None
+
+
 def test_submit_poll_ends_done_and_writes_the_contract(executor, tmp_path):
     cell, run_dir = make_cell(tmp_path, executor=executor.name)
     sub, state, reason = run_to_end(executor, cell, run_dir)

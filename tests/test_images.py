@@ -1,4 +1,7 @@
-"""Which image a matrix stack needs, and skipping its cells when that image is not built."""
+"""Which image a matrix stack needs, skipping its cells when that image is not built, and no engine."""
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -42,3 +45,11 @@ def test_cuda102_cells_skip_without_a_gpu_and_run_on_a_volta():
     assert why_not_runnable(cell, DockerExecutor, volta, "docker") is None
     hopper = Host("h", 2, (Gpu("H100", "9.0"),), docker=True, images=frozenset({"cpu-torch1.8"}))
     assert "not supported by CUDA 10.2" in why_not_runnable(cell, DockerExecutor, hopper, "docker")
+
+
+def test_no_engine_is_one_clear_line(tmp_path):
+    env = dict(os.environ, DOCKER_HOST="unix://%s/none.sock" % tmp_path)
+    res = subprocess.run([sys.executable, "-m", "harness.cli", "images", "list"], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 2 and res.stderr.count("\n") == 1
+    assert "no Docker engine reachable at unix://" in res.stderr and "Traceback" not in res.stderr

@@ -1,11 +1,11 @@
 """model/ and the authors' code on a real PyTorch 1.8.1 (the cpu-torch1.8 image; marker: docker).
 
 The image is built on the local bullseye base (docker/make-base.sh), as CI must.
-Without an engine these tests skip with the reason, except under CI=true.
+Without an engine these tests skip with the reason, except under CI=true
+(tests/helpers/engine.py).
 """
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -14,12 +14,11 @@ from pathlib import Path
 import pytest
 
 from harness import images
-from harness.cells import expand
 from harness.executors.docker import DockerExecutor, DockerSettings
-from harness.matrix import load_study
 from harness.outcome import classify
 from harness.states import CellState
-from harness.rundir import prepare
+from tests.helpers.cells import make_cell, wait_ended
+from tests.helpers.engine import local_base
 
 pytestmark = pytest.mark.docker
 
@@ -29,41 +28,20 @@ BASE_IMAGE = "repro-base:bullseye"
 MATRIX = """\
 axes:
   stack:
-    - name: %s
-      dockerfile: docker/%s
+    - name: {stack}
+      dockerfile: docker/{stack}
       torch: "1.8.1"
       executor: docker
   seed: [0]
 config: {config}
-""" % (STACK, STACK)
-
-
-def _unavailable(reason):
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail("CI=true but %s" % reason)
-    pytest.skip(reason)
-
-
-@pytest.fixture(scope="module")
-def client():
-    try:
-        c = images.connect()
-    except images.ImageError as e:
-        _unavailable(str(e))
-    yield c
-    c.close()
+"""
 
 
 @pytest.fixture(scope="module")
 def image(client):
     """The cpu-torch1.8 image (layers cached between runs); `build` itself falls back to
     the local bullseye base where python:3.9-slim-bullseye cannot be pulled."""
-    if not shutil.which("debootstrap"):
-        try:
-            client.images.get(BASE_IMAGE)
-        except Exception:
-            _unavailable("debootstrap is not installed (docker/setup-engine.sh installs it)")
-    subprocess.run([str(ROOT / "docker" / "make-base.sh"), BASE_IMAGE], check=True)
+    local_base(client, BASE_IMAGE)
     return images.build(client, STACK)
 
 
@@ -76,19 +54,7 @@ def _in_container(client, image, argv):
 
 
 def _cell(tmp_path, config):
-    path = tmp_path / "m.yml"
-    path.write_text(MATRIX.format(config=config))
-    (cell,) = expand(load_study(path))
-    run_dir = tmp_path / "results" / cell.cell_id
-    prepare(run_dir, cell, threads=2, executor="docker")
-    return cell, run_dir
-
-
-def _wait(subs, executor, limit):
-    deadline = time.monotonic() + limit
-    while list(executor.poll(subs)):
-        assert time.monotonic() < deadline, "cell did not end in %ds" % limit
-        time.sleep(0.5)
+    return make_cell(tmp_path, STACK, config, executor="docker", threads=2, matrix=MATRIX)
 
 
 def _log(run_dir):
@@ -123,11 +89,11 @@ def test_cell_trains_resumes_after_kill_and_evaluates(client, image, tmp_path, p
         time.sleep(0.3)
         list(ex.poll([sub]))
     client.containers.get(sub.external_id).kill()  # SIGKILL: no chance to checkpoint again
-    _wait([sub], ex, 60)
+    wait_ended(ex, sub, 60)
     assert classify(sub.outcome, run_dir)[0] in (CellState.INTERRUPTED, CellState.FAILED)
     killed_at = len(_log(run_dir))
     again = ex.submit(cell, run_dir)
-    _wait([again], ex, 900)
+    wait_ended(ex, again, 900)
     state, reason = classify(again.outcome, run_dir)
     assert (state, reason) == ("done", ""), (run_dir / "stdout.log").read_text()[-2000:]
     iters = [r["iter"] for r in _log(run_dir)]
@@ -143,7 +109,7 @@ def test_author_code_runs_through_the_adapter(client, image, tmp_path):
                                     "builtin_num_val: 8, builtin_num_test: 8}")  # their 64px nets: ~1 s per step
     ex = DockerExecutor(DockerSettings(cpus=2, memory="6g"), client=client)
     sub = ex.submit(cell, run_dir)
-    _wait([sub], ex, 600)
+    wait_ended(ex, sub, 600)
     assert classify(sub.outcome, run_dir) == ("done", ""), (run_dir / "stdout.log").read_text()[-2000:]
     assert len(_log(run_dir)) == 2 and (run_dir / "eval.json").exists()
 
@@ -153,7 +119,7 @@ def test_same_tiny_cell_on_torch_213_and_181_starts_equal(client, image, tmp_pat
     cell, run_dir = _cell(tmp_path, "{preset: tiny}")
     ex = DockerExecutor(DockerSettings(cpus=2, memory="4g"), client=client)
     sub = ex.submit(cell, run_dir)
-    _wait([sub], ex, 300)
+    wait_ended(ex, sub, 300)
     assert classify(sub.outcome, run_dir) == ("done", "")
     local = tmp_path / "local"
     subprocess.run([sys.executable, "-m", "model.train", "--config", str(run_dir / "cell.yaml"),

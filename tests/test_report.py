@@ -13,11 +13,11 @@ from tests.helpers.runfolders import train_lines, write_run
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-@pytest.fixture
-def study(tmp_path):
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
     """CPU cells done for 3 seeds x 2 clip modes (one with the perceptual loss), CUDA 11.3 skipped,
     an author cell diverged."""
-    results = tmp_path / "results"
+    results = tmp_path_factory.mktemp("study") / "results"
     for clip in ("none", "norm"):
         for seed, (side, mad) in enumerate([(0.010, 15.0), (0.012, 16.0), (0.014, 17.0)]):
             write_run(results, f"cpu-{clip}-{seed}", clip=clip, seed=seed, side=side, mad=mad,
@@ -31,6 +31,13 @@ def study(tmp_path):
               reason="Traceback...\nRuntimeError: CUDA out of memory")
     (results / "stray").mkdir()
     return results
+
+
+@pytest.fixture(scope="module")
+def built(study):
+    """The study's report, built once for the tests that read its files: (summary, reports folder)."""
+    reports = study.parent / "reports"  # beside results/, as `repro report` puts it
+    return build_report(study, reports), reports
 
 
 def _row(table, label, impl):
@@ -74,9 +81,8 @@ def test_duplicate_cells_of_one_seed_count_once(tmp_path):
     assert row.n_seeds == 1 and row.side == pytest.approx(2.0) and math.isnan(row.side_std)
 
 
-def test_build_report_writes_every_output(study, tmp_path):
-    reports = tmp_path / "reports"
-    summary = build_report(study, reports)
+def test_build_report_writes_every_output(study, built):
+    summary, reports = built
     assert isinstance(summary, ReportSummary)
     assert summary.cells == 14 and summary.states["skipped"] == 6 and summary.states["done"] == 6
     assert [s.folder for s in summary.skipped] == ["stray"]
@@ -91,9 +97,8 @@ def test_build_report_writes_every_output(study, tmp_path):
     assert (study / "runs.parquet").exists() and (study / "runs.csv").exists()
 
 
-def test_table_files_have_both_tables_and_the_seed(study, tmp_path):
-    reports = tmp_path / "reports"
-    build_report(study, reports)
+def test_table_files_have_both_tables_and_the_seed(built):
+    _, reports = built
     md = (reports / "table3.md").read_text()
     assert "trained without gradient clipping" in md and "with clipping: norm" in md
     assert "1.2000 ± 0.2000" in md and "0.7792 ± 0.1387" in md and "Ours †" in md
@@ -112,9 +117,8 @@ def test_latex_escapes_notes():
     assert r"100\% of grad\_norm \& more" in to_latex({"none": table})
 
 
-def test_index_html_has_tables_figures_cells_and_links(study, tmp_path):
-    reports = tmp_path / "reports"
-    build_report(study, reports)
+def test_index_html_has_tables_figures_cells_and_links(built):
+    _, reports = built
     page = (reports / "index.html").read_text()
     assert page.count("<table>") == 3  # two Table 3 variants + the cells table
     for name in ("fig8_losses.png", "grad_norms.png", "fig7_decompositions.png", "table3.md"):

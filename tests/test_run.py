@@ -4,14 +4,14 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
-import time
 from pathlib import Path
 
 import pytest
 
 from harness.exitcodes import ExitCode
 from harness.lock import ResultsLock
+from tests.helpers.cells import wait_for
+from tests.helpers.runfolders import real_study
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -46,15 +46,6 @@ def start_repro(*args):
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
-def wait_for(predicate, timeout=120, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.2)
-    raise AssertionError("timed out waiting for " + what)
-
-
 def status_of(run_dir):
     return json.loads((run_dir / "status.json").read_text())
 
@@ -64,14 +55,12 @@ def only_cell(results):
     return cell
 
 
-# --- one real tiny cell, shared by the fast tests ------------------------------------------------
+# --- one real tiny cell, shared by the fast tests (and other test files: nothing here changes it) --
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("tiny")
-    matrix, results = study(tmp), tmp / "results"
-    res = repro("run", "--matrix", matrix, "--results", results, check=0)
-    return matrix, results, res
+    shared = real_study(tmp_path_factory)
+    return shared.matrix, shared.results, shared.run
 
 
 def test_tiny_cell_ends_done_with_full_run_folder(tiny_run):

@@ -1,6 +1,5 @@
 """Spike statistics (harness/spikes.py) on real train.jsonl files from real tiny training runs."""
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,24 +10,21 @@ import yaml
 
 from harness import spikes
 from harness.collect import collect, read_train_logs
+from tests.helpers.trainer import train, trained_run, write_cell
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def _train(tmp_path, name, **keys):
     """A real tiny run (12 logged steps); returns its train.jsonl."""
-    cell = dict({"preset": "tiny", "threads": 1, "num_epochs": 3, "builtin_num_train": 16}, **keys)
-    tmp_path.mkdir(parents=True, exist_ok=True)
-    (tmp_path / (name + ".yaml")).write_text(yaml.safe_dump(cell))
-    subprocess.run([sys.executable, "-m", "model.train", "--config", str(tmp_path / (name + ".yaml")),
-                    "--out", str(tmp_path / name)], cwd=ROOT, env=dict(os.environ, OMP_NUM_THREADS="1"),
-                   capture_output=True, text=True, timeout=300)
+    train(write_cell(tmp_path, name, num_epochs=3, builtin_num_train=16, **keys), tmp_path / name)
     return tmp_path / name / "train.jsonl"
 
 
 @pytest.fixture(scope="module")
 def real_log(tmp_path_factory):
-    return _train(tmp_path_factory.mktemp("spikes"), "clean")
+    """train.jsonl of the session's shared real run (18 steps, no faults)."""
+    return trained_run(tmp_path_factory) / "train.jsonl"
 
 
 def _columns(path):
@@ -70,7 +66,7 @@ def test_a_real_nan_gradient_names_the_first_non_finite_iteration_and_network(tm
     assert row.first_nonfinite_iter == 5 and row.spike_network == "netD"
 
 
-@pytest.mark.slow  # a second real run (~10 s): keeps the default suite under 3 minutes
+@pytest.mark.slow  # a run of its own (~10 s): keeps the default suite under 3 minutes
 def test_clipped_fraction_counts_steps_where_clipping_acted(tmp_path):
     cols = _columns(_train(tmp_path, "clip", clip="norm", clip_threshold=1e-6))
     assert spikes.spike_stats(cols)["clipped_frac"] == 1.0

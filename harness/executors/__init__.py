@@ -1,32 +1,35 @@
-"""Executors by name. local ships here; docker and ray register when their module imports.
+"""Executors by name: the one list of them, declared below.
 
-A new executor: a module whose class is decorated with base.register, named in _OPTIONAL
-if importing it needs extra packages. `repro run --dry-run` is a flag, not an executor.
+Each entry names the module and class of an executor. A module is imported only
+when its executor is asked for, so docker and ray (extra packages) cost nothing
+until used. `repro run --dry-run` is a flag, not an executor. A new executor: a
+module with an `Executor` subclass whose `name` is its key here, and one line below.
 """
 import importlib
-from typing import Optional, Type
+from typing import Dict, Optional, Type
 
-from harness.executors import base, local  # noqa: F401  (registration side effect)
+from harness.executors.base import Executor
 
-__all__ = ["load", "executor_names"]
+__all__ = ["EXECUTORS", "load", "executor_names"]
 
-# executors that live in their own module, imported only when asked for
-_OPTIONAL = {"docker": "harness.executors.docker", "ray": "harness.executors.ray"}
+EXECUTORS: Dict[str, str] = {  # name -> "module:Class"
+    "local": "harness.executors.local:LocalExecutor",
+    "docker": "harness.executors.docker:DockerExecutor",
+    "ray": "harness.executors.ray:RayExecutor",
+}
 
 
 def executor_names() -> list:
-    """Every executor `--executor` may name: those registered plus those importable on demand."""
-    return sorted(set(base.names()) | set(_OPTIONAL))
+    """Every executor `--executor` and a stack's `executor:` may name."""
+    return sorted(EXECUTORS)
 
 
-def load(name: str) -> Optional[Type[base.Executor]]:
-    """The executor class called `name`, or None when it is not installed/importable."""
-    if name in _OPTIONAL and name not in base.names():
-        try:
-            importlib.import_module(_OPTIONAL[name])
-        except ImportError:
-            return None
+def load(name: str) -> Optional[Type[Executor]]:
+    """The executor class called `name`, or None when it is unknown or its module cannot import."""
+    if name not in EXECUTORS:
+        return None
+    module, _, cls = EXECUTORS[name].partition(":")
     try:
-        return base.get(name)
-    except KeyError:
+        return getattr(importlib.import_module(module), cls)
+    except ImportError:
         return None

@@ -12,8 +12,9 @@ import sys
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Optional
 
-__all__ = ["ExecutorError", "Capabilities", "Submission", "Outcome", "Executor", "register", "get", "names", "reset",
-           "trainer_command"]
+from harness.states import CellState
+
+__all__ = ["ExecutorError", "Capabilities", "Submission", "Outcome", "Executor", "trainer_command"]
 
 
 def trainer_command(run_dir: Path, python: str = sys.executable) -> list:
@@ -39,7 +40,7 @@ class Outcome:
     """How a finished submission ended, before the run folder is read."""
     exit_code: Optional[int]    # None when the process never started
     reason: str = ""            # one line for status.json when it did not end well
-    state: Optional[str] = None  # executor-decided state ("skipped", "failed"), else from exit code
+    state: Optional[CellState] = None  # executor-decided (SKIPPED, FAILED); None: from the exit code
 
 
 @dataclasses.dataclass
@@ -74,29 +75,3 @@ class Executor(abc.ABC):
 
     def close(self) -> None:
         """Release executor resources (clients, clusters)."""
-
-
-_REGISTRY = {}
-
-
-def register(cls):
-    """Class decorator: make an executor available by its `name`."""
-    if cls.name in _REGISTRY and _REGISTRY[cls.name] is not cls:
-        raise ValueError("executor %r registered twice" % cls.name)
-    _REGISTRY[cls.name] = cls
-    return cls
-
-
-def get(name: str):
-    if name not in _REGISTRY:
-        raise KeyError("unknown executor %r (known: %s)" % (name, ", ".join(sorted(_REGISTRY))))
-    return _REGISTRY[name]
-
-
-def names():
-    return sorted(_REGISTRY)
-
-
-def reset():
-    """For tests: forget registrations made after import."""
-    _REGISTRY.clear()

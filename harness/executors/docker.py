@@ -32,15 +32,15 @@ from typing import Iterable, Iterator
 import yaml
 
 from harness import PROJECT_ROOT, host, images
-from harness.executors.base import Capabilities, Executor, Outcome, Submission, register, trainer_command
+from harness.executors.base import Capabilities, Executor, Outcome, Submission, trainer_command
 from harness.fsutil import atomic_write_json
+from harness.states import CellState
 from model.config import is_host_path
 
 __all__ = ["DockerExecutor", "DockerSettings", "GpuPool", "gpu_verdict", "PROBE_SCRIPT"]
 
 _PROBE_MARK = "REPRO_PROBE "
 PROBE_FILE = "probe.json"  # harness-owned; the trainer owns env.json
-_FAILED, _SKIPPED = "failed", "skipped"
 
 # Runs in every image, old ones included: Python 3.6+ and PyTorch 1.2 APIs only
 # (newer flags are read with getattr). Prints one JSON line after _PROBE_MARK.
@@ -119,30 +119,30 @@ class GpuPool:
                     self._free.append(gpu)
 
 
-def gpu_verdict(probe: dict) -> tuple[str | None, str]:
+def gpu_verdict(probe: dict) -> tuple[CellState | None, str]:
     """Decide from a probe record whether a GPU cell may run.
 
     Returns:
-        (None, "") to run; ("skipped", why) when the image's CUDA cannot drive this
-        GPU (never a fake result); ("failed", why) when the probe itself broke.
+        (None, "") to run; (SKIPPED, why) when the image's CUDA cannot drive this
+        GPU (never a fake result); (FAILED, why) when the probe itself broke.
     """
     if probe.get("error"):
-        return _FAILED, "GPU probe failed in the image: %s" % probe["error"]
+        return CellState.FAILED, "GPU probe failed in the image: %s" % probe["error"]
     if not probe.get("cuda_available"):
-        return _FAILED, ("torch %s in the image sees no GPU (is the NVIDIA Container Toolkit "
+        return CellState.FAILED, ("torch %s in the image sees no GPU (is the NVIDIA Container Toolkit "
                          "installed and the driver loaded?)" % probe.get("torch"))
     cuda, cap = probe.get("torch_cuda") or "?", probe.get("gpu_capability") or "0.0"
     where = "%s (sm_%s)" % (probe.get("gpu_name"), cap.replace(".", ""))
     if _major(cuda) < 11 and _major(cap) >= 8:
         # CUDA <= 10.x compilers know no sm_80+ and PyTorch 1.2 ships no PTX they could JIT
-        return _SKIPPED, ("CUDA %s build (PyTorch %s) cannot run on %s: CUDA 9.2/10.x have no "
+        return CellState.SKIPPED, ("CUDA %s build (PyTorch %s) cannot run on %s: CUDA 9.2/10.x have no "
                           "Ampere/Hopper kernels" % (cuda, probe.get("torch"), where))
     if not probe.get("gpu_ok"):
         err = probe.get("gpu_error") or "non-finite result"
         if "no kernel image" in err:
-            return _SKIPPED, "PyTorch %s (CUDA %s) has no kernels for %s: %s" % (
+            return CellState.SKIPPED, "PyTorch %s (CUDA %s) has no kernels for %s: %s" % (
                 probe.get("torch"), cuda, where, err)
-        return _FAILED, "GPU check failed on %s with CUDA %s: %s" % (where, cuda, err)
+        return CellState.FAILED, "GPU check failed on %s with CUDA %s: %s" % (where, cuda, err)
     return None, ""
 
 
@@ -164,7 +164,6 @@ class _Run:
     deadline: float | None = None
 
 
-@register
 class DockerExecutor(Executor):
     name = "docker"
     capabilities = Capabilities(isolated_fs=True, gpu=True, async_submit=True, needs_image=True)
@@ -191,7 +190,7 @@ class DockerExecutor(Executor):
             sub.handle = _Run(image=images.require_image(self.client, stack),
                               needs_gpu=cell.stack.needs_gpu)
         except images.ImageError as e:  # fail fast: nothing to start
-            sub.outcome = Outcome(exit_code=None, reason=str(e), state=_FAILED)
+            sub.outcome = Outcome(exit_code=None, reason=str(e), state=CellState.FAILED)
             return sub
         self._try_start(sub)
         return sub
@@ -221,7 +220,7 @@ class DockerExecutor(Executor):
         if run.needs_gpu:
             if not self.gpus.all:
                 sub.outcome = Outcome(None, "stack %s needs a GPU and this host has none visible "
-                                            "(nvidia-smi lists none)" % run.image.stack, _FAILED)
+                                            "(nvidia-smi lists none)" % run.image.stack, CellState.FAILED)
                 return
             run.gpu = self.gpus.acquire()
             if run.gpu is None:
@@ -249,7 +248,7 @@ class DockerExecutor(Executor):
             run.container.reload()
         except docker.errors.NotFound:
             self._finish(sub, Outcome(None, "container %s vanished (removed outside repro)"
-                                            % sub.external_id[:12], _FAILED))
+                                            % sub.external_id[:12], CellState.FAILED))
             return
         state = run.container.attrs["State"]
         if state["Status"] in ("exited", "dead"):
@@ -257,7 +256,7 @@ class DockerExecutor(Executor):
         elif run.deadline is not None and time.monotonic() > run.deadline:
             run.container.kill()
             run.container.wait(timeout=60)
-            self._finish(sub, Outcome(137, "timeout after %gs" % self.settings.timeout_s, _FAILED))
+            self._finish(sub, Outcome(137, "timeout after %gs" % self.settings.timeout_s, CellState.FAILED))
 
     def _stop(self, sub: Submission) -> None:
         run: _Run = sub.handle
@@ -418,7 +417,7 @@ def _exit_outcome(state: dict, memory: str) -> Outcome:
     """Outcome of an exited container; the harness maps exit codes (and adds the log tail)."""
     if state.get("OOMKilled"):
         return Outcome(state.get("ExitCode"), "out of memory: the container limit is %s "
-                       "(raise it with REPRO_DOCKER_MEMORY)" % (memory or "unset"), _FAILED)
+                       "(raise it with REPRO_DOCKER_MEMORY)" % (memory or "unset"), CellState.FAILED)
     return Outcome(exit_code=state.get("ExitCode"))
 
 

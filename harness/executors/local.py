@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from harness import PROJECT_ROOT
-from harness.executors.base import Capabilities, Executor, Outcome, Submission, register, trainer_command
+from harness.executors.base import Capabilities, Executor, Outcome, Submission, trainer_command
 
 __all__ = ["LocalExecutor", "LocalSettings"]
 
@@ -27,7 +27,6 @@ class LocalSettings:
     term_grace_s: float = 10.0  # cancel: seconds between SIGTERM and SIGKILL
 
 
-@register
 class LocalExecutor(Executor):
     name = "local"
     capabilities = Capabilities(isolated_fs=False, gpu=False, async_submit=True, needs_image=False)

@@ -29,8 +29,9 @@ import time
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from harness.executors.base import Capabilities, Executor, ExecutorError, Outcome, Submission, register
+from harness.executors.base import Capabilities, Executor, ExecutorError, Outcome, Submission
 from harness.rundir import MARKER, read_status, write_status
+from harness.states import CellState
 from model.exitcodes import EXIT_TERMINATED
 
 __all__ = ["RayExecutor", "RaySettings", "arch_resource", "pack_folder", "unpack_folder"]
@@ -121,7 +122,6 @@ def unpack_folder(data: bytes, folder: Path) -> None:
         tar.extractall(folder, filter="data")
 
 
-@register
 class RayExecutor(Executor):
     name = "ray"
     # the cluster, not this host, decides GPUs and images: feasibility asks the nodes at run time
@@ -153,7 +153,7 @@ class RayExecutor(Executor):
         try:
             self._launch(sub)
         except ExecutorError as e:
-            sub.outcome = Outcome(exit_code=None, reason=str(e), state="failed")
+            sub.outcome = Outcome(exit_code=None, reason=str(e), state=CellState.FAILED)
         return sub
 
     def poll(self, subs: Iterable[Submission]) -> Iterator[Submission]:
@@ -215,9 +215,9 @@ class RayExecutor(Executor):
             try:
                 item = self._ray.get(next(task.ref))
             except StopIteration:
-                sub.outcome = Outcome(exit_code=None, reason="the Ray task ended without a result", state="failed")
+                sub.outcome = Outcome(None, "the Ray task ended without a result", CellState.FAILED)
             except self._ray.exceptions.RayTaskError as e:  # our task code raised: a bug, not a lost node
-                sub.outcome = Outcome(None, "Ray task failed: %s" % _last_line(e), "failed")
+                sub.outcome = Outcome(None, "Ray task failed: %s" % _last_line(e), CellState.FAILED)
             except self._ray.exceptions.RayError as e:      # worker or node died, object lost
                 self._relaunch_or_fail(sub, e)
                 return
@@ -244,7 +244,7 @@ class RayExecutor(Executor):
         where = "on %s (node %s)" % (task.host, task.node[:8]) if task.node else "before it reported a node"
         if task.launches > self.settings.retries:
             sub.outcome = Outcome(None, "Ray lost the cell %s %d time(s), last: %s" % (
-                where, task.launches, _last_line(error)), "failed")
+                where, task.launches, _last_line(error)), CellState.FAILED)
             return
         log.warning("ray: %s lost %s (%s); launching it again (%d of %d retries)", task.cell.name, where,
                     type(error).__name__, task.launches, self.settings.retries)

@@ -14,7 +14,8 @@ from ..matrix import SWEPT_AXES
 from .cellplots import curves_png, grids_png, scores_png
 from .grids import STRETCH_CAPTION
 from .page import esc, link, page, table
-from .runfiles import RAW_FILES, cell_curves, read_config, read_env, read_scores
+from ..runfolder import read_run_folder
+from .runfiles import RAW_FILES, cell_curves, read_env, read_scores
 from .sidebyside import compare_href, comparison_pages
 
 __all__ = ["baseline_config", "clip_counterparts", "write_cell_pages", "cell_href"]
@@ -76,7 +77,7 @@ def _comparisons(cell_id: str, pages: list[tuple[str, str]], counterparts: list[
     return f"<p class='small'>side by side: {' · '.join(links)}</p>" if links else ""
 
 
-def _cell_page(r, curve, baseline: dict, cells_dir: Path, comparisons: str) -> Path:
+def _cell_page(r, curve, config: dict, baseline: dict, cells_dir: Path, comparisons: str) -> Path:
     out = cells_dir / r.cell_id
     out.mkdir(parents=True, exist_ok=True)
     run = Path(r.run_dir)
@@ -87,7 +88,7 @@ def _cell_page(r, curve, baseline: dict, cells_dir: Path, comparisons: str) -> P
             f" {esc(r.problems)}</p><p class='small'>raw files: {raw}</p>" + comparisons
             + _figures(r, curve, out)
             + "<h2>Config (highlighted: differs from the study's baseline)</h2>"
-            + _kv(read_config(r.run_dir), baseline) + "<h2>Environment (env.json)</h2>"
+            + _kv(config, baseline) + "<h2>Environment (env.json)</h2>"
             + _kv(read_env(r.env_json)))
     return atomic_write(cells_dir / f"{r.cell_id}.html", page(f"cell {r.cell_id}", body))
 
@@ -96,10 +97,10 @@ def write_cell_pages(df: pd.DataFrame, reports_dir: str | Path) -> list[Path]:
     """One page per row of the tidy table under reports_dir/cells/; returns the pages."""
     cells_dir = Path(reports_dir) / "cells"
     cells_dir.mkdir(parents=True, exist_ok=True)
-    configs = [read_config(d) for d in df["run_dir"]] if len(df) else []
+    configs = [read_run_folder(d).cell_config for d in df["run_dir"]] if len(df) else []
     baseline = baseline_config([c for c in configs if c])
     curves = cell_curves(df) if len(df) else {}
     pages, counterparts = comparison_pages(reports_dir), clip_counterparts(df)
-    return [_cell_page(r, curves.get(r.cell_id), baseline, cells_dir,
+    return [_cell_page(r, curves.get(r.cell_id), config, baseline, cells_dir,
                        _comparisons(r.cell_id, pages.get(r.cell_id, []), counterparts.get(r.cell_id, [])))
-            for r in df.itertuples(index=False)]
+            for r, config in zip(df.itertuples(index=False), configs)]

@@ -5,9 +5,7 @@ the collect's skipped list; it opens no run file.
 """
 from __future__ import annotations
 
-import html
 import json
-import math
 import os
 from pathlib import Path
 from typing import Sequence
@@ -17,36 +15,18 @@ import pandas as pd
 from ..collect import Skipped
 from ..spikes import SPIKE_MIN_HISTORY, SPIKE_WINDOW
 from .cellpage import cell_href
+from .page import CSS, esc
 from .table3 import format_rows, title
 
 __all__ = ["render_index"]
 
-_CSS = """
-body{font:14px/1.45 system-ui,sans-serif;margin:24px auto;max-width:1200px;padding:0 16px;color:#222}
-h1{font-size:22px}h2{font-size:18px;margin-top:32px;border-bottom:1px solid #ddd}
-table{border-collapse:collapse;margin:8px 0;font-size:13px}
-th,td{border:1px solid #ccc;padding:3px 7px;text-align:left;vertical-align:top}
-th{background:#f3f3f3}td.num{text-align:right;white-space:nowrap}
-tr.empty td{color:#888}img{max-width:100%;border:1px solid #eee}
-.state-done{color:#176a2c}.state-failed,.state-diverged{color:#b00020;font-weight:600}
-.state-skipped{color:#8a6d00}details pre{font-size:11px;max-width:520px;white-space:pre-wrap;margin:4px 0}
-.small{font-size:12px;color:#555}ul{margin:4px 0}
-"""
-
-
-def _e(value) -> str:
-    """Escaped text of a table value; NaN/None as empty."""
-    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
-        return ""
-    return html.escape(str(value))
-
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]], empty_col: int | None = None) -> str:
-    head = "".join(f"<th>{_e(h)}</th>" for h in header)
+    head = "".join(f"<th>{esc(h)}</th>" for h in header)
     body = []
     for row in rows:
         cls = ' class="empty"' if empty_col is not None and row[empty_col] == "-" else ""
-        body.append(f"<tr{cls}>" + "".join(f"<td>{_e(c)}</td>" for c in row) + "</tr>")
+        body.append(f"<tr{cls}>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
@@ -54,8 +34,8 @@ def _tables_html(tables: dict[str, pd.DataFrame], notes: Sequence[str]) -> str:
     parts = []
     for clip, table in tables.items():
         header, rows = format_rows(table, with_seed=clip == "none")
-        parts.append(f"<h3>{_e(title(clip))}</h3>" + _table(header, rows, empty_col=2))
-    items = "".join(f"<li>{_e(f)}</li>" for f in notes)
+        parts.append(f"<h3>{esc(title(clip))}</h3>" + _table(header, rows, empty_col=2))
+    items = "".join(f"<li>{esc(f)}</li>" for f in notes)
     return "\n".join(parts) + f'<ul class="small">{items}</ul>'
 
 
@@ -64,8 +44,8 @@ def _env_details(env_json) -> str:
         return "<span class='small'>no env.json</span>"
     env = json.loads(env_json)
     short = " ".join(f"{k} {env[k]}" for k in ("torch", "cuda", "gpu_name") if env.get(k))
-    return (f"<details><summary>{_e(short or 'env')}</summary>"
-            f"<pre>{_e(json.dumps(env, indent=1, sort_keys=True))}</pre></details>")
+    return (f"<details><summary>{esc(short or 'env')}</summary>"
+            f"<pre>{esc(json.dumps(env, indent=1, sort_keys=True))}</pre></details>")
 
 
 def _num(value, fmt: str) -> str:
@@ -78,15 +58,15 @@ def _cells_html(df: pd.DataFrame, reports_dir: Path) -> str:
     rows = []
     for r in df.itertuples(index=False):
         link = cell_href(r.cell_id)  # the cell's page; it links the raw run files
-        why = "; ".join(_e(x) for x in (r.reason, r.problems) if _e(x))
+        why = "; ".join(esc(x) for x in (r.reason, r.problems) if esc(x))
         perceptual = {True: "on", False: "off"}.get(r.perceptual, "?")
-        cells = [f'<a href="{_e(link)}">{_e(r.cell_id)}</a>', _e(r.stack), _e(r.impl), _e(r.clip),
-                 _e(r.seed), f'<span class="state-{_e(r.state)}">{_e(r.state)}</span>', why,
+        cells = [f'<a href="{esc(link)}">{esc(r.cell_id)}</a>', esc(r.stack), esc(r.impl), esc(r.clip),
+                 esc(r.seed), f'<span class="state-{esc(r.state)}">{esc(r.state)}</span>', why,
                  _num(r.side_mean * 100, ".4f"), _num(r.mad_mean, ".2f"), _num(r.n_spikes, ".0f"),
                  _num(r.max_grad_norm, ".3g"), _num(r.clipped_frac * 100, ".1f") + ("%" if pd.notna(r.clipped_frac) else ""),
                  perceptual, _env_details(r.env_json)]
         rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
-    head = "".join(f"<th>{_e(h)}</th>" for h in header)
+    head = "".join(f"<th>{esc(h)}</th>" for h in header)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
 
 
@@ -95,8 +75,8 @@ def _causes_html(verdicts: Sequence[str], notes: Sequence[str], has_plot: bool) 
     if not verdicts:
         body = "<p>No factor varies with enough seeds to test here (run matrices/causes-cpu.yml).</p>"
     else:
-        body = "<ul>" + "".join(f"<li>{_e(v)}</li>" for v in verdicts) + "</ul>"
-    body += "".join(f"<p class='small'>{_e(n)}</p>" for n in notes)
+        body = "<ul>" + "".join(f"<li>{esc(v)}</li>" for v in verdicts) + "</ul>"
+    body += "".join(f"<p class='small'>{esc(n)}</p>" for n in notes)
     plot = "<figure><img src='causes.png' alt='causes'><figcaption class='small'>causes.png</figcaption></figure>"
     return body + (plot if has_plot else "") + "<p class='small'>Method and effects: <a href='causes.md'>causes.md</a></p>"
 
@@ -107,16 +87,16 @@ def _notes_html(df: pd.DataFrame, skipped: Sequence[Skipped]) -> str:
     if len(off):
         reasons = ", ".join(sorted({str(r) for r in off["perceptual_reason"].dropna()})) or "not recorded"
         notes.append(f"Perceptual (VGG16) loss was off in {len(off)} of {len(df)} cells "
-                     f"(why: {_e(reasons)}); their SIDE/MAD are not comparable to the paper's.")
+                     f"(why: {esc(reasons)}); their SIDE/MAD are not comparable to the paper's.")
     factor = df.attrs.get("spike_factor", "k")
     notes.append(f"Spike: a logged iteration whose total loss or pre-clip gradient norm is not finite or "
                  f"exceeds {factor:g}× the median of its previous {SPIKE_WINDOW} logged values "
                  f"(sign-safe; needs {SPIKE_MIN_HISTORY} earlier values; harness/spikes.py).")
     if len(df):
         counts = ", ".join(f"{n} {s}" for s, n in df["state"].value_counts().items())
-        notes.append(f"Cells: {len(df)} ({_e(counts)}).")
+        notes.append(f"Cells: {len(df)} ({esc(counts)}).")
     items = "".join(f"<li>{n}</li>" for n in notes)
-    skipped_items = "".join(f"<li><code>{_e(s.folder)}</code>: {_e(s.reason)}</li>" for s in skipped)
+    skipped_items = "".join(f"<li><code>{esc(s.folder)}</code>: {esc(s.reason)}</li>" for s in skipped)
     skipped_html = (f"<p>Folders in results/ skipped ({len(skipped)}):</p><ul>{skipped_items}</ul>"
                     if skipped else "<p>No folder in results/ was skipped.</p>")
     return f"<ul>{items}</ul>{skipped_html}"
@@ -125,14 +105,14 @@ def _notes_html(df: pd.DataFrame, skipped: Sequence[Skipped]) -> str:
 def _caption(figure: Path, drawn: pd.DataFrame | None) -> str:
     """The figure's file name and the cells it draws, each linked to its page."""
     if drawn is None or drawn.empty:
-        return f"{_e(figure.name)} · draws no cell"
-    cells = ", ".join(f'<a href="{_e(cell_href(c))}" title="{_e(n)}">{_e(c)}</a>'
+        return f"{esc(figure.name)} · draws no cell"
+    cells = ", ".join(f'<a href="{esc(cell_href(c))}" title="{esc(n)}">{esc(c)}</a>'
                       for c, n in zip(drawn["cell_id"], drawn["name"]))
-    return f"{_e(figure.name)} · draws {len(drawn)} cell{'s' * (len(drawn) != 1)}: {cells}"
+    return f"{esc(figure.name)} · draws {len(drawn)} cell{'s' * (len(drawn) != 1)}: {cells}"
 
 
 def _figures_html(figures: Sequence[Path], drawn: dict[str, pd.DataFrame]) -> str:
-    return "".join(f'<figure><img src="{_e(Path(f).name)}" alt="{_e(Path(f).stem)}">'
+    return "".join(f'<figure><img src="{esc(Path(f).name)}" alt="{esc(Path(f).stem)}">'
                    f"<figcaption class='small'>{_caption(Path(f), drawn.get(Path(f).name))}</figcaption></figure>"
                    for f in figures)
 
@@ -152,10 +132,10 @@ def render_index(df: pd.DataFrame, tables: dict[str, pd.DataFrame], figures: Seq
         rows (cell_id, name) it draws, listed and linked in its caption.
     """
     reports_dir = Path(path).resolve().parent
-    runs = (f" · tidy table: <a href='{_e(os.path.relpath(runs_csv, reports_dir))}'>runs.csv</a>"
+    runs = (f" · tidy table: <a href='{esc(os.path.relpath(runs_csv, reports_dir))}'>runs.csv</a>"
             if runs_csv else "")
     return ("<!doctype html><html><head><meta charset='utf-8'><title>repro-unsup3d report</title>"
-            f"<style>{_CSS}</style></head><body>"
+            f"<style>{CSS}</style></head><body>"
             "<h1>repro-unsup3d: Table 3, Fig. 7, Fig. 8 regenerated from results/</h1>"
             "<p class='small'>Tables as files: <a href='table3.md'>table3.md</a> · "
             "<a href='table3.tex'>table3.tex</a> · <a href='table3.csv'>table3.csv</a>"

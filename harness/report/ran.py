@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .runfiles import read_config
+from ..runfolder import read_run_folder
 
 __all__ = ["SMOKE_MAX_STEPS", "RAN_KEYS", "RAN_FOOTNOTE", "with_ran", "describe", "is_smoke"]
 
@@ -27,7 +27,7 @@ def with_ran(df: pd.DataFrame) -> pd.DataFrame:
     """df with columns ran.preset, ran.image_size, ran.nf (from config.json) and ran.steps."""
     if df.empty:
         return df.assign(**{f"ran.{k}": [] for k in RAN_KEYS + ("steps",)})
-    configs = [read_config(d) for d in df["run_dir"]]
+    configs = [read_run_folder(d).cell_config for d in df["run_dir"]]
     trained = pd.to_numeric(df["train_lines"], errors="coerce").fillna(0) > 0
     steps = (pd.to_numeric(df["last_iter"], errors="coerce") + 1).where(trained)
     return df.assign(**{f"ran.{k}": [c.get(k) for c in configs] for k in RAN_KEYS}, **{"ran.steps": steps})

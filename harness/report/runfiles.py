@@ -1,7 +1,8 @@
 """What the cell and comparison pages read from a run folder beyond the tidy table.
 
 Every read is defensive: a missing, empty or broken file gives an empty value
-and a note, never an exception (the table's `problems` column says more).
+and a note, never an exception (the table's `problems` column says more). A
+run folder's JSON files are read by harness.runfolder, the one reader.
 """
 from __future__ import annotations
 
@@ -13,29 +14,12 @@ import pandas as pd
 
 from .curves import CURVE_FIELDS, load_curves
 
-__all__ = ["PAGE_CURVE_FIELDS", "RAW_FILES", "read_config", "read_env", "read_scores", "cell_curves"]
+__all__ = ["PAGE_CURVE_FIELDS", "RAW_FILES", "read_env", "read_scores", "cell_curves"]
 
 PAGE_CURVE_FIELDS = CURVE_FIELDS + ("clipped",)
 # linked from a cell page when present, in this order
 RAW_FILES = ("config.json", "cell.json", "status.json", "env.json", "train.jsonl", "eval.json",
              "eval_scores.csv", "stdout.log", "samples/")
-
-
-def _json(path: Path) -> dict:
-    try:
-        value = json.loads(path.read_text())
-    except (OSError, ValueError, UnicodeDecodeError):
-        return {}
-    return value if isinstance(value, dict) else {}
-
-
-def read_config(run_dir) -> dict:
-    """The resolved config (config.json, else cell.json's), {} when unreadable."""
-    config = _json(Path(run_dir) / "config.json")
-    if not config:
-        cell = _json(Path(run_dir) / "cell.json")
-        config = cell.get("config", cell) if isinstance(cell.get("config", cell), dict) else {}
-    return config
 
 
 def read_env(env_json) -> dict:

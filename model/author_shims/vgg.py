@@ -6,7 +6,7 @@ torchvision vgg16 state dict ('features.N.*'); at least layers 0..15 must be in 
 """
 import torch.nn as nn
 
-from model.networks import VGG16Features
+from model.networks import VGG16Features, vgg_layers
 
 __all__ = ["VGG16"]
 
@@ -17,14 +17,7 @@ class VGG16(nn.Module):
     def __init__(self):
         super(VGG16, self).__init__()
         layers = list(VGG16Features().features) + [nn.MaxPool2d(kernel_size=2, stride=2)]
-        prev = 256
-        for item in _REST:
-            if item == "M":
-                layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
-            else:
-                layers += [nn.Conv2d(prev, item, kernel_size=3, padding=1), nn.ReLU(inplace=True)]
-                prev = item
-        self.features = nn.Sequential(*layers)
+        self.features = nn.Sequential(*(layers + vgg_layers(_REST, 256)))
 
     def load_torchvision(self, state_dict):
         own = dict((k, v) for k, v in state_dict.items() if k.startswith("features."))

@@ -1,7 +1,8 @@
 """Run folders for tests: one real tiny cell trained once per session, copied and damaged per test.
 
-`real_run_folder` runs `repro run` on a one-cell CPU study (the `tiny` preset, ~15 s),
-so every file in it is what the harness and the trainer really write. Tests copy it
+`real_study` runs `repro run` on a one-cell CPU study (the `tiny` preset, ~15 s) once,
+so every file in its folder (`real_run_folder`) is what the harness and the trainer
+really write. Tests copy it
 (`copy_run`) and then break or reshape the copy (`rewrite_train_log` keeps the trainer's
 own record keys). `write_run` builds a synthetic folder for tests that need many cells
 of other stacks; its env.json uses the keys model/env.py writes.
@@ -12,8 +13,9 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import NamedTuple
 
-__all__ = ["ROOT", "ONE_CELL_MATRIX", "repro", "real_run_folder", "copy_run", "rewrite_train_log",
+__all__ = ["ROOT", "ONE_CELL_MATRIX", "RealStudy", "repro", "real_study", "real_run_folder", "copy_run", "rewrite_train_log",
            "set_status", "train_lines", "write_run", "png_bytes"]
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -25,6 +27,13 @@ axes:
   preset: [tiny]
 """
 
+class RealStudy(NamedTuple):
+    matrix: Path                        # the study file
+    results: Path                       # its results folder
+    run_dir: Path                       # the one cell's folder
+    run: subprocess.CompletedProcess    # the `repro run` that trained it
+
+
 _TRAINED = {}  # session cache: the template folder is trained once for all test files
 
 
@@ -35,16 +44,21 @@ def repro(*args, timeout=300):
                           capture_output=True, text=True, timeout=timeout)
 
 
-def real_run_folder(tmp_path_factory) -> Path:
-    """The folder of one done tiny cell (trained on first use; treat it as read-only)."""
+def real_study(tmp_path_factory) -> RealStudy:
+    """The one-cell study run once by `repro run` (on first use; treat its folders as read-only)."""
     if "done" not in _TRAINED:
         tmp = tmp_path_factory.mktemp("real-run")
         (tmp / "m.yml").write_text(ONE_CELL_MATRIX)
         res = repro("run", "--matrix", tmp / "m.yml", "--results", tmp / "results")
         assert res.returncode == 0, res.stderr
         (cell,) = [p for p in (tmp / "results").iterdir() if p.is_dir() and not p.name.startswith(".")]
-        _TRAINED["done"] = cell
+        _TRAINED["done"] = RealStudy(tmp / "m.yml", tmp / "results", cell, res)
     return _TRAINED["done"]
+
+
+def real_run_folder(tmp_path_factory) -> Path:
+    """The folder of one done tiny cell (trained on first use; treat it as read-only)."""
+    return real_study(tmp_path_factory).run_dir
 
 
 def copy_run(template: Path, results: Path, name: str = "") -> Path:
