@@ -2,9 +2,12 @@
 
 Each face is a smooth height field (head dome, brow, nose ridge, cheeks, eye
 sockets, chin, plus random symmetric bumps), a symmetric albedo (skin tone,
-darker eyes/brows/lips, smooth mirrored blotches) on a flat grey backdrop, a
-light and a view. It is rendered by the model's own `Camera` (torch renderer,
-CPU, float32) so the data is exactly what Unsup3D can represent, plus Gaussian
+darker eyes/brows/lips, smooth mirrored blotches), a light and a view, in front
+of a backdrop. `builtin_version` 5 (default): a smooth random colour texture per
+image that no mirror image explains, as the clutter behind a real face crop, and
+a stronger directional light; 4: the flat grey backdrop and softer light of
+earlier studies, still reproducible. Faces are rendered by the model's own
+`Camera` (torch renderer, CPU, float32) so the data is exactly what Unsup3D can represent, plus Gaussian
 camera noise; it is identical on every stack.
 Written in the authors' synface layout (split/image/*_image.png +
 split/depth/*_depth.png, depth 8-bit: white near, black background), so their
@@ -25,8 +28,7 @@ from .metrics import depth_to_image
 
 __all__ = ["ensure_builtin", "generate_split", "builtin_key", "render_faces"]
 
-GENERATOR_VERSION = 4  # bump when the faces change: it is part of the cache key
-_PARAM_KEYS = ("builtin_seed", "builtin_num_train", "builtin_num_val", "builtin_num_test",
+_PARAM_KEYS = ("builtin_version", "builtin_seed", "builtin_num_train", "builtin_num_val", "builtin_num_test",
                "builtin_max_yaw", "builtin_max_shift", "builtin_noise", "builtin_background",
                "image_size", "min_depth", "max_depth", "fov",
                "rot_center_depth", "border_depth")
@@ -35,7 +37,9 @@ _PARAM_KEYS = ("builtin_seed", "builtin_num_train", "builtin_num_val", "builtin_
 def builtin_key(cfg):
     """Short hash of everything that shapes the generated data."""
     params = dict((k, cfg[k]) for k in _PARAM_KEYS)
-    params["version"] = GENERATOR_VERSION
+    if params["builtin_version"] == 4:  # its cache key predates the config key
+        del params["builtin_version"]
+        params["version"] = 4
     blob = json.dumps(params, sort_keys=True).encode()
     return hashlib.sha1(blob).hexdigest()[:10]
 
@@ -101,10 +105,13 @@ def _albedo(gen, n, x, y, face, eyes, background_level):
     return albedo.clamp(0, 1) * 2 - 1
 
 
-def _lights_and_views(gen, n, max_yaw, max_shift):
+def _lights_and_views(gen, n, version, max_yaw, max_shift):
     """Ambient, diffuse, unit direction (N, 3) and views (N, 6) in radians / scene units."""
-    a = _uniform(gen, n, 0.35, 0.65)
-    b = _uniform(gen, n, 0.35, 0.65)
+    # version 5: a dimmer ambient and a stronger directional light, so shading carries more
+    # of the shape (cpu-small seed 0: SIDE 1.489 -> 1.355, MAD 22.6 -> 18.5; docs/instability.md)
+    a_range, b_range = ((0.35, 0.65), (0.35, 0.65)) if version == 4 else ((0.2, 0.5), (0.5, 0.9))
+    a = _uniform(gen, n, *a_range)
+    b = _uniform(gen, n, *b_range)
     d = torch.stack([_uniform(gen, n, -0.6, 0.6), _uniform(gen, n, -0.6, 0.6), torch.ones(n)], 1)
     d = d / d.norm(dim=1, keepdim=True)
     deg = math.pi / 180
@@ -130,7 +137,8 @@ def render_faces(camera, cfg, gen, n):
     relief = 0.85 * (cfg["border_depth"] - cfg["min_depth"])  # nearest point stays inside the range
     canon_depth = cfg["border_depth"] - heights * relief
     albedo = _albedo(gen, n, x, y, face, eyes, cfg["builtin_background"])
-    a, b, d, view = _lights_and_views(gen, n, cfg["builtin_max_yaw"], cfg["builtin_max_shift"])
+    a, b, d, view = _lights_and_views(gen, n, cfg["builtin_version"], cfg["builtin_max_yaw"],
+                                      cfg["builtin_max_shift"])
     with torch.no_grad():
         canon_im = camera.shade(canon_depth, albedo, a, b, d)[0]
         stacked = torch.cat([canon_im, face.unsqueeze(1) * 2 - 1], 1)  # face mask rides along
@@ -139,10 +147,26 @@ def render_faces(camera, cfg, gen, n):
     return depth, warped[:, :3], valid, foreground
 
 
+def _textured_backdrop(gen, n, size):
+    """(N, 3, S, S) in [0.1, 0.9]: 6x6 random colours, bilinearly smoothed, asymmetric.
+
+    Over a backdrop the model reconstructs exactly (flat grey), the confidence
+    sigma shrinks toward 0 and its 1/sigma gradients drown the face; a texture
+    that flipping cannot explain is what the confidence maps exist to discount.
+    """
+    coarse = torch.rand((n, 3, 6, 6), generator=gen) * 0.8 + 0.1
+    return torch.nn.functional.interpolate(coarse, size=(size, size), mode="bilinear", align_corners=True)
+
+
 def _render_batch(camera, cfg, gen, n):
     """n faces -> images (N, 3, S, S) and depth images (N, S, S), both in [0, 1]."""
     depth, image, valid, foreground = render_faces(camera, cfg, gen, n)
-    image = ((image + 1) / 2).clamp(0, 1) * valid.unsqueeze(1)
+    image = ((image + 1) / 2).clamp(0, 1)
+    if cfg["builtin_version"] == 4:  # the shaded flat backdrop, black where the view exposes no mesh
+        image = image * valid.unsqueeze(1)
+    else:  # the backdrop lies behind the scene in the image, not on the mesh: it does not turn with the face
+        keep = foreground.unsqueeze(1)
+        image = image * keep + _textured_backdrop(gen, n, image.shape[-1]) * (1 - keep)
     # camera noise: without it the flat backdrop is reconstructed exactly, its
     # confidence sigma runs to 0 and those pixels' 1/sigma gradients drown the face
     image = (image + cfg["builtin_noise"] * torch.randn(image.shape, generator=gen)).clamp(0, 1)
