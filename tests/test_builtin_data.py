@@ -53,3 +53,34 @@ def test_images_without_valid_pixels_are_counted_apart_not_averaged():
                     torch.tensor([0.02, 0.02, 0.02]), torch.tensor([40.0, 40.0, 40.0]))
     assert scores.summary["side_mean"] == pytest.approx(0.02) and scores.summary["mad_mean"] == pytest.approx(20.0)
     assert scores.summary["n_images"] == 2 and scores.summary["n_unscored"] == 1
+
+
+def _first_image(cfg, folder):
+    images, _ = make_loaders(cfg, ensure_builtin(cfg, str(folder), log=lambda m: None), splits=("test",))["test"].dataset[0]
+    return images  # (3, S, S) in [-1, 1]
+
+
+def test_version_5_backdrop_is_textured_and_asymmetric_version_4_flat(tmp_path):
+    """v5's backdrop is what the confidence maps exist for (flipping cannot explain it); v4 is
+    the flat grey one of earlier studies. Compared on the frame's top rows, outside every face,
+    with frontal views and no camera noise so that v4's backdrop is one flat shade (the outermost
+    columns, where the mesh ends, left out)."""
+    still = {"preset": "tiny", "builtin_max_yaw": 0.0, "builtin_noise": 0.0}
+    flat = _first_image(resolve(dict(still, builtin_version=4)), tmp_path / "v4")[:, :3, 2:-2]
+    textured = _first_image(resolve(still), tmp_path / "v5")[:, :3, 2:-2]
+    mirror_gap = lambda rows: (rows - rows.flip(-1)).abs().mean().item()
+    assert mirror_gap(flat) < 0.01 < 0.1 < mirror_gap(textured)
+    assert flat.std().item() < 0.01 < 0.1 < textured.std().item()
+
+
+def test_version_4_keeps_the_cache_key_earlier_studies_used():
+    # the data of studies run before builtin_version existed (results/.data/builtin-1164644e12)
+    from model.builtin_data import builtin_key
+    assert builtin_key(resolve({"preset": "cpu-small", "builtin_version": 4})) == "1164644e12"
+    assert builtin_key(resolve({"preset": "cpu-small"})) != "1164644e12"
+
+
+def test_unknown_builtin_version_is_one_line():
+    from model.config import ConfigError
+    with pytest.raises(ConfigError, match="builtin_version: 3 is not one of 4, 5"):
+        resolve({"builtin_version": 3})
