@@ -21,7 +21,7 @@ from harness.exitcodes import ExitCode
 from harness.feasibility import why_not_runnable
 from harness.host import Host, probe
 from harness.lock import LockedError, ResultsLock
-from harness.matrix import AXES, MatrixError, Study
+from harness.matrix import SWEPT_AXES, MatrixError, Study
 from harness.matrix import load_study as _load_study_file
 from harness.outcome import CellResult
 from harness.progress import Progress
@@ -128,7 +128,7 @@ def select_cells(cells: List[Cell], *, config: RunConfig):
     if isinstance(filters, str):
         log.error(filters)
         return ExitCode.SELECTION_ERROR
-    chosen = [c for c in cells if all(str(c.axis[k]) in vals for k, vals in filters.items())]
+    chosen = [c for c in cells if all(_axis_text(c, k) in vals for k, vals in filters.items())]
     if config.cells:
         unknown = [p for p in config.cells if not any(c.cell_id.startswith(p) for c in cells)]
         if unknown:
@@ -261,10 +261,17 @@ def _parse_only(only) -> "Dict[str, set] | str":
     for item in only:
         for part in filter(None, item.split(",")) if "=" in item and item.count("=") > 1 else [item]:
             key, sep, value = part.partition("=")
-            if not sep or key not in AXES:
-                return "--only %r: expected KEY=VALUE with KEY one of %s" % (part, ", ".join(AXES))
-            filters.setdefault(key, set()).add(value)
+            if not sep or key not in SWEPT_AXES:
+                return "--only %r: expected KEY=VALUE with KEY one of %s" % (part, ", ".join(SWEPT_AXES))
+            filters.setdefault(key, set()).add(value.lower() if value.lower() in ("true", "false") else value)
     return filters
+
+
+def _axis_text(cell: Cell, key: str) -> str:
+    """A cell's value on an axis as --only spells it; a factor axis the study does not sweep
+    reads the cell's config (true/false in YAML's spelling)."""
+    value = cell.axis[key] if key in cell.axis else cell.config.get(key)
+    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 def _plan_one(cell: Cell, host: Host, config: RunConfig) -> Planned:

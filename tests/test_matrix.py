@@ -174,6 +174,16 @@ def test_select_only_and_cell_prefix(tmp_path):
     assert select_cells(cells, config=RunConfig(cells=(cells[2].cell_id[:6],))) == [cells[2]]
 
 
+def test_select_by_a_factor_axis_swept_or_not(tmp_path):
+    study = ROOT / "matrices" / "causes-cpu.yml"
+    cells = expand(load_study(study))
+    tf32 = select_cells(cells, config=RunConfig(only=("tf32=true",)))
+    assert len(tf32) == 5 and all(c.config["tf32"] is True for c in tf32)
+    # matrix.yml does not sweep tf32: its cells are selected by their config's value
+    plain = expand(load_study(ROOT / "matrix.yml"))
+    assert len(select_cells(plain, config=RunConfig(only=("tf32=false",)))) == len(plain)
+
+
 @pytest.mark.parametrize("cfg", [RunConfig(only=("colour=red",)), RunConfig(only=("clip=none", "seed=9")),
                                  RunConfig(cells=("zzzz",))])
 def test_selection_errors_exit_3(tmp_path, cfg, caplog):
