@@ -72,8 +72,9 @@ def _jobs(value):
 @click.option("--only", multiple=True, metavar="KEY=VALUE",
               help="Select cells by axis value; repeat it, or list more KEY=VALUE after the options.")
 @click.option("--cell", "cells", multiple=True, metavar="ID-PREFIX", help="Select cells by id prefix.")
-@click.option("--jobs", "-j", default="1", show_default=True, callback=lambda _ctx, _param, value: _jobs(value),
-              help="Cells at once (or 'auto': one per usable core); CPU threads are divided among them.")
+@click.option("--jobs", "-j", default=None, callback=lambda _ctx, _param, value: value and _jobs(value),
+              help="Cells at once (or 'auto': one per usable core); CPU threads are divided among them."
+                   "  [default: auto when every cell to run is a CPU cell, else 1]")
 @click.option("--retry-failed", is_flag=True, help="Rerun cells recorded failed or diverged.")
 @click.option("--dry-run", "-n", is_flag=True, help="Print the cells, their ids and why any is skipped.")
 @click.option("--stop-on-first-error", is_flag=True, help="Start no more cells after one fails.")

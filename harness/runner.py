@@ -45,7 +45,7 @@ class RunConfig:
     executor: Optional[str] = None         # None = each stack's own executor
     only: Tuple[str, ...] = ()             # KEY=VALUE filters (same key: any of; keys: all of)
     cells: Tuple[str, ...] = ()            # cell id prefixes
-    jobs: int = 1                          # cells at once; CPU threads are divided among them
+    jobs: Optional[int] = None             # cells at once (None: default_jobs); CPU threads are divided among them
     retry_failed: bool = False             # rerun failed/diverged cells
     dry_run: bool = False                  # print the plan, run nothing
     stop_on_first_error: bool = False      # do not start more cells after a failure
@@ -204,11 +204,12 @@ def run_cells(plan: Plan, *, config: RunConfig) -> List[CellResult]:
         if item.action in (Action.CACHED, Action.KEPT_FAILED):
             plan.results.append(CellResult(item.cell.cell_id, item.cell.name, item.settled_state, item.reason))
     todo = [i for i in plan.items if i.runs]
-    progress = Progress(total=len(plan.items), jobs=config.jobs, tty=config.tty)
+    jobs = config.jobs or default_jobs(todo, plan.host)
+    progress = Progress(total=len(plan.items), jobs=jobs, tty=config.tty)
     for item in plan.items:
         if not item.runs:
             progress.settled(item.settled_state)
-    threads = _threads_per_cell(plan.host, config.jobs)
+    threads = _threads_per_cell(plan.host, jobs)
     by_executor: Dict[str, List[Cell]] = {}
     for item in todo:
         by_executor.setdefault(item.executor, []).append(item.cell)
@@ -219,7 +220,7 @@ def run_cells(plan: Plan, *, config: RunConfig) -> List[CellResult]:
             log.error(str(e))
             return ExitCode.CONFIG_ERROR
         config.resources.callback(executor.close)
-        plan.results += _run_cells(cells, executor, config.results, jobs=config.jobs, threads=threads,
+        plan.results += _run_cells(cells, executor, config.results, jobs=jobs, threads=threads,
                                    progress=progress, stop_on_first_error=config.stop_on_first_error)
     return plan.results
 
@@ -293,6 +294,13 @@ def _plan_one(cell: Cell, host: Host, config: RunConfig) -> Planned:
     if is_incomplete(config.results / cell.cell_id):
         return Planned(cell, Action.RESUME, executor=name)
     return Planned(cell, Action.RUN, executor=name)
+
+
+def default_jobs(todo: List[Planned], host: Host) -> int:
+    # CPU cells: one 1-thread cell per core (two such made 8.6x the steps/s of one 2-thread
+    # cell on a loaded 2-core box: benches/bench_train_step.py --compare-jobs); a GPU cell
+    # among them: one at a time, since how many fit on a GPU is the user's call
+    return host.cores if todo and all(i.cell.stack.cuda is None for i in todo) else 1
 
 
 def _threads_per_cell(host: Host, jobs: int) -> int:

@@ -35,3 +35,14 @@ def test_jobs_rejects_anything_else_in_one_line(tmp_path, jobs):
     assert res.exit_code == 2
     assert "'--jobs'" in res.output and "positive integer or 'auto'" in res.output
     assert "Traceback" not in res.output
+
+
+def test_without_jobs_cpu_cells_run_one_per_core_and_gpu_cells_one_at_a_time():
+    from harness.cells import expand
+    from harness.matrix import load_study
+    from harness.runner import Action, Planned, default_jobs
+    cells = expand(load_study(ROOT / "matrix.yml"))
+    cpu = [Planned(c, Action.RUN) for c in cells if c.axis["stack"] == "cpu"]
+    gpu = [Planned(c, Action.RUN) for c in cells if c.axis["stack"] == "cuda11.3"]
+    assert default_jobs(cpu, Host("h", 4)) == 4
+    assert default_jobs(cpu + gpu[:1], Host("h", 4)) == 1
