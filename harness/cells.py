@@ -22,7 +22,8 @@ SCHEMA_VERSION = 1      # bump when the meaning of a hashed field changes: every
 EXECUTION_KEYS = ("threads",)   # how a cell runs, not what it computes: not hashed
 # trainer keys added after SCHEMA_VERSION 1, hashed only when set away from their default,
 # so that adding a knob never changes the id (and the cached results) of an existing cell
-LATER_KEYS = {"cpu_isa": "native"}
+# (builtin_version: the cells before it existed generated version 4)
+LATER_KEYS = {"cpu_isa": "native", "cudnn_benchmark": None, "builtin_version": 4}
 _STACK_HASHED = ("image", "dockerfile", "cuda", "torch")  # the stack's software, not its executor
 
 

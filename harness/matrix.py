@@ -27,7 +27,7 @@ __all__ = ["MatrixError", "Stack", "Axes", "Rule", "Override", "Study", "load_st
 AXES = ("stack", "impl", "clip", "clip_threshold", "seed", "dataset", "preset")
 # factor axes: trainer keys a causes study sweeps one at a time; a cell carries one only
 # when its study sets it, so adding a factor never changes an existing cell's id
-FACTOR_AXES = ("tf32", "align_corners", "deterministic", "cpu_isa", "lr")
+FACTOR_AXES = ("tf32", "align_corners", "deterministic", "cudnn_benchmark", "cpu_isa", "lr")
 SWEPT_AXES = AXES + FACTOR_AXES
 # trainer keys holding filesystem paths: resolved against the matrix file's folder
 PATH_KEYS = ("data_dir", "vgg_weights", "author_code_dir")
@@ -91,7 +91,7 @@ class Stack(BaseModel):
 _AXIS_TYPES = {
     "impl": Impl, "clip": Clip, "clip_threshold": Annotated[float, Field(ge=0)],
     "seed": Annotated[int, Field(ge=0)], "dataset": Dataset, "preset": Preset,
-    "tf32": bool, "align_corners": bool, "deterministic": bool, "cpu_isa": CpuIsa,
+    "tf32": bool, "align_corners": bool, "deterministic": bool, "cudnn_benchmark": bool, "cpu_isa": CpuIsa,
     "lr": Annotated[float, Field(gt=0)],
 }
 assert tuple(_AXIS_TYPES) == SWEPT_AXES[1:]

@@ -257,6 +257,7 @@ def _setup_runtime(pkg, cfg, device):
         os.environ["CUDA_VISIBLE_DEVICES"] = visible
     if cfg["deterministic"]:
         compat.set_deterministic(True)
+    compat.set_cudnn_benchmark(cfg["cudnn_benchmark"])
     return runtime
 
 

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 __all__ = ["nonzero_indices", "scatter_min_int64", "grid_sample", "load_checkpoint",
-           "set_deterministic", "set_tf32", "tf32_flags", "cudnn_version"]
+           "set_deterministic", "set_cudnn_benchmark", "set_tf32", "tf32_flags", "cudnn_version"]
 
 
 def nonzero_indices(mask):
@@ -100,6 +100,12 @@ def set_deterministic(enabled):
             torch.use_deterministic_algorithms(bool(enabled), warn_only=True)  # 1.11+
         else:
             torch.use_deterministic_algorithms(bool(enabled))
+
+
+def set_cudnn_benchmark(enabled):
+    """Force cuDNN's algorithm autotuner on or off; None leaves what the trainer's setup chose."""
+    if enabled is not None:
+        torch.backends.cudnn.benchmark = bool(enabled)
 
 
 def set_tf32(enabled):

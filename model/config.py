@@ -88,6 +88,7 @@ DEFAULTS = {
     "clip_threshold": 5.0,       # the report's 5; max norm for 'norm', max |g| for 'value'
     "seed": 0,
     "deterministic": False,      # deterministic algorithms (GPU: cuDNN deterministic, CUBLAS workspace)
+    "cudnn_benchmark": None,     # GPU: cuDNN's autotuner; None = as each implementation sets it (ours off, the authors' on)
     "tf32": False,               # GPU: real TF32 flags; CPU: emulated by rounding conv inputs/weights to 10-bit mantissa
     "cpu_isa": "native",         # CPU kernel set: 'native' | 'avx512' | 'avx2' | 'default' (model/cpu_isa.py)
     # fault injection, for the harness's reliability tests
@@ -128,6 +129,7 @@ _CHOICES = {
     "perceptual": ("auto", "on", "off"),
     "clip": ("none", "norm", "value"),
     "cpu_isa": ("native", "avx512", "avx2", "default"),
+    "cudnn_benchmark": (None, True, False),
     "builtin_version": (4, 5),   # model/builtin_data.py: add one when the faces change
 }
 _POSITIVE = ("batch_size", "num_epochs", "lr", "log_every", "checkpoint_every", "image_size",

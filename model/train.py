@@ -91,6 +91,7 @@ def train(cfg, out_dir, log=print):
     if cfg["threads"]:
         torch.set_num_threads(cfg["threads"])
     compat.set_deterministic(cfg["deterministic"])
+    compat.set_cudnn_benchmark(cfg["cudnn_benchmark"])
     seed_everything(cfg["seed"])
     os.makedirs(os.path.join(out_dir, "checkpoints"), exist_ok=True)
     data_dir = data_dir_for(cfg, out_dir, log)

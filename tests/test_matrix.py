@@ -286,3 +286,19 @@ def test_override_with_a_bad_value_names_its_line(tmp_path):
     with pytest.raises(CellConfigError) as e:
         expand(load_study(write(tmp_path, OVERRIDDEN.replace("num_epochs: 2", "clip_threshold: -1"))))
     assert "%s:12" % (tmp_path / "m.yml") in str(e.value) and "clip_threshold" in str(e.value)
+
+
+@pytest.mark.parametrize("key, earlier, later", [("builtin_version", 4, 5), ("cudnn_benchmark", None, True),
+                                                 ("cpu_isa", "native", "avx2")])
+def test_a_key_added_later_keeps_the_ids_of_cells_from_before_it(key, earlier, later):
+    """A cell written before `key` existed computed what `earlier` means: same id; `later` is new work."""
+    cell = expand(load_study(ROOT / "matrix.yml"))[0]
+    before = {k: v for k, v in cell.config.items() if k != key}
+    assert cell_hash(cell.axis, dict(before, **{key: earlier}), cell.stack) == cell_hash(cell.axis, before, cell.stack)
+    assert cell_hash(cell.axis, dict(before, **{key: later}), cell.stack) != cell_hash(cell.axis, before, cell.stack)
+
+
+def test_cudnn_benchmark_is_a_factor_axis(tmp_path):
+    study = CPU.replace("  clip: [none, norm]\n", "  clip: [none, norm]\n  cudnn_benchmark: [true, false]\n")
+    cells = expand(load_study(write(tmp_path, study)))
+    assert sorted(c.config["cudnn_benchmark"] for c in cells if c.axis["clip"] == "none") == [False, False, True, True]
