@@ -117,10 +117,15 @@ def _mark_spikes(ax, cell_curves: list, field: str, color) -> None:
 
 
 def _scale(ax) -> None:
-    """Log y when all data are positive, else symlog (the confidence-weighted loss can be < 0)."""
-    low = min((np.nanmin(np.asarray(l.get_ydata(), dtype=float)) for l in ax.get_lines()
-               if len(l.get_ydata())), default=1.0)
-    ax.set_yscale("log" if low > 0 else "symlog")
+    """Log y when all data are positive; the confidence-weighted loss can be < 0: then linear,
+    or symlog (linear within +-1) when a spike reaches past 10."""
+    data = [np.asarray(l.get_ydata(), dtype=float) for l in ax.get_lines() if len(l.get_ydata())]
+    low = min((np.nanmin(d) for d in data), default=1.0)
+    reach = max((np.nanmax(np.abs(d)) for d in data), default=1.0)
+    if low > 0:
+        ax.set_yscale("log")
+    elif reach > 10:
+        ax.set_yscale("symlog", linthresh=1.0)
 
 
 def _grid(n: int, width: float, height: float):
