@@ -134,3 +134,13 @@ def test_empty_results_still_render(tmp_path):
     md = (tmp_path / "reports" / "table3.md").read_text()
     assert md.count("not run") == 14  # 7 rows x 2 tables
     assert (tmp_path / "reports" / "fig8_losses.png").read_bytes()[:8] == PNG_MAGIC
+
+
+def test_fig7_shows_a_factor_studys_baseline_cell_not_its_variant():
+    import pandas as pd
+    from harness.report.figures import fig7_cells
+    df = pd.DataFrame({"cell_id": ["tf32-on", "baseline"], "stack": "cpu", "impl": "ours", "clip": "none",
+                       "stack_cuda": None, "seed": 0, "state": "done", "tf32": [True, False],
+                       "samples_grid": "grid.png"})
+    (_, _, _, cell), = fig7_cells(df)
+    assert cell["cell_id"] == "baseline"

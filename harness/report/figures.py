@@ -17,7 +17,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from model.config import DEFAULTS  # noqa: E402
+
 from .. import spikes  # noqa: E402
+from ..matrix import FACTOR_AXES  # noqa: E402
 from .cellplots import save_png  # noqa: E402
 from .grids import STRETCH_CAPTION, draw_grid  # noqa: E402
 from .rows import impl_name, row_order, variant_axes  # noqa: E402
@@ -179,12 +182,15 @@ def grad_norms(df: pd.DataFrame, curves: dict, path: str | Path) -> Path:
 
 
 def _pick(cells: pd.DataFrame) -> pd.Series | None:
-    """The cell whose grid Fig. 7 shows: finished ones first, then the lowest seed."""
+    """The cell whose grid Fig. 7 shows: finished ones first, then those with every factor axis
+    at the trainer's default (a factor study's baseline), then the lowest seed."""
     cells = cells[cells["samples_grid"].notna()]
     if cells.empty:
         return None
     rank = cells["state"].map({"done": 0, "diverged": 1}).fillna(2)
-    return cells.assign(_rank=rank).sort_values(["_rank", "seed"], key=None).iloc[0]
+    off = sum((cells[a].map(str).str.lower() != str(DEFAULTS[a]).lower()).astype(int)
+              for a in FACTOR_AXES if a in cells.columns)
+    return cells.assign(_rank=rank, _off=off).sort_values(["_rank", "_off", "seed"]).iloc[0]
 
 
 def fig7_cells(df: pd.DataFrame) -> list[tuple[str, str, str, pd.Series | None]]:
