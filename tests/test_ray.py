@@ -201,7 +201,8 @@ def test_without_a_shared_filesystem_the_head_writes_the_returned_folder(tmp_pat
 @pytest.mark.ray
 def test_cancel_leaves_the_cell_resumable_and_the_local_executor_finishes_it(tmp_path, executor):
     from harness.executors.local import LocalExecutor, LocalSettings
-    (cell,) = cells_of(study(tmp_path, config="{builtin_num_train: 128, num_epochs: 2}"))
+    # 128 iterations: the cancel must land mid-run even when a loaded machine delays it
+    (cell,) = cells_of(study(tmp_path, config="{builtin_num_train: 256, num_epochs: 2}"))
     run_dir = tmp_path / "results" / cell.cell_id
     prepare(run_dir, cell, threads=1, executor="ray")
     sub = executor.submit(cell, run_dir)

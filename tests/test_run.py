@@ -100,7 +100,7 @@ def test_kill_9_mid_cell_then_rerun_resumes_from_checkpoint(tmp_path):
     # 2 cells of 32 iterations (checkpoint every 4); kill repro -9 while the second trains
     matrix = study(tmp_path, clip="[none, norm]", config="{builtin_num_train: 64, num_epochs: 2}")
     results = tmp_path / "results"
-    proc = start_repro("run", "--matrix", matrix, "--results", results)
+    proc = start_repro("run", "--matrix", matrix, "--results", results, "-j", "1")  # one cell after the other
     first, second = _cells_in_order(matrix, results)
     wait_for(lambda: (results / second / "checkpoints" / "last.pt").exists()
              and status_of(results / first)["state"] == "done", what="second cell's first checkpoint")
