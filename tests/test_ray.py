@@ -201,8 +201,9 @@ def test_without_a_shared_filesystem_the_head_writes_the_returned_folder(tmp_pat
 @pytest.mark.ray
 def test_cancel_leaves_the_cell_resumable_and_the_local_executor_finishes_it(tmp_path, executor):
     from harness.executors.local import LocalExecutor, LocalSettings
-    # 128 iterations: the cancel must land mid-run even when a loaded machine delays it
-    (cell,) = cells_of(study(tmp_path, config="{builtin_num_train: 256, num_epochs: 2}"))
+    # 512 tiny iterations (several seconds): Ray's cancel takes about a second to reach the task,
+    # and a 64-iteration cell sometimes finished first
+    (cell,) = cells_of(study(tmp_path, config="{builtin_num_train: 1024, num_epochs: 2}"))
     run_dir = tmp_path / "results" / cell.cell_id
     prepare(run_dir, cell, threads=1, executor="ray")
     sub = executor.submit(cell, run_dir)
@@ -219,7 +220,7 @@ def test_cancel_leaves_the_cell_resumable_and_the_local_executor_finishes_it(tmp
     assert result.state == "done", result.reason
     log = (run_dir / "stdout.log").read_text()
     assert "resuming from" in log and log.count(DONE_LINE) == 1
-    assert jsonl_iters(run_dir) == list(range(64))
+    assert jsonl_iters(run_dir) == list(range(512))
 
 
 @pytest.mark.ray
