@@ -7,10 +7,8 @@ through the docker executor. Without an engine these tests skip, except under CI
 The lint of the fetch step in every image that has one needs no engine.
 """
 import json
-import os
 import re
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -19,17 +17,12 @@ from harness import images
 from harness.executors.docker import DockerExecutor, DockerSettings
 from tests.helpers import cells
 from tests.helpers.cells import run_to_end
+from tests.helpers.engine import local_base
 from tests.helpers.vgg import stand_in_weights
 
 ROOT = Path(__file__).resolve().parents[1]
 BASE_STACK = "cpu-torch1.8"
 STACK = "vgg-stand-in"  # a test-only stack: its image is repro-unsup3d:vgg-stand-in
-
-
-def _unavailable(reason):
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail("CI=true but %s" % reason)
-    pytest.skip(reason)
 
 
 def fetch_block(dockerfile: Path) -> str:
@@ -40,22 +33,10 @@ def fetch_block(dockerfile: Path) -> str:
 
 
 @pytest.fixture(scope="module")
-def client():
-    try:
-        c = images.connect()
-    except images.ImageError as e:
-        _unavailable(str(e))
-    yield c
-    c.close()
-
-
-@pytest.fixture(scope="module")
 def image(client, tmp_path_factory):
     """repro-unsup3d:vgg-stand-in: the cpu-torch1.8 image plus its own fetch step, fed a stand-in."""
     if images.image_info(client, BASE_STACK) is None:
-        if not shutil.which("debootstrap"):
-            _unavailable("debootstrap is not installed (docker/setup-engine.sh installs it)")
-        subprocess.run([str(ROOT / "docker" / "make-base.sh"), "repro-base:bullseye"], check=True)
+        local_base(client, "repro-base:bullseye")
         images.build(client, BASE_STACK)
     context = tmp_path_factory.mktemp("vgg-context")
     weights = stand_in_weights(context)
