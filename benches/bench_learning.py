@@ -24,7 +24,8 @@ import numpy as np
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from harness.spikes import LOG_FIELDS, spike_stats  # noqa: E402
+from harness.collect import read_train_logs  # noqa: E402
+from harness.spikes import spike_stats  # noqa: E402
 from model.builtin_data import ensure_builtin  # noqa: E402
 from model.config import resolve  # noqa: E402
 from model.train import train  # noqa: E402
@@ -39,8 +40,8 @@ def train_seed(user, seed, root):
     if code != 0:
         return {"seed": seed, "exit": code, "seconds": seconds}
     scores = json.loads((out / "eval.json").read_text())
-    records = [json.loads(line) for line in (out / "train.jsonl").read_text().splitlines() if line]
-    cols = {k: np.array([r.get(k, np.nan) for r in records], dtype=float) for k in LOG_FIELDS}
+    (log,) = read_train_logs([out / "train.jsonl"])  # the collector's own reader
+    cols = log.columns
     return {"seed": seed, "exit": 0, "seconds": seconds,
             "side": scores["side_mean"] * 100, "mad": scores["mad_mean"],
             "flat_side": scores["flat_side_mean"] * 100, "flat_mad": scores["flat_mad_mean"],
