@@ -9,7 +9,10 @@ For each preset (`cpu-small`, `paper`), in one process on the same threads:
   the steps so load from other processes hits both alike; the ratio is printed as
   `NN% of the matmul peak`;
 - the renderer's share of the step: torch.profiler time of the depth rasterizer's
-  forward (render_depth) and backward (_RasterizeDepthBackward) over the step's.
+  forward (render_depth) and backward (_RasterizeDepthBackward) over the step's;
+- the networks' own ceiling: FLOPs and GFLOP/s of the five networks' forward and backward
+  alone on the step's input (no renderer, losses or optimizer). The step cannot run at a
+  higher share of the peak than its convolutions do at these sizes.
 
 Then, with --compare-jobs, how to keep both cores busy across a study: steps/s of one
 `cpu-small` process on 2 threads against two processes on 1 thread each at once
@@ -93,6 +96,31 @@ def renderer_share(cfg, model, optimizer, images, steps=2):
     return render / totals["step"] if totals.get("step") else float("nan")
 
 
+def _networks_pass(model, images):
+    """Forward and backward of the five networks alone, as the step runs them."""
+    x = images * 2 - 1
+    total = 0
+    for net in model.nets.values():
+        out = net(x)
+        for o in (out if isinstance(out, tuple) else (out,)):
+            total = total + o.sum()
+    total.backward()
+
+
+def networks_ceiling(model, images, steps):
+    """(FLOPs, median ms) of the networks' forward + backward alone (see the module docstring)."""
+    from torch.utils.flop_counter import FlopCounterMode
+    with FlopCounterMode(display=False) as counter:
+        _networks_pass(model, images)
+    times = []
+    for _ in range(steps):
+        tic = time.perf_counter()
+        _networks_pass(model, images)
+        times.append(time.perf_counter() - tic)
+    model.zero_grad()
+    return counter.get_total_flops(), statistics.median(times) * 1000
+
+
 def time_preset(preset, steps):
     """Returns a dict of the preset's numbers (see the module docstring)."""
     cfg, model, optimizer, images = _build(preset)
@@ -107,8 +135,10 @@ def time_preset(preset, steps):
         peaks.append(_matmul_gflops(a, b))
     ms = statistics.median(times) * 1000
     peak = max(peaks)  # the least disturbed measurement is the closest to the limit
+    net_flops, net_ms = networks_ceiling(model, images, steps)
     return {"cfg": cfg, "flops": flops, "ms": ms, "gflops": flops / ms / 1e6, "peak": peak,
-            "render_share": renderer_share(cfg, model, optimizer, images)}
+            "render_share": renderer_share(cfg, model, optimizer, images),
+            "net_gflops": net_flops / net_ms / 1e6, "net_share": net_ms / ms}
 
 
 def _worker(preset, steps):
@@ -177,6 +207,9 @@ def main(argv=None):
               % (preset, cfg["batch_size"], cfg["image_size"], cfg["nf"], r["flops"] / 1e9, r["ms"],
                  r["gflops"], r["peak"], 100 * r["gflops"] / r["peak"], 100 * r["render_share"],
                  _peak_rss_mib()))
+        print("%-10s networks alone (forward + backward): %6.1f GFLOP/s, %3.0f%% of the matmul "
+              "peak, %3.0f%% of the step's time" % (preset, r["net_gflops"], 100 * r["net_gflops"] / r["peak"],
+                                                   100 * r["net_share"]))
     return 0
 
 
