@@ -29,6 +29,7 @@ import torch
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 sys.path.insert(0, ROOT)
 from model.config import resolve  # noqa: E402
+from model.train import make_optimizer  # noqa: E402
 from tests.helpers.author_code import build_author_and_ours, seeded_vgg_state  # noqa: E402
 
 WIDTHS = {
@@ -63,8 +64,7 @@ def main(argv=None):
     cfg = dict(resolve(user), perceptual=args.perceptual)
     theirs, ours = build_author_and_ours(cfg, seeded_vgg_state(0))
     theirs.init_optimizers()
-    optimizer = torch.optim.Adam([p for p in ours.nets.parameters() if p.requires_grad], lr=cfg["lr"],
-                                 betas=(0.9, 0.999), weight_decay=cfg["weight_decay"])
+    optimizer = make_optimizer(cfg, ours)  # what the trainer runs (compat.adam)
     images = _faces(args.batch)
     if images.shape[0] < args.batch:
         images = images.repeat((args.batch + images.shape[0] - 1) // images.shape[0], 1, 1, 1)[:args.batch]

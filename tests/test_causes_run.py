@@ -9,6 +9,7 @@ One study of 15 tiny cells (about a minute on 2 cores):
   differ only by seed, and `repro compare` must not call them different.
 """
 import json
+import shutil
 import subprocess
 import sys
 
@@ -86,7 +87,6 @@ def test_deterministic_trains_bit_identically_on_cpu(study):
 
 
 def test_a_planted_side_offset_is_found_inside_its_interval(study, tmp_path):
-    import shutil
     planted = tmp_path / "results"
     shutil.copytree(study, planted)
     noise = np.random.RandomState(0).normal(0.0, PLANTED_SIDE / 5, size=5)
