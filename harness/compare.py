@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from typing import Iterable, Sequence
 
 import numpy as np
@@ -113,13 +114,24 @@ def factor_column(df: pd.DataFrame, key: str) -> str:
     raise CompareError("no factor %r in the results; known: %s" % (key, ", ".join(known) or "none"))
 
 
+_NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+
+
+def canonical(value) -> str:
+    """One spelling per value: 'none' for missing, lower case, numbers as floats (5 == 5.0)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "none"
+    text = str(value).strip().lower()
+    return repr(float(text)) if not isinstance(value, bool) and _NUMBER.match(text) else text
+
+
 def normalized(values: pd.Series) -> pd.Series:
-    return values.map(lambda v: "none" if v is None or (isinstance(v, float) and math.isnan(v)) else str(v).lower())
+    return values.map(canonical)
 
 
 def _select(df: pd.DataFrame, selectors: Iterable[tuple]) -> pd.DataFrame:
     for key, value in selectors:
-        df = df[normalized(df[factor_column(df, key)]) == value.lower()]
+        df = df[normalized(df[factor_column(df, key)]) == canonical(value)]
     return df
 
 
@@ -191,7 +203,7 @@ def compare(df: pd.DataFrame, side_a: str, side_b: str, where: Sequence[str] = (
     (fa, va), (fb, vb) = parse_selector(side_a, "group A"), parse_selector(side_b, "group B")
     if fa != fb:
         raise CompareError("the two groups name different factors (%s, %s); compare one factor at a time" % (fa, fb))
-    if va.lower() == vb.lower():
+    if canonical(va) == canonical(vb):
         raise CompareError("both groups are %s=%s; name two different values" % (fa, va))
     df = _select(df, [parse_selector(w, "--where") for w in where])
     factor_col = factor_column(df, fa)

@@ -93,3 +93,11 @@ def test_causes_md_corrects_across_hypotheses_and_names_missing_cells(tmp_path):
     text = (tmp_path / "causes.md").read_text()
     assert "tf32 false -> true" in text and "an effect at 95%" in text and (tmp_path / "causes.png").stat().st_size > 0
     assert paths[0].name == "causes.md"
+
+
+def test_a_number_matches_however_it_is_spelt():
+    df = _cells([False, True], range(5), side_offset={True: 0.002})
+    df = df.assign(clip_threshold=df["tf32"].map({False: 5.0, True: 1.0}), tf32=False)
+    assert cmp.compare(df, "clip_threshold=5", "clip_threshold=1").effects[0].significant
+    with pytest.raises(cmp.CompareError, match="name two different values"):
+        cmp.compare(df, "clip_threshold=5", "clip_threshold=5.0")

@@ -20,7 +20,7 @@ import pandas as pd  # noqa: E402
 from model.config import DEFAULTS  # noqa: E402
 
 from .. import spikes  # noqa: E402
-from ..compare import normalized  # noqa: E402
+from ..compare import canonical, normalized  # noqa: E402
 from ..matrix import FACTOR_AXES  # noqa: E402
 from .cellplots import save_png  # noqa: E402
 from .grids import STRETCH_CAPTION, draw_grid  # noqa: E402
@@ -189,7 +189,7 @@ def _pick(cells: pd.DataFrame) -> pd.Series | None:
     if cells.empty:
         return None
     rank = cells["state"].map({"done": 0, "diverged": 1}).fillna(2)
-    off = sum((normalized(cells[a]) != str(DEFAULTS[a]).lower()).astype(int)
+    off = sum((normalized(cells[a]) != canonical(DEFAULTS[a])).astype(int)
               for a in FACTOR_AXES if a in cells.columns)
     return cells.assign(_rank=rank, _off=off).sort_values(["_rank", "_off", "seed"]).iloc[0]
 
