@@ -21,7 +21,7 @@ Columns of the table (`COLUMNS`, in this order; unknown extra axes follow as
   strings: `env.python, env.torch, env.cuda, env.cudnn, env.device, env.gpu,
   env.capability, env.driver, env.tf32, env.tf32_mode, env.deterministic,
   env.cudnn_benchmark, env.cublas_workspace, env.image_digest, env.git_sha,
-  env.host`; `env_json` keeps the whole file for the report's details
+  env.host, env.cpu_model, env.cpu_capability, env.blas, env.onednn`; `env_json` keeps the whole file for the report's details
 - `perceptual` (bool, None when unknown) and `perceptual_reason`
 - evaluation (eval.json): `side_mean, side_std, mad_mean, mad_std, n_images`
   (SIDE in plain units; reports multiply by 100); `flat_side_mean`,
@@ -83,6 +83,10 @@ ENV_FIELDS = {
     "image_digest": "image_digest",
     "git_sha": "git_sha",
     "host": "host",
+    "cpu_model": "cpu_model",            # the CPU kernels: the CPU analogue of the GPU and CUDA
+    "cpu_capability": "cpu_capability",  # ATen's kernel set (AVX2, AVX512, DEFAULT)
+    "blas": "blas",
+    "onednn": "onednn",
 }
 
 COLUMNS = (

@@ -101,3 +101,12 @@ def test_a_number_matches_however_it_is_spelt():
     assert cmp.compare(df, "clip_threshold=5", "clip_threshold=1").effects[0].significant
     with pytest.raises(cmp.CompareError, match="name two different values"):
         cmp.compare(df, "clip_threshold=5", "clip_threshold=5.0")
+
+
+def test_groups_by_the_cpu_kernels_env_json_records():
+    # the same cells on two machines: cpu_isa native on both, ATen's kernel set differs
+    df = _cells([False, True], range(5), side_offset={True: 0.002})
+    df = df.assign(**{"env.cpu_capability": df["tf32"].map({False: "AVX2", True: "AVX512"}), "tf32": False})
+    result = cmp.compare(df, "cpu_capability=avx2", "cpu_capability=avx512")
+    assert result.effects[0].metric == "SIDE" and result.effects[0].significant
+    assert "cpu_capability (avx2 -> avx512): an effect at 95%" in result.verdict
