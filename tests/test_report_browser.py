@@ -22,10 +22,15 @@ pytestmark = [pytest.mark.slow,
 
 A, B = "dddd11112222", "eeee33334444"
 
-_PROBE = """<script>
+# Two parts: the error listener goes first in the document, before any <img> is parsed (a
+# missing file:// image can fail before a listener at the end of <body> exists); the report
+# of what loaded goes last.
+_LISTEN = """<script>
 var errors = [];
 window.addEventListener('error', function (e) {
   errors.push(e.target && e.target.src ? 'load ' + e.target.src : 'script ' + e.message); }, true);
+</script>"""
+_PROBE = """<script>
 window.addEventListener('load', function () {
   var broken = [].slice.call(document.images).filter(function (i) { return !(i.complete && i.naturalWidth > 0); })
     .map(function (i) { return i.src; });
@@ -49,7 +54,10 @@ def reports(tmp_path_factory):
 def _load(page: Path) -> dict:
     """Open a probe copy of page in headless Chromium; return what the probe saw."""
     probe = page.with_name("_probe-" + page.name)
-    probe.write_text(page.read_text().replace("</body>", _PROBE + "</body>"))
+    html = page.read_text()
+    doctype = re.match(r"(?is)\s*<!doctype[^>]*>", html)
+    head = doctype.end() if doctype else 0
+    probe.write_text(html[:head] + _LISTEN + html[head:].replace("</body>", _PROBE + "</body>"))
     res = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=10000",
                           "--enable-logging=stderr", "--v=0", "--dump-dom", probe.as_uri()], capture_output=True, text=True, timeout=120)
     probe.unlink()
