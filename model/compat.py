@@ -111,9 +111,9 @@ def set_cudnn_benchmark(enabled):
 def adam(params, **options):
     """torch.optim.Adam on the multi-tensor ("foreach") kernels where this torch has them (1.12+).
 
-    On CPU they update every parameter bit for bit as the per-parameter loop does, in about
-    half the time of cpu-small's 88 small tensors (benches/bench_train_step.py); older torch
-    gets the loop.
+    On CPU they update every parameter bit for bit as the per-parameter loop does, and
+    1.1-1.8x faster over cpu-small's 88 small tensors (measured on a 2-core AVX2 machine);
+    older torch gets the loop.
     """
     if "foreach" in inspect.signature(torch.optim.Adam.__init__).parameters:
         options["foreach"] = True

@@ -137,7 +137,6 @@ def test_empty_results_still_render(tmp_path):
 
 
 def test_fig7_shows_a_factor_studys_baseline_cell_not_its_variant():
-    import pandas as pd
     from harness.report.figures import fig7_cells
     df = pd.DataFrame({"cell_id": ["tf32-on", "baseline"], "stack": "cpu", "impl": "ours", "clip": "none",
                        "stack_cuda": None, "seed": 0, "state": "done", "tf32": [True, False],
