@@ -40,7 +40,13 @@ def load_vgg_state(path):
 
 
 class PerceptualLoss(nn.Module):
-    """Distance of relu3_3 features, images in [-1, 1]; VGG weights are frozen."""
+    """Distance of relu3_3 features, images in [-1, 1]; VGG weights are frozen.
+
+    ``forward(recons, target, masks, sigmas)`` scores several reconstructions (the
+    predicted and the mirrored one) against one target in a single VGG pass, so the
+    target's features are computed once: 3B images through VGG instead of 4B. Each
+    returned loss is the original's ``PerceptualLoss(recon, target, mask, sigma)``.
+    """
 
     def __init__(self, vgg_state=None):
         super(PerceptualLoss, self).__init__()
@@ -50,13 +56,21 @@ class PerceptualLoss(nn.Module):
         if vgg_state is not None:
             self.vgg.load_torchvision(vgg_state)
 
-    def forward(self, im1, im2, mask=None, conf_sigma=None):
-        both = (torch.cat([im1, im2], 0) / 2 + 0.5 - self.mean_rgb) / self.std_rgb
-        f1, f2 = torch.chunk(self.vgg(both), 2, dim=0)  # (B, 256, S/4, S/4) each
-        loss = (f1 - f2) ** 2
-        if conf_sigma is not None:
-            loss = loss / (2 * conf_sigma ** 2 + EPS) + (conf_sigma + EPS).log()
-        if mask is not None:
-            scale = mask.shape[2] // loss.shape[2], mask.shape[3] // loss.shape[3]
-            mask = F.avg_pool2d(mask, kernel_size=scale, stride=scale)
-        return _masked_mean(loss, mask)
+    def forward(self, recons, target, masks, sigmas):
+        """recons: list of (B, C, H, W); target (B, C, H, W); masks and sigmas: one per recon
+        ((B, 1, H, W) or None). Returns a list of scalars, one per recon."""
+        both = (torch.cat(list(recons) + [target], 0) / 2 + 0.5 - self.mean_rgb) / self.std_rgb
+        *recon_features, target_features = torch.chunk(self.vgg(both), len(recons) + 1, dim=0)
+        return [_feature_distance(f, target_features, mask, sigma)
+                for f, mask, sigma in zip(recon_features, masks, sigmas)]
+
+
+def _feature_distance(f1, f2, mask, conf_sigma):
+    """(B, 256, S/4, S/4) features -> the confidence-weighted mean squared distance."""
+    loss = (f1 - f2) ** 2
+    if conf_sigma is not None:
+        loss = loss / (2 * conf_sigma ** 2 + EPS) + (conf_sigma + EPS).log()
+    if mask is not None:
+        scale = mask.shape[2] // loss.shape[2], mask.shape[3] // loss.shape[3]
+        mask = F.avg_pool2d(mask, kernel_size=scale, stride=scale)
+    return _masked_mean(loss, mask)

@@ -154,8 +154,8 @@ class PhotoGeoAutoencoder(nn.Module):
         }
         total = losses["l1"] + cfg["lam_flip"] * losses["l1_flip"]
         if self.perceptual is not None:
-            losses["perc"] = self.perceptual(recon[:b], x, mask[:b], out.conf_perc)
-            losses["perc_flip"] = self.perceptual(recon[b:], x, mask[b:], out.conf_perc_flip)
+            losses["perc"], losses["perc_flip"] = self.perceptual(
+                [recon[:b], recon[b:]], x, [mask[:b], mask[b:]], [out.conf_perc, out.conf_perc_flip])
             total = total + cfg["lam_perc"] * (losses["perc"] + cfg["lam_flip"] * losses["perc_flip"])
         if cfg["lam_depth_sm"]:
             losses["depth_sm"] = self._depth_smoothness(out.canon_depth_unclamped)
