@@ -38,7 +38,7 @@ import torch.nn as nn
 from .config import ConfigError
 from .data import make_loaders
 from .env import fingerprint
-from .evaluate import Scores, score_batch
+from .evaluate import join_scores, score_batch
 from .exitcodes import EXIT_DIVERGED, EXIT_DONE, EXIT_TERMINATED
 from .geometry import intrinsics
 from .networks import NETWORK_NAMES
@@ -216,8 +216,9 @@ def save_author_samples(cfg, model, loader, path):
 
 
 def evaluate_author(cfg, model, loader, device):
-    """Per-image SIDE/MAD as their forward computes them (acc_sie_masked, acc_normal_masked),
-    and the flat-depth baseline by our metric code, as a model.evaluate.Scores."""
+    """Per-image SIDE and published MAD as their forward computes them (acc_sie_masked,
+    acc_normal_masked); the exact angle, the flat-depth baseline and the floor by our metric
+    code on their depth and normals, as a model.evaluate.Scores."""
     camera = types.SimpleNamespace(K=intrinsics(cfg["image_size"], cfg["fov"]).to(device))
     margin = (cfg["max_depth"] - cfg["min_depth"]) / 2
     parts = []
@@ -227,11 +228,10 @@ def evaluate_author(cfg, model, loader, device):
         out = types.SimpleNamespace(recon_depth=model.recon_depth, recon_normal=model.recon_normal,
                                     recon_valid=(model.recon_depth < cfg["max_depth"] + margin).float())
         with torch.no_grad():
-            _, _, flat_side, flat_mad = score_batch(cfg, out, depth_image.to(device), camera)
-        parts.append([model.acc_sie_masked[:b].detach().cpu().double(),
-                      model.acc_normal_masked[:b].detach().cpu().double(),
-                      flat_side.cpu().double(), flat_mad.cpu().double()])
-    return Scores(*[torch.cat([p[i] for p in parts]) for i in range(4)])
+            scores = score_batch(cfg, out, depth_image.to(device), camera)
+        scores.update(side=model.acc_sie_masked[:b], mad_published=model.acc_normal_masked[:b])
+        parts.append(scores)
+    return join_scores(parts)
 
 
 # ---------------------------------------------------------------------------
