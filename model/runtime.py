@@ -13,7 +13,7 @@ import torch
 from .config import VGG_ENV, VGG_FROM_IMAGE, ConfigError
 from .losses import load_vgg_state
 from .photogeo import PhotoGeoAutoencoder
-from .precision import emulate_tf32
+from .precision import emulate_tf32_conv, emulate_tf32_matmul
 from .runfiles import write_json
 
 __all__ = ["CHECKPOINT", "Diverged", "Terminated", "device_for", "seed_everything", "data_dir_for", "perceptual_setup",
@@ -98,11 +98,14 @@ def _vgg_file(cfg, environ):
 
 
 def set_precision(cfg, modules, device):
-    """TF32 convolutions on CPU, emulated by rounding their operands (cfg settled by model.numerics;
-    on a GPU the real flags are set by model.numerics.apply_flags)."""
-    if cfg["tf32"] is True and device.type != "cuda":
+    """TF32 on CPU, emulated (model/precision.py): conv operands in `modules`, and the matmuls of
+    model/geometry.py. cfg is settled by model.numerics; on a GPU the real flags are set by
+    model.numerics.apply_flags instead."""
+    on_cpu = device.type != "cuda"
+    if cfg["tf32"] is True and on_cpu:
         for module in modules:
-            emulate_tf32(module)
+            emulate_tf32_conv(module)
+    emulate_tf32_matmul(cfg["tf32_matmul"] is True and on_cpu)
 
 
 def build_model(cfg, device, vgg_state=None):

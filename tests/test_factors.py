@@ -117,9 +117,10 @@ def test_settle_then_apply_sets_the_flags_for_either_trainer():
                      "tf32_conv": before[2]["cudnn_allow_tf32"], "tf32_matmul": before[2]["matmul_allow_tf32"]})
 
 
-def test_matmul_tf32_on_cpu_is_refused_in_one_line():
-    with pytest.raises(ConfigError, match="^tf32_matmul: true is not emulated on CPU"):
-        settle(resolve({"tf32_matmul": True}), torch.device("cpu"))
+def test_matmul_tf32_on_cpu_is_ours_only_and_refused_for_the_authors_in_one_line():
+    assert settle(resolve({"tf32_matmul": True}), torch.device("cpu"))[1]["tf32_matmul"] is True
+    with pytest.raises(ConfigError, match="^tf32_matmul: true is emulated on CPU in our geometry only"):
+        settle(resolve({"tf32_matmul": True, "impl": "author"}), torch.device("cpu"))
 
 
 @pytest.mark.slow
