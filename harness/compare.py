@@ -32,7 +32,8 @@ __all__ = ["CompareError", "Effect", "Comparison", "METRICS", "DESIGN_KEYS", "MI
            "parse_selector", "factor_column", "design_columns", "normalized", "ended_seeds",
            "compare_groups", "compare"]
 
-# metric name -> (table column, which cells count, unit shown)
+# metric name -> (table column, which cells count, unit shown); MAD is the exact angle (eval.json
+# mad_mean): Table 3's published formula adds a floor of a few degrees that no factor moves
 METRICS = {
     "SIDE": ("side_mean", "done", "x1e-2"),
     "MAD": ("mad_mean", "done", "deg"),
