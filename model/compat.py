@@ -11,8 +11,9 @@ import os
 import torch
 import torch.nn.functional as F
 
-__all__ = ["nonzero_indices", "scatter_min_int64", "grid_sample", "GRID_SAMPLE_HAS_ALIGN", "load_checkpoint", "adam",
-           "set_deterministic", "set_cudnn_benchmark", "set_tf32", "tf32_flags", "cudnn_version"]
+__all__ = ["nonzero_indices", "scatter_min_int64", "grid_sample", "GRID_SAMPLE_HAS_ALIGN", "load_checkpoint",
+           "adam_impls", "adam", "HAS_CHANNELS_LAST", "HAS_COMPILE", "compile_module", "set_deterministic",
+           "set_cudnn_benchmark", "set_tf32", "tf32_flags", "cudnn_version"]
 
 
 def nonzero_indices(mask):
@@ -106,16 +107,52 @@ def set_cudnn_benchmark(enabled):
     torch.backends.cudnn.benchmark = bool(enabled)
 
 
-def adam(params, **options):
-    """torch.optim.Adam on the multi-tensor ("foreach") kernels where this torch has them (1.12+).
+def adam_impls(device):
+    """Which of Adam's kernels this torch has for parameters on `device`: loop, foreach, fused.
 
-    On CPU they update every parameter bit for bit as the per-parameter loop does, and
-    1.1-1.8x faster over cpu-small's 88 small tensors (measured on a 2-core AVX2 machine);
-    older torch gets the loop.
+    foreach came in 1.12 (the argument; CUDA only before 2.0's CPU foreach ops), fused in
+    2.0 for CUDA and 2.4 for CPU: each is probed by building an Adam over one tensor there.
     """
-    if "foreach" in inspect.signature(torch.optim.Adam.__init__).parameters:
-        options["foreach"] = True
+    found = ["loop"]
+    for impl in ("foreach", "fused"):
+        if impl not in inspect.signature(torch.optim.Adam.__init__).parameters:
+            continue
+        probe = torch.zeros(1, device=device, requires_grad=True)
+        probe.grad = torch.zeros_like(probe)
+        try:
+            adam([probe], impl).step()
+        except (RuntimeError, TypeError, ValueError):
+            continue
+        found.append(impl)
+    return tuple(found)
+
+
+def adam(params, impl, **options):
+    """torch.optim.Adam on the kernels `impl` names (see adam_impls for which torch has which).
+
+    loop is the per-parameter loop of torch 1.x, the original's; torch >= 2.0 would pick
+    foreach on CUDA by itself, hence foreach=False where the argument exists. On CPU
+    foreach updates every parameter bit for bit as the loop does; fused differs by ulps.
+    """
+    has_choice = "foreach" in inspect.signature(torch.optim.Adam.__init__).parameters
+    if impl == "foreach" or (impl == "loop" and has_choice):
+        options["foreach"] = impl == "foreach"
+    elif impl == "fused":
+        options["fused"] = True
     return torch.optim.Adam(params, **options)
+
+
+# torch 1.5 added channels_last, 2.0 torch.compile
+HAS_CHANNELS_LAST = hasattr(torch, "channels_last")
+HAS_COMPILE = hasattr(torch, "compile")
+
+
+def compile_module(module, mode):
+    """torch.compile `module` in place (its state_dict keys unchanged); 2.2 added Module.compile."""
+    if hasattr(module, "compile"):
+        module.compile(mode=mode)
+    else:
+        module.forward = torch.compile(module.forward, mode=mode)
 
 
 def set_tf32(conv, matmul):

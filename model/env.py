@@ -8,6 +8,7 @@ import sys
 import torch
 
 from . import compat
+from .factors import SPEED
 
 __all__ = ["fingerprint"]
 
@@ -81,6 +82,7 @@ def fingerprint(cfg, device, perceptual_reason, in_force):
         "renderer": cfg["renderer"],
         "align_corners": cfg["align_corners"],
         "perceptual": cfg["perceptual"],
+        "speed": dict((key, cfg[key]) for key in SPEED),  # compile, memory_format, optimizer_impl
         "perceptual_reason": perceptual_reason,
         "image_digest": os.environ.get("REPRO_IMAGE_DIGEST"),
         "image": os.environ.get("REPRO_IMAGE"),

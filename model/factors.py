@@ -12,11 +12,13 @@ Python 3.6 compatible.
 """
 from collections import namedtuple
 
-__all__ = ["STACK", "SCHEMA_ONE", "Factor", "FACTORS", "FACTOR_NAMES", "NUMERICS", "IN_FORCE_KEYS",
-           "by_name", "later_keys", "torch_version", "in_force", "describe_in_force"]
+__all__ = ["STACK", "SCHEMA_ONE", "COMPILE_MODES", "SPEED", "Factor", "FACTORS", "FACTOR_NAMES", "NUMERICS",
+           "IN_FORCE_KEYS", "by_name", "later_keys", "torch_version", "in_force", "describe_in_force"]
 
 STACK = "stack"          # a numerics factor's value: as this stack ships (see in_force)
 SCHEMA_ONE = "schema 1"  # `before` of a key every cell has hashed since cell ids began
+# torch.compile's modes (reduce-overhead: CUDA graphs, no effect on CPU; max-autotune: benchmarks kernels)
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")
 
 # name: trainer key; values: allowed values (None: any number > 0); default: model.config.DEFAULTS'
 # value; before: the value cells had before the key existed (a key at that value is left out of
@@ -41,9 +43,17 @@ FACTORS = (
     Factor("cpu_isa", ("native", "avx512", "avx2", "default"), "native", "native", None,
            "CPU kernel set (model/cpu_isa.py)"),
     Factor("lr", None, 1e-4, SCHEMA_ONE, None, "Adam learning rate"),
+    # speed options that may change the arithmetic (issue 30); impl ours only (model/numerics.py)
+    Factor("compile", ("off",) + COMPILE_MODES, "off", "off", None,
+           "torch.compile of the five networks (torch >= 2.0): off | one of its modes"),
+    Factor("memory_format", ("contiguous", "channels_last"), "contiguous", "contiguous", None,
+           "the five networks' weights and activations: contiguous (NCHW) | channels_last (NHWC kernels)"),
+    Factor("optimizer_impl", ("loop", "foreach", "fused"), "loop", "loop", None,
+           "Adam's kernels: loop (per parameter, the original's) | foreach (multi-tensor) | fused"),
 )
 FACTOR_NAMES = tuple(f.name for f in FACTORS)
 NUMERICS = tuple(f.name for f in FACTORS if f.values and STACK in f.values)
+SPEED = ("compile", "memory_format", "optimizer_impl")  # the speed options, each at its default = off
 # what env.json's "in_force" records for every cell, whatever its config said
 IN_FORCE_KEYS = ("tf32_conv", "tf32_matmul", "align_corners", "cudnn_benchmark", "deterministic", "renderer")
 

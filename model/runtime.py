@@ -1,6 +1,6 @@
 """What every trainer (ours, the authors') sets up the same way before its loop.
 
-Device, seeding, the data folder, the nets with their precision, the perceptual
+Device, seeding, the data folder, the nets with their precision and speed options, the perceptual
 state, checkpoint names and the two ways a loop ends early (Diverged, Terminated; the
 exit codes they map to are model.exitcodes, kept torch-free for the harness). Python 3.6 / PyTorch 1.2 compatible.
 """
@@ -12,6 +12,7 @@ import torch
 
 from .config import VGG_ENV, VGG_FROM_IMAGE, ConfigError
 from .losses import load_vgg_state
+from .numerics import apply_speed
 from .photogeo import PhotoGeoAutoencoder
 from .precision import emulate_tf32_conv, emulate_tf32_matmul
 from .runfiles import write_json
@@ -113,6 +114,7 @@ def build_model(cfg, device, vgg_state=None):
     vgg_state: perceptual_setup)."""
     model = PhotoGeoAutoencoder(cfg, vgg_state).to(device)
     set_precision(cfg, [model], device)
+    apply_speed(cfg, model.nets)
     return model
 
 
