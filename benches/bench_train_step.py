@@ -8,11 +8,14 @@ For each preset (`cpu-small`, `paper`), in one process on the same threads:
 - the matmul peak: a 2048x2048 float32 matmul on the same threads, timed between
   the steps so load from other processes hits both alike; the ratio is printed as
   `NN% of the matmul peak`;
-- the renderer's share of the step: torch.profiler time of the depth rasterizer's
-  forward (render_depth) and backward (_RasterizeDepthBackward) over the step's;
+- shares of the step outside the networks: torch.profiler time of the depth rasterizer's
+  forward (render_depth) and backward (_RasterizeDepthBackward), of Adam's step (the
+  cell's optimizer_impl: by default the per-parameter loop) and of the gradient
+  diagnostics, over the step's;
 - the networks' own ceiling: FLOPs and GFLOP/s of the five networks' forward and backward
   alone on the step's input (no renderer, losses or optimizer). The step cannot run at a
-  higher share of the peak than its convolutions do at these sizes.
+  higher share of the peak than its convolutions do at these sizes; 1 - their share of the
+  step's time is the share outside the networks.
 
 Then, with --compare-jobs, how to keep both cores busy across a study: steps/s of one
 `cpu-small` process on 2 threads against two processes on 1 thread each at once
@@ -40,6 +43,8 @@ from model.train import make_optimizer, train_step  # noqa: E402
 _PEAK_SIZE = 2048  # matmul side of the peak measurement
 _RENDER_FORWARD = "renderer.render_depth"
 _RENDER_BACKWARD = "_RasterizeDepthBackward"
+_ADAM = "Optimizer.step#Adam.step"  # torch's own label of Adam.step
+_DIAGNOSTICS = "step.grad_diagnostics"
 
 
 def _peak_rss_mib():
@@ -70,30 +75,35 @@ def count_step_flops(cfg, model, optimizer, images):
     return counter.get_total_flops()
 
 
-def renderer_share(cfg, model, optimizer, images, steps=2):
-    """Fraction of the step's profiled CPU time spent in the rasterizer (forward + backward)."""
+def step_shares(cfg, model, optimizer, images, steps=2):
+    """Fractions of the step's profiled CPU time in the rasterizer (forward + backward), in
+    Adam's step and in the gradient diagnostics (model.step.grad_diagnostics)."""
     from torch.profiler import ProfilerActivity, profile, record_function
+    import model.step as step_module
     renderer = model.camera.renderer
-    plain = renderer.render_depth
+    plain_render, plain_diagnostics = renderer.render_depth, step_module.grad_diagnostics
 
-    def timed_render(vertices, faces):
-        with record_function(_RENDER_FORWARD):
-            return plain(vertices, faces)
+    def timed(label, function):
+        def run(*args):
+            with record_function(label):
+                return function(*args)
+        return run
 
-    renderer.render_depth = timed_render
+    renderer.render_depth = timed(_RENDER_FORWARD, plain_render)
+    step_module.grad_diagnostics = timed(_DIAGNOSTICS, plain_diagnostics)
     try:
         with profile(activities=[ProfilerActivity.CPU]) as prof:
             for i in range(steps):
                 with record_function("step"):
                     train_step(cfg, model, optimizer, images, i)
     finally:
-        renderer.render_depth = plain
+        renderer.render_depth, step_module.grad_diagnostics = plain_render, plain_diagnostics
     totals = {}
     for event in prof.events():
-        if event.name in ("step", _RENDER_FORWARD, _RENDER_BACKWARD):
-            totals[event.name] = totals.get(event.name, 0.0) + event.cpu_time_total
-    render = totals.get(_RENDER_FORWARD, 0.0) + totals.get(_RENDER_BACKWARD, 0.0)
-    return render / totals["step"] if totals.get("step") else float("nan")
+        totals[event.name] = totals.get(event.name, 0.0) + event.cpu_time_total
+    step = totals.get("step") or float("nan")
+    return {"renderer": (totals.get(_RENDER_FORWARD, 0.0) + totals.get(_RENDER_BACKWARD, 0.0)) / step,
+            "adam": totals.get(_ADAM, 0.0) / step, "diagnostics": totals.get(_DIAGNOSTICS, 0.0) / step}
 
 
 def _networks_pass(model, images):
@@ -107,38 +117,43 @@ def _networks_pass(model, images):
     total.backward()
 
 
-def networks_ceiling(model, images, steps):
-    """(FLOPs, median ms) of the networks' forward + backward alone (see the module docstring)."""
+def networks_flops(model, images):
+    """FLOPs of the networks' forward + backward alone (see the module docstring)."""
     from torch.utils.flop_counter import FlopCounterMode
     with FlopCounterMode(display=False) as counter:
         _networks_pass(model, images)
-    times = []
-    for _ in range(steps):
-        tic = time.perf_counter()
-        _networks_pass(model, images)
-        times.append(time.perf_counter() - tic)
-    model.zero_grad()
-    return counter.get_total_flops(), statistics.median(times) * 1000
+    return counter.get_total_flops()
+
+
+def _seconds(function, *args):
+    tic = time.perf_counter()
+    function(*args)
+    return time.perf_counter() - tic
 
 
 def time_preset(preset, steps):
-    """Returns a dict of the preset's numbers (see the module docstring)."""
+    """Returns a dict of the preset's numbers (see the module docstring).
+
+    A step, the networks' pass alone and the matmul take turns, so that load from other
+    processes hits all three alike; the networks' share is the median of per-turn ratios.
+    """
     cfg, model, optimizer, images = _build(preset)
     flops = count_step_flops(cfg, model, optimizer, images)  # also the warm-up step
+    net_flops = networks_flops(model, images)
     a, b = torch.randn(_PEAK_SIZE, _PEAK_SIZE), torch.randn(_PEAK_SIZE, _PEAK_SIZE)
     _matmul_gflops(a, b)  # warm-up
-    times, peaks = [], []
+    times, net_times, peaks = [], [], []
     for i in range(steps):
-        tic = time.perf_counter()
-        train_step(cfg, model, optimizer, images, i + 1)
-        times.append(time.perf_counter() - tic)
+        times.append(_seconds(train_step, cfg, model, optimizer, images, i + 1))
+        net_times.append(_seconds(_networks_pass, model, images))  # train_step zeroes its gradients
         peaks.append(_matmul_gflops(a, b))
-    ms = statistics.median(times) * 1000
+    model.zero_grad()
+    ms, net_ms = statistics.median(times) * 1000, statistics.median(net_times) * 1000
     peak = max(peaks)  # the least disturbed measurement is the closest to the limit
-    net_flops, net_ms = networks_ceiling(model, images, steps)
     return {"cfg": cfg, "flops": flops, "ms": ms, "gflops": flops / ms / 1e6, "peak": peak,
-            "render_share": renderer_share(cfg, model, optimizer, images),
-            "net_gflops": net_flops / net_ms / 1e6, "net_share": net_ms / ms}
+            "shares": step_shares(cfg, model, optimizer, images),
+            "net_gflops": net_flops / net_ms / 1e6,
+            "net_share": statistics.median(n / t for n, t in zip(net_times, times))}
 
 
 def _worker(preset, steps):
@@ -202,14 +217,15 @@ def main(argv=None):
         r = time_preset(preset, args.steps)
         cfg = r["cfg"]
         print("%-10s batch %3d %3dpx nf %2d  %6.2f GFLOP/step  %8.1f ms/step  %6.1f GFLOP/s  "
-              "peak %6.1f GFLOP/s  %3.0f%% of the matmul peak  renderer %3.0f%% of the step  "
-              "peak RSS %5.0f MiB"
+              "peak %6.1f GFLOP/s  %3.0f%% of the matmul peak  peak RSS %5.0f MiB"
               % (preset, cfg["batch_size"], cfg["image_size"], cfg["nf"], r["flops"] / 1e9, r["ms"],
-                 r["gflops"], r["peak"], 100 * r["gflops"] / r["peak"], 100 * r["render_share"],
-                 _peak_rss_mib()))
+                 r["gflops"], r["peak"], 100 * r["gflops"] / r["peak"], _peak_rss_mib()))
         print("%-10s networks alone (forward + backward): %6.1f GFLOP/s, %3.0f%% of the matmul "
-              "peak, %3.0f%% of the step's time" % (preset, r["net_gflops"], 100 * r["net_gflops"] / r["peak"],
-                                                   100 * r["net_share"]))
+              "peak, %3.0f%% of the step's time; outside them %3.0f%% (renderer %.0f%%, Adam %.0f%%, "
+              "gradient diagnostics %.0f%%; the rest: geometry, shading, losses, flips)"
+              % (preset, r["net_gflops"], 100 * r["net_gflops"] / r["peak"], 100 * r["net_share"],
+                 100 * (1 - r["net_share"]), 100 * r["shares"]["renderer"], 100 * r["shares"]["adam"],
+                 100 * r["shares"]["diagnostics"]))
     return 0
 
 
