@@ -7,13 +7,14 @@ the same seed, and all variants step on the same batches:
 - compile: the first step's time beyond a steady step (torch.compile traces and
   generates code there), counted apart; the inductor cache on disk is used as found
   (--cold turns it off: what a cell pays on a fresh machine);
-- ms/step: the median over --rounds rounds of --steps steps, the variants taking turns
-  within each round so load from other processes hits them alike; the ratio is the
-  default's ms over the variant's (> 1: faster);
+- ms/step: the variants take turns, --steps steps each, for --rounds rounds, who goes
+  first rotating, so that load from other processes hits them alike; ms is the median of
+  the rounds' medians, x the median over rounds of the default's ms over the variant's
+  in the same round (> 1: faster);
 - bit-identical: whether the variant's parameters after all steps equal the default's
   bit for bit, and the largest difference if not.
 
-    python benches/bench_speed_options.py [--threads 1] [--rounds 5] [--steps 10] [--cold]
+    python benches/bench_speed_options.py [--threads 1] [--rounds 20] [--steps 3] [--cold]
 """
 import argparse
 import os
@@ -65,23 +66,24 @@ def run(rounds, steps):
     variants = [Variant(name, options) for name, options in VARIANTS]
     first = dict((v.name, v.step(batches[0])) for v in variants)
     for r in range(rounds):
-        for v in variants:
-            v.times += [v.step(batches[1 + r * steps + i]) for i in range(steps)]
+        turn = variants[r % len(variants):] + variants[:r % len(variants)]  # who goes first rotates
+        for v in turn:
+            v.times.append(statistics.median(v.step(batches[1 + r * steps + i]) for i in range(steps)))
     base = variants[0]
-    base_ms = statistics.median(base.times) * 1000
     for v in variants:
         ms = statistics.median(v.times) * 1000
+        ratio = statistics.median(b / t for b, t in zip(base.times, v.times))  # per round: same load
         diff = largest_difference(base, v)
         print("%-28s %7.1f ms/step  x%.2f  first step +%6.1f s  %s"
-              % (v.name, ms, base_ms / ms, first[v.name] - ms / 1000,
+              % (v.name, ms, ratio, first[v.name] - ms / 1000,
                  "bit-identical" if diff == 0 else "differs (max |dparam| %.2e)" % diff))
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--cold", action="store_true", help="no inductor cache: compile from scratch")
     args = parser.parse_args(argv)
     if args.cold:
