@@ -110,8 +110,8 @@ def set_cudnn_benchmark(enabled):
 def adam_impls(device):
     """Which of Adam's kernels this torch has for parameters on `device`: loop, foreach, fused.
 
-    foreach came in 1.12 (the argument; CUDA only before 2.0's CPU foreach ops), fused in
-    2.0 for CUDA and 2.4 for CPU: each is probed by building an Adam over one tensor there.
+    The `foreach` argument came in 1.12, `fused` in 2.0 (CUDA; CPU from 2.4): each is probed
+    by stepping an Adam over one tensor on the device, so no version table can be wrong.
     """
     found = ["loop"]
     for impl in ("foreach", "fused"):

@@ -96,7 +96,7 @@ DEFAULTS = {
     "tf32_matmul": False,        # TF32 matmul/bmm: GPU the cuBLAS flag; CPU emulated in our geometry's matmuls | 'stack'
     "cpu_isa": "native",         # CPU kernel set: 'native' | 'avx512' | 'avx2' | 'default' (model/cpu_isa.py)
     # speed options that may change the numbers (model/factors.py; impl ours only), each off by default
-    "compile": "off",            # torch.compile of the five networks: 'off' | 'default' | 'reduce-overhead' | 'max-autotune'
+    "compile": "off",            # torch.compile of the five networks: 'off' | a mode (factors.COMPILE_MODES)
     "memory_format": "contiguous",  # the five networks: 'contiguous' | 'channels_last'
     "optimizer_impl": "loop",    # Adam: 'loop' (per parameter, the original's) | 'foreach' | 'fused'
     # fault injection, for the harness's reliability tests

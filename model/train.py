@@ -38,7 +38,8 @@ __all__ = ["main", "train", "train_step", "make_optimizer"]
 def make_optimizer(cfg, model):
     """One Adam over all networks == the original's one Adam per network (Adam is per-parameter)."""
     params = [p for p in model.nets.parameters() if p.requires_grad]
-    return compat.adam(params, cfg["optimizer_impl"], lr=cfg["lr"], betas=(0.9, 0.999), weight_decay=cfg["weight_decay"])
+    return compat.adam(params, cfg["optimizer_impl"], lr=cfg["lr"], betas=(0.9, 0.999),
+                       weight_decay=cfg["weight_decay"])
 
 
 # ---------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from harness.matrix import load_study
 from model import compat
 from model.config import ConfigError, resolve
 from model.env import fingerprint
-from model.factors import SPEED, later_keys
+from model.factors import SPEED, later_keys, torch_version
 from model.numerics import settle
 from model.runtime import build_model
 from model.train import make_optimizer, train_step
@@ -77,9 +77,9 @@ def test_env_json_records_the_options_a_cell_ran_with():
 
 
 def test_this_torch_has_all_three_adams_on_cpu():
-    if not hasattr(torch, "compile"):
+    if torch_version(torch.__version__) < (2, 4):
         pytest.skip("torch %s: fused Adam on CPU came in 2.4" % torch.__version__)
-    assert compat.adam_impls(CPU)[:2] == ("loop", "foreach")
+    assert compat.adam_impls(CPU) == ("loop", "foreach", "fused")
 
 
 @pytest.mark.parametrize("options, message", [
@@ -97,10 +97,10 @@ def test_an_older_torch_refuses_what_it_lacks_in_one_line(monkeypatch):
     monkeypatch.setattr(compat, "HAS_CHANNELS_LAST", False)
     monkeypatch.setattr(compat, "adam_impls", lambda device: ("loop",))
     assert settle(resolve({}), CPU)[0]["optimizer_impl"] == "loop"  # the default runs everywhere
-    for options, message in [({"compile": "default"}, r"^compile: 'default' needs PyTorch >= 2\.0 \(this is "),
-                             ({"memory_format": "channels_last"}, r"^memory_format: channels_last needs PyTorch >= 1\.5"),
-                             ({"optimizer_impl": "fused"}, r"^optimizer_impl: 'fused' is not in PyTorch .* on cpu "
-                                                           r"\(it has loop\)$")]:
+    refusals = [({"compile": "default"}, r"^compile: 'default' needs PyTorch >= 2\.0 \(this is "),
+                ({"memory_format": "channels_last"}, r"^memory_format: channels_last needs PyTorch >= 1\.5"),
+                ({"optimizer_impl": "fused"}, r"^optimizer_impl: 'fused' is not in PyTorch .* on cpu \(it has loop\)$")]
+    for options, message in refusals:
         with pytest.raises(ConfigError, match=message):
             settle(resolve(options), CPU)
 
