@@ -41,6 +41,8 @@ FACTORS = (
     Factor("cpu_isa", ("native", "avx512", "avx2", "default"), "native", "native", None,
            "CPU kernel set (model/cpu_isa.py)"),
     Factor("lr", None, 1e-4, SCHEMA_ONE, None, "Adam learning rate"),
+    Factor("perturb_init", (False, True), False, False, None,
+           "the chaos floor: netD's first weight moved up by one float32 ulp after seeding"),
 )
 FACTOR_NAMES = tuple(f.name for f in FACTORS)
 NUMERICS = tuple(f.name for f in FACTORS if f.values and STACK in f.values)
