@@ -45,7 +45,8 @@ from .networks import NETWORK_NAMES
 from .renderer import RendererError
 from .runfiles import JsonlLog, read_jsonl, write_json
 from .numerics import apply_flags, settle
-from .runtime import Diverged, Terminated, data_dir_for, device_for, perceptual_setup, set_precision, write_diverged
+from .runtime import (Diverged, Terminated, data_dir_for, device_for, perceptual_setup, perturb_init,
+                      set_precision, write_diverged)
 from .samples import decomposition_rows, save_decomposition_grid
 from .step import guarded_step, progress_line, should_log
 
@@ -289,6 +290,7 @@ def train_author(cfg, out_dir, log=None):
     trainer = pkg.Trainer(cfgs, pkg.Unsup3D)
     model = trainer.model
     set_precision(cfg, [getattr(model, name) for name in model.network_names + ["PerceptualLoss"]], device)
+    perturb_init(cfg, model.netD)
 
     write_json(os.path.join(out_dir, "config.json"), dict(asked, perceptual=cfg["perceptual"]))
     env = fingerprint(cfg, device, perceptual_why, in_force)

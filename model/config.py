@@ -95,6 +95,7 @@ DEFAULTS = {
     "tf32": False,               # TF32 convolutions: GPU the cuDNN flag; CPU emulated by rounding conv operands | 'stack'
     "tf32_matmul": False,        # TF32 matmul/bmm: GPU the cuBLAS flag; CPU emulated in our geometry's matmuls | 'stack'
     "cpu_isa": "native",         # CPU kernel set: 'native' | 'avx512' | 'avx2' | 'default' (model/cpu_isa.py)
+    "perturb_init": False,       # the chaos floor (Summers & Dinneen 2021): netD's first weight one ulp up at init
     # speed options that may change the numbers (model/factors.py; impl ours only), each off by default
     "compile": "off",            # torch.compile of the five networks: 'off' | a mode (factors.COMPILE_MODES)
     "memory_format": "contiguous",  # the five networks: 'contiguous' | 'channels_last'

@@ -43,6 +43,8 @@ FACTORS = (
     Factor("cpu_isa", ("native", "avx512", "avx2", "default"), "native", "native", None,
            "CPU kernel set (model/cpu_isa.py)"),
     Factor("lr", None, 1e-4, SCHEMA_ONE, None, "Adam learning rate"),
+    Factor("perturb_init", (False, True), False, False, None,
+           "the chaos floor: netD's first weight moved up by one float32 ulp after seeding"),
     # speed options that may change the arithmetic (issue 30); impl ours only (model/numerics.py)
     Factor("compile", ("off",) + COMPILE_MODES, "off", "off", None,
            "torch.compile of the five networks (torch >= 2.0): off | one of its modes"),

@@ -10,6 +10,7 @@ import random
 import numpy as np
 import torch
 
+from . import compat
 from .config import VGG_ENV, VGG_FROM_IMAGE, ConfigError
 from .losses import load_vgg_state
 from .numerics import apply_speed
@@ -18,7 +19,7 @@ from .precision import emulate_tf32_conv, emulate_tf32_matmul
 from .runfiles import write_json
 
 __all__ = ["CHECKPOINT", "Diverged", "Terminated", "device_for", "seed_everything", "data_dir_for", "perceptual_setup",
-           "set_precision", "build_model", "write_diverged"]
+           "set_precision", "perturb_init", "build_model", "write_diverged"]
 
 CHECKPOINT = os.path.join("checkpoints", "last.pt")  # our trainer's; theirs keeps checkpoints/*.pth
 
@@ -109,11 +110,22 @@ def set_precision(cfg, modules, device):
     emulate_tf32_matmul(cfg["tf32_matmul"] is True and on_cpu)
 
 
+def perturb_init(cfg, net_d):
+    """perturb_init: move the first weight of netD (ours or theirs) up by one float32 ulp, after
+    seeding: the chaos-floor control, the smallest change to a run that is still a change."""
+    if not cfg["perturb_init"]:
+        return
+    with torch.no_grad():
+        first = next(net_d.parameters()).view(-1)
+        first[:1] = compat.next_float_up(first[:1])
+
+
 def build_model(cfg, device, vgg_state=None):
     """Our PhotoGeoAutoencoder on device with the cell's precision (cfg settled by model.numerics;
     vgg_state: perceptual_setup)."""
     model = PhotoGeoAutoencoder(cfg, vgg_state).to(device)
     set_precision(cfg, [model], device)
+    perturb_init(cfg, model.nets["netD"])
     apply_speed(cfg, model.nets)
     return model
 

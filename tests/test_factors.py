@@ -137,3 +137,17 @@ def test_a_real_run_records_what_it_ran_with(tmp_path):
                                "cudnn_benchmark": False, "deterministic": "off", "renderer": "torch"}
     assert json.loads((out / "config.json").read_text())["align_corners"] == STACK  # asked, not settled
     assert "mad_published_mean" in json.loads((out / "eval.json").read_text())
+
+
+def test_perturb_init_moves_one_weight_by_one_ulp_after_seeding():
+    from model.runtime import build_model, seed_everything
+    cfg = settle(resolve({"preset": "tiny"}), torch.device("cpu"))[0]
+    models = []
+    for perturb in (False, True):
+        seed_everything(0)
+        models.append(build_model(dict(cfg, perturb_init=perturb), torch.device("cpu")))
+    plain, moved = (torch.cat([p.detach().view(-1) for p in m.nets.parameters()]) for m in models)
+    changed = (plain != moved).nonzero().view(-1)
+    assert changed.tolist() == [0]   # netD's first weight, nothing else
+    assert moved[0].item() == compat.next_float_up(plain[:1]).item() > plain[0].item()
+    assert torch.equal(plain[:1].view(torch.int32) + (1 if plain[0] > 0 else -1), moved[:1].view(torch.int32))
