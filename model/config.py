@@ -7,11 +7,12 @@ Runs on Python 3.6+ (the old CUDA images), hence plain dicts, no dataclasses.
 """
 import math
 import os
+import re
 
 import yaml
 
 __all__ = ["ConfigError", "DEFAULTS", "PRESETS", "VGG_FROM_IMAGE", "VGG_ENV", "is_host_path", "resolve",
-           "load_config"]
+           "load_config", "YamlLoader", "load_yaml"]
 
 
 CHANNELS_PER_GROUP = 4  # GroupNorm in the networks: the original's ratio at nf 64 (16 groups)
@@ -216,6 +217,26 @@ def is_host_path(key, value):
     return value is not None and not (key == "vgg_weights" and value == VGG_FROM_IMAGE)
 
 
+class YamlLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, except that `1e-3` is a number.
+
+    PyYAML follows YAML 1.1, whose floats need a dot (`1.0e-3`), so `lr: 1e-3` came
+    back as the string '1e-3'; YAML 1.2 (and people) read it as a number. The one
+    YAML reader of cell files (load_config) and study files (harness/yamlmarks.py).
+    """
+
+
+# Appended after YAML 1.1's own resolvers, so ints, dotted floats, bools stay as they were.
+YamlLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float", re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"))
+
+
+def load_yaml(text):
+    """A YAML document (str or stream) as Python data, with YamlLoader."""
+    return yaml.load(text, Loader=YamlLoader)
+
+
 def load_config(path):
     """Read a cell YAML file and resolve it; errors name the file and the key."""
     where = "%s: " % path
@@ -223,7 +244,7 @@ def load_config(path):
         raise ConfigError("%sno such config file" % path)
     with open(path) as f:
         try:
-            user = yaml.safe_load(f) or {}
+            user = load_yaml(f) or {}
         except yaml.YAMLError as e:
             raise ConfigError("%sinvalid YAML (%s)" % (where, str(e).splitlines()[0]))
     return resolve(user, where)

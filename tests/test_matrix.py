@@ -302,3 +302,17 @@ def test_cudnn_benchmark_is_a_factor_axis(tmp_path):
     study = CPU.replace("  clip: [none, norm]\n", "  clip: [none, norm]\n  cudnn_benchmark: [true, false]\n")
     cells = expand(load_study(write(tmp_path, study)))
     assert sorted(c.config["cudnn_benchmark"] for c in cells if c.axis["clip"] == "none") == [False, False, True, True]
+
+
+def test_numbers_as_people_write_them_are_numbers_in_cell_and_study_files(tmp_path):
+    """PyYAML (YAML 1.1) reads `1e-3` as a string; both readers take it as the number 0.001."""
+    from model.config import load_config
+    cell_file = write(tmp_path, "preset: tiny\nlr: 1e-3\nweight_decay: 5E-4\nclip_threshold: 1.5e+1\nseed: 7\n",
+                      name="cell.yaml")
+    cfg = load_config(str(cell_file))
+    assert (cfg["lr"], cfg["weight_decay"], cfg["clip_threshold"], cfg["seed"]) == (1e-3, 5e-4, 15.0, 7)
+    study = CPU + "  lr: [1e-3, 5e-4]\nconfig: {weight_decay: 2e-4, num_epochs: 1}\n"
+    cells = expand(load_study(write(tmp_path, study)))
+    assert sorted({c.config["lr"] for c in cells}) == [5e-4, 1e-3]
+    assert {c.config["weight_decay"] for c in cells} == {2e-4} and {c.config["num_epochs"] for c in cells} == {1}
+    assert all(isinstance(c.config["lr"], float) for c in cells)
