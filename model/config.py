@@ -11,7 +11,7 @@ import re
 
 import yaml
 
-__all__ = ["ConfigError", "DEFAULTS", "PRESETS", "VGG_FROM_IMAGE", "VGG_ENV", "is_host_path", "resolve",
+__all__ = ["ConfigError", "DEFAULTS", "PRESETS", "DATASET_CROP", "VGG_FROM_IMAGE", "VGG_ENV", "is_host_path", "resolve",
            "load_config", "YamlLoader", "load_yaml"]
 
 
@@ -52,7 +52,8 @@ DEFAULTS = {
     "builtin_noise": 0.02,       # builtin: std of Gaussian pixel noise, in [0, 1] intensity units
     "builtin_background": 0.5,   # builtin_version 4: albedo of the flat backdrop behind the faces, 0 (black) to 1
     "image_size": 64,            # pixels; 64 in the paper, any power of two >= 16
-    "crop": None,                # centre crop before resize (synface: 170 for the 256px release)
+    "crop": None,                # before resize: int = centre crop, [y0, x0, h, w] = a box; None = the original's
+                                 # crop for the dataset (DATASET_CROP: synface 170 of its 256px; builtin, celeba none)
     "num_workers": 0,            # DataLoader workers; 0 keeps runs deterministic and simple
     # networks (paper sizes; presets shrink them)
     "nf": 64,                    # base width of depth/albedo nets
@@ -120,6 +121,11 @@ PRESETS = {
              "builtin_num_train": 16, "builtin_num_val": 4, "builtin_num_test": 8,
              "num_sample_images": 4},
 }
+
+# The original's crop per dataset (its experiments/train_*.yml): `crop: None` resolves to it.
+# synface's release is 256px with the face in the centre 170; celeba_crop.py already cropped
+# CelebA; the built-in faces are generated at image_size. To keep synface whole: crop: 256.
+DATASET_CROP = {"synface": 170}
 
 _CHOICES = {
     "preset": tuple(PRESETS),
@@ -205,6 +211,8 @@ def resolve(user, where=""):
     for key, value in user.items():
         cfg[key] = _check_type(key, value, DEFAULTS[key])
     _validate(cfg, where)
+    if cfg["crop"] is None:
+        cfg["crop"] = DATASET_CROP.get(cfg["dataset"])
     if cfg["border_depth"] is None:
         cfg["border_depth"] = 0.7 * cfg["max_depth"] + 0.3 * cfg["min_depth"]
     if cfg["perceptual"] == "auto" and cfg["vgg_weights"] != VGG_FROM_IMAGE:

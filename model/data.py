@@ -26,7 +26,7 @@ from PIL import Image
 
 __all__ = [
     "DataError", "IMG_EXTENSIONS", "SPLITS", "ImageDataset", "PairedDataset", "SeededSampler",
-    "make_dataset", "make_loader", "make_loaders", "start_epoch", "load_image",
+    "make_dataset", "make_loader", "make_loaders", "start_epoch", "load_image", "has_depth",
 ]
 
 # The original's list, including its 'webp' without a dot (matches '*webp').
@@ -38,6 +38,11 @@ _LAYOUT_HINTS = {
     "synface": "the synface layout: {split}/image/*.png + {split}/depth/*.png",
     "celeba": "the celeba layout: {split}/ holding image files (%s)" % " ".join(IMG_EXTENSIONS),
 }
+
+
+def has_depth(dataset):
+    """Does `dataset` ('builtin', 'synface', 'celeba') come with ground-truth depth? celeba does not."""
+    return dataset != "celeba"
 
 
 class DataError(ValueError):
@@ -197,7 +202,7 @@ class PairedDataset(_SplitDataset):
 
 def make_dataset(layout, split_dir, image_size=64, crop=None, split="train"):
     """A dataset for `layout` ('synface', 'builtin' (written as synface) or 'celeba')."""
-    if layout == "celeba":
+    if not has_depth(layout):
         return ImageDataset(split_dir, image_size, crop, split)
     return PairedDataset(split_dir, image_size, crop, split)
 
@@ -260,11 +265,12 @@ def start_epoch(loader, epoch, skip_batches=0):
 # loaders
 
 def make_loader(dataset, batch_size, num_workers=0, seed=0, train=False):
-    """train: shuffled, flipped, drop_last; otherwise in file order, unflipped, every image."""
+    """train: shuffled and flipped; otherwise in file order, unflipped. Every image, every
+    epoch: the last batch may be partial (the original's loaders keep it: no drop_last)."""
     sampler = SeededSampler(len(dataset), seed=seed, shuffle=train, flip=train)
     return torch.utils.data.DataLoader(
         dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
-        drop_last=train, pin_memory=torch.cuda.is_available())
+        pin_memory=torch.cuda.is_available())
 
 
 def make_loaders(cfg, data_dir, splits=SPLITS):
@@ -279,7 +285,7 @@ def make_loaders(cfg, data_dir, splits=SPLITS):
     Raises:
         DataError: a folder is missing or empty, or an image has no depth file.
     """
-    layout = "celeba" if cfg["dataset"] == "celeba" else "synface"
+    layout = "synface" if has_depth(cfg["dataset"]) else "celeba"
     if not os.path.isdir(data_dir):
         raise DataError("data_dir: %s is not a folder (expected train/ val/ test/ in %s)"
                         % (data_dir, _LAYOUT_HINTS[layout].format(split="<split>")))
