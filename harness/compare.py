@@ -26,6 +26,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from harness.matrix import AXES, FACTOR_AXES
+
 __all__ = ["CompareError", "Effect", "Comparison", "METRICS", "DESIGN_KEYS", "MIN_SEEDS",
            "parse_selector", "factor_column", "design_columns", "normalized", "ended_seeds",
            "compare_groups", "compare"]
@@ -39,8 +41,7 @@ METRICS = {
 }
 _SCALE = {"SIDE": 100.0}       # SIDE is stored in plain units, shown x1e-2 as in Table 3
 # what defines a cell apart from its seed: two sides must agree on all of these but the factor
-DESIGN_KEYS = ("stack", "impl", "clip", "clip_threshold", "dataset", "preset",
-               "tf32", "align_corners", "deterministic", "cudnn_benchmark", "cpu_isa", "lr")
+DESIGN_KEYS = tuple(a for a in AXES if a != "seed") + FACTOR_AXES  # seed is the replicate
 MIN_SEEDS = 2                  # fewer cells on a side cannot give an interval
 _ENDED = ("done", "diverged")
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 from harness import executors
-from harness.cells import Cell, CellConfigError, expand
+from harness.cells import Cell, CellConfigError, expand, planned_numerics
 from harness.executors.base import ExecutorError
 from harness.exitcodes import ExitCode
 from harness.feasibility import why_not_runnable
@@ -155,6 +155,7 @@ def honor_dry_run(plan: Plan, *, config: RunConfig):
     for item in plan.items:
         print("%s  %-40s %-11s %s" % (item.cell.cell_id, item.cell.name, item.action,
                                       item.reason or ("executor " + item.executor if item.runs else "")))
+        print("%14s%s" % ("", planned_numerics(item.cell)))
     counts = _count(plan.items)
     print("%d cells: %s" % (len(plan.items), ", ".join("%d %s" % (n, a) for a, n in counts.items())))
     return ExitCode.OK

@@ -59,8 +59,12 @@ def _cpu():
     return cpu
 
 
-def fingerprint(cfg, device, perceptual_reason):
-    """A flat dict of versions, flags and provenance for env.json."""
+def fingerprint(cfg, device, perceptual_reason, in_force):
+    """A flat dict of versions, flags and provenance for env.json.
+
+    cfg is settled (model.numerics.settle); in_force is that settle's record: the numerics
+    the cell ran with, whatever its config asked (`stack` values included).
+    """
     env = {
         "python": platform.python_version(),
         "torch": torch.__version__,
@@ -70,6 +74,7 @@ def fingerprint(cfg, device, perceptual_reason):
         "cudnn_deterministic": torch.backends.cudnn.deterministic,
         "cudnn_benchmark": torch.backends.cudnn.benchmark,
         "CUBLAS_WORKSPACE_CONFIG": os.environ.get("CUBLAS_WORKSPACE_CONFIG"),
+        "in_force": dict(in_force),
         "tf32": cfg["tf32"],
         "tf32_mode": ("cuda-flags" if device.type == "cuda" else "cpu-emulated") if cfg["tf32"] else "off",
         "torch_threads": torch.get_num_threads(),

@@ -10,7 +10,6 @@ import random
 import numpy as np
 import torch
 
-from . import compat
 from .config import VGG_ENV, VGG_FROM_IMAGE, ConfigError
 from .losses import load_vgg_state
 from .photogeo import PhotoGeoAutoencoder
@@ -99,19 +98,16 @@ def _vgg_file(cfg, environ):
 
 
 def set_precision(cfg, modules, device):
-    """The cell's tf32 setting: the real flags on a GPU, emulated input rounding on CPU."""
-    if cfg["tf32"]:
-        if device.type == "cuda":
-            compat.set_tf32(True)
-        else:
-            for module in modules:
-                emulate_tf32(module)
-    elif device.type == "cuda":
-        compat.set_tf32(False)  # torch 1.7-1.11 default it on for convs: the study sets it explicitly
+    """TF32 convolutions on CPU, emulated by rounding their operands (cfg settled by model.numerics;
+    on a GPU the real flags are set by model.numerics.apply_flags)."""
+    if cfg["tf32"] is True and device.type != "cuda":
+        for module in modules:
+            emulate_tf32(module)
 
 
 def build_model(cfg, device, vgg_state=None):
-    """Our PhotoGeoAutoencoder on device with the cell's precision (cfg and vgg_state: perceptual_setup)."""
+    """Our PhotoGeoAutoencoder on device with the cell's precision (cfg settled by model.numerics;
+    vgg_state: perceptual_setup)."""
     model = PhotoGeoAutoencoder(cfg, vgg_state).to(device)
     set_precision(cfg, [model], device)
     return model

@@ -22,12 +22,12 @@ from scipy import stats  # noqa: E402
 
 from harness import compare as cmp  # noqa: E402
 from harness.fsutil import atomic_write  # noqa: E402
+from harness.matrix import FACTOR_AXES  # noqa: E402
 
 __all__ = ["FACTORS", "ALPHA", "hypotheses", "write_causes"]
 
 # the factors a study may vary one at a time (DESIGN.md "Causes"); seed is the replicate
-FACTORS = ("tf32", "align_corners", "deterministic", "cudnn_benchmark", "clip", "clip_threshold",
-           "lr", "stack", "cpu_isa")
+FACTORS = ("clip", "clip_threshold", "stack") + FACTOR_AXES
 ALPHA = 0.05
 
 
