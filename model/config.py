@@ -35,7 +35,7 @@ DEFAULTS = {
     # I/O and scale
     "preset": "cpu-small",       # 'paper' | 'cpu-small' | 'tiny' (see PRESETS)
     "impl": "ours",              # 'ours' | 'author' (the original code, via model.author_adapter)
-    "author_code_dir": None,     # impl=author: checkout of elliottwu/unsup3d (default: ../shared/third_party/unsup3d)
+    "author_code_dir": None,     # impl=author: checkout of elliottwu/unsup3d (None: model/author_code.py's lookup)
     "device": "auto",            # 'auto' (cuda if available) | 'cpu' | 'cuda'
     "threads": 0,                # torch CPU threads, 0 = torch's default
     "log_every": 1,              # iterations between train.jsonl lines
