@@ -31,5 +31,6 @@ else
     say "not fetched ($(echo "$err" | tail -1)); impl=author cells will be skipped with that reason"
   fi
   rm -rf "$tmp"
+  rmdir "$(dirname "$fetched")" 2>/dev/null  # left only when the fetch failed and it was empty
 fi
 exit 0
