@@ -73,21 +73,32 @@ def install(name: str, dest: Path, archive_file: Optional[Path] = None, sha256: 
     target = Path(dest) / archive.name
     if target.exists():
         raise DatasetError("%s already exists; remove it first to unpack %s again" % (target, archive.name))
+    made = [p for p in (target.parent, *target.parent.parents) if not p.exists()]
     target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".%s-" % archive.name, dir=target.parent) as work:
-        path = Path(archive_file) if archive_file else _download(archive, Path(work) / "download", log)
-        unverified = _verify(archive, path, sha256)
-        root = _unpack(path, Path(work) / "unpacked")
-        try:
-            counts = check_layout(str(root), archive.layout)
-        except DataError as e:
-            raise DatasetError("%s: not the %s layout: %s" % (path, archive.name, str(e).replace("data_dir: ", "")))
-        os.rename(root, target)  # same filesystem (work is beside target): all or nothing
+    try:
+        with tempfile.TemporaryDirectory(prefix=".%s-" % archive.name, dir=target.parent) as work:
+            path = Path(archive_file) if archive_file else _download(archive, Path(work) / "download", log)
+            unverified = _verify(archive, path, sha256)
+            root = _unpack(path, Path(work) / "unpacked")
+            counts = _check(root, archive, path)
+            os.rename(root, target)  # same filesystem (work is beside target): all or nothing
+    except DatasetError:
+        for folder in made:  # the folders made for it, innermost first
+            folder.rmdir()
+        raise
     if unverified:
         log(unverified)
     log("%s: %s -> %s (dataset: %s, data_dir: %s)" % (
         archive.name, ", ".join("%s %d" % (s, counts[s]) for s in SPLITS), target, archive.name, target))
     return target
+
+
+def _check(root: Path, archive: Archive, path: Path) -> Dict[str, int]:
+    """Images per split of the unpacked folder, in the layout the loaders read."""
+    try:
+        return check_layout(str(root), archive.layout)
+    except DataError as e:
+        raise DatasetError("%s: not the %s layout: %s" % (path, archive.name, str(e).replace("data_dir: ", "")))
 
 
 def _archive(name: str) -> Archive:

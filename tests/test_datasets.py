@@ -67,15 +67,15 @@ def test_a_truncated_archive_is_refused_in_one_line_and_nothing_is_written(tmp_p
     assert result.exit_code == 2, result.output
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("repro: error: data: ") and str(cut) in lines[0]
-    assert list(dest.iterdir()) == []                  # no target, no half-unpacked temp folder
+    assert not dest.exists()                           # no target, no half-unpacked temp folder, no folder
 
 
 def test_an_archive_of_the_wrong_layout_or_an_existing_target_is_refused(tmp_path, celeba_tar, synface_dir):
-    wrong = repro_data("synface", "--dest", tmp_path, "--from", celeba_tar)
+    wrong = repro_data("synface", "--dest", tmp_path / "data", "--from", celeba_tar)
     assert wrong.exit_code == 2 and "not the synface layout" in wrong.output and list(tmp_path.iterdir()) == []
     again = repro_data("synface", "--dest", synface_dir.parent, "--from", celeba_tar)
     assert again.exit_code == 2 and "already exists" in again.output
-    no_url = repro_data("celeba", "--dest", tmp_path)
+    no_url = repro_data("celeba", "--dest", tmp_path / "data")
     assert no_url.exit_code == 2 and "celeba_crop.py" in no_url.output and list(tmp_path.iterdir()) == []
 
 
