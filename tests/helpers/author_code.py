@@ -19,7 +19,8 @@ import pytest
 from model.author_code import SHARED_DIR, find_author_code
 from tests.helpers.engine import unavailable
 
-__all__ = ["AUTHOR_ROOT", "AUTHOR_MISSING", "author_code", "needs_author_code", "install_torchvision_stub",
+__all__ = ["AUTHOR_ROOT", "AUTHOR_MISSING", "author_code", "needs_author_code", "author_checkout_here",
+           "no_author_checkout", "install_torchvision_stub",
            "load_author_module", "load_author_package", "seeded_vgg_state", "build_author_and_ours"]
 
 
@@ -44,6 +45,26 @@ def author_code() -> Path:
 
 
 needs_author_code = pytest.mark.usefixtures("author_code")
+
+
+@pytest.fixture
+def author_checkout_here(tmp_path_factory, monkeypatch) -> Path:
+    """$REPRO_AUTHOR_CODE_DIR at a folder the lookup accepts (an empty unsup3d/model.py), so the
+    harness's run/skip verdicts (which look for the file, never import it) do not depend on this machine."""
+    stub = tmp_path_factory.mktemp("unsup3d-stub")
+    (stub / "unsup3d").mkdir()
+    (stub / "unsup3d" / "model.py").write_text("")
+    monkeypatch.setenv("REPRO_AUTHOR_CODE_DIR", str(stub))
+    return stub
+
+
+@pytest.fixture
+def no_author_checkout(tmp_path_factory, monkeypatch) -> None:
+    """No checkout anywhere the lookup looks (as on a fresh clone offline)."""
+    nowhere = tmp_path_factory.mktemp("no-author-code")
+    monkeypatch.delenv("REPRO_AUTHOR_CODE_DIR", raising=False)
+    monkeypatch.setattr("model.author_code.FETCHED_DIR", str(nowhere / "fetched"))
+    monkeypatch.setattr("model.author_code.SHARED_DIR", str(nowhere / "shared"))
 
 
 def install_torchvision_stub(vgg_state=None):
