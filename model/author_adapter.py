@@ -41,7 +41,7 @@ from .author_code import find_author_code
 from .config import ConfigError
 from .data import make_loaders
 from .env import fingerprint
-from .evaluate import Scores, Unscored, score_batch
+from .evaluate import Unscored, join_scores, score_batch
 from .exitcodes import EXIT_DIVERGED, EXIT_DONE, EXIT_TERMINATED
 from .geometry import intrinsics
 from .layouts import has_depth
@@ -49,7 +49,8 @@ from .networks import NETWORK_NAMES
 from .renderer import RendererError
 from .runfiles import JsonlLog, read_jsonl, write_json
 from .numerics import apply_flags, settle
-from .runtime import Diverged, Terminated, data_dir_for, device_for, perceptual_setup, set_precision, write_diverged
+from .runtime import Diverged, Terminated, data_dir_for, device_for, perceptual_setup, perturb_init,
+                      set_precision, write_diverged
 from .samples import decomposition_rows, save_decomposition_grid
 from .step import guarded_step, progress_line, should_log
 
@@ -215,8 +216,9 @@ def save_author_samples(cfg, model, loader, path):
 
 
 def evaluate_author(cfg, model, loader, device):
-    """Per-image SIDE/MAD as their forward computes them (acc_sie_masked, acc_normal_masked),
-    and the flat-depth baseline by our metric code, as a model.evaluate.Scores."""
+    """Per-image SIDE and published MAD as their forward computes them (acc_sie_masked,
+    acc_normal_masked); the exact angle, the flat-depth baseline and the floor by our metric
+    code on their depth and normals, as a model.evaluate.Scores."""
     camera = types.SimpleNamespace(K=intrinsics(cfg["image_size"], cfg["fov"]).to(device))
     margin = (cfg["max_depth"] - cfg["min_depth"]) / 2
     parts = []
@@ -226,11 +228,10 @@ def evaluate_author(cfg, model, loader, device):
         out = types.SimpleNamespace(recon_depth=model.recon_depth, recon_normal=model.recon_normal,
                                     recon_valid=(model.recon_depth < cfg["max_depth"] + margin).float())
         with torch.no_grad():
-            _, _, flat_side, flat_mad = score_batch(cfg, out, depth_image.to(device), camera)
-        parts.append([model.acc_sie_masked[:b].detach().cpu().double(),
-                      model.acc_normal_masked[:b].detach().cpu().double(),
-                      flat_side.cpu().double(), flat_mad.cpu().double()])
-    return Scores(*[torch.cat([p[i] for p in parts]) for i in range(4)])
+            scores = score_batch(cfg, out, depth_image.to(device), camera)
+        scores.update(side=model.acc_sie_masked[:b], mad_published=model.acc_normal_masked[:b])
+        parts.append(scores)
+    return join_scores(parts)
 
 
 # ---------------------------------------------------------------------------
@@ -287,6 +288,7 @@ def train_author(cfg, out_dir, log=None):
     trainer = pkg.Trainer(cfgs, pkg.Unsup3D)
     model = trainer.model
     set_precision(cfg, [getattr(model, name) for name in model.network_names + ["PerceptualLoss"]], device)
+    perturb_init(cfg, model.netD)
 
     write_json(os.path.join(out_dir, "config.json"), dict(asked, perceptual=cfg["perceptual"]))
     env = fingerprint(cfg, device, perceptual_why, in_force)

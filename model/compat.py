@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 __all__ = ["nonzero_indices", "scatter_min_int64", "grid_sample", "GRID_SAMPLE_HAS_ALIGN", "load_checkpoint", "adam",
-           "set_deterministic", "set_cudnn_benchmark", "set_tf32", "tf32_flags", "cudnn_version"]
+           "set_deterministic", "set_cudnn_benchmark", "next_float_up", "set_tf32", "tf32_flags", "cudnn_version"]
 
 
 def nonzero_indices(mask):
@@ -99,6 +99,18 @@ def set_deterministic(cudnn, algorithms):
             torch.use_deterministic_algorithms(bool(algorithms), warn_only=True)  # 1.11+
         else:
             torch.use_deterministic_algorithms(bool(algorithms))
+
+
+def next_float_up(x):
+    """The next representable value above each element (torch.nextafter from 1.7; before, by
+    stepping the float32 bit pattern, which is the same for finite float32 values)."""
+    if hasattr(torch, "nextafter"):
+        return torch.nextafter(x, torch.full_like(x, float("inf")))
+    if x.dtype != torch.float32:
+        raise ValueError("next_float_up: float32 only on PyTorch < 1.7 (got %s)" % x.dtype)
+    bits = x.view(torch.int32)
+    step = torch.where(x > 0, bits + 1, torch.where(x < 0, bits - 1, torch.ones_like(bits)))
+    return torch.where(x == 0, step.view(torch.float32).abs(), step.view(torch.float32))
 
 
 def set_cudnn_benchmark(enabled):

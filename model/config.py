@@ -95,8 +95,9 @@ DEFAULTS = {
     "deterministic": False,      # cuDNN deterministic + deterministic algorithms (CUBLAS workspace) | 'stack'
     "cudnn_benchmark": None,     # GPU: cuDNN's autotuner; None = as each implementation sets it (ours off, the authors' on) | 'stack'
     "tf32": False,               # TF32 convolutions: GPU the cuDNN flag; CPU emulated by rounding conv operands | 'stack'
-    "tf32_matmul": False,        # TF32 matmul/bmm: GPU the cuBLAS flag (not emulated on CPU) | 'stack'
+    "tf32_matmul": False,        # TF32 matmul/bmm: GPU the cuBLAS flag; CPU emulated in our geometry's matmuls | 'stack'
     "cpu_isa": "native",         # CPU kernel set: 'native' | 'avx512' | 'avx2' | 'default' (model/cpu_isa.py)
+    "perturb_init": False,       # the chaos floor (Summers & Dinneen 2021): netD's first weight one ulp up at init
     # fault injection, for the harness's reliability tests
     "inject_nan_at": None,       # iteration at which netD's gradient is made NaN (None: never)
 }

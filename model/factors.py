@@ -28,7 +28,7 @@ FACTORS = (
     Factor("tf32", (False, True, STACK), False, SCHEMA_ONE, "tf32_conv",
            "TF32 convolutions (cudnn.allow_tf32); on CPU emulated by rounding conv operands"),
     Factor("tf32_matmul", (False, True, STACK), False, False, "tf32_matmul",
-           "TF32 matmul/bmm (cuda.matmul.allow_tf32); GPU only, not emulated on CPU"),
+           "TF32 matmul/bmm (cuda.matmul.allow_tf32); on CPU emulated in our geometry's matmuls"),
     Factor("align_corners", (True, False, STACK), True, SCHEMA_ONE, "align_corners",
            "grid_sample's align_corners for ours and for the authors' bare calls"),
     Factor("deterministic", (False, True, STACK), False, SCHEMA_ONE, "deterministic",
@@ -41,6 +41,8 @@ FACTORS = (
     Factor("cpu_isa", ("native", "avx512", "avx2", "default"), "native", "native", None,
            "CPU kernel set (model/cpu_isa.py)"),
     Factor("lr", None, 1e-4, SCHEMA_ONE, None, "Adam learning rate"),
+    Factor("perturb_init", (False, True), False, False, None,
+           "the chaos floor: netD's first weight moved up by one float32 ulp after seeding"),
 )
 FACTOR_NAMES = tuple(f.name for f in FACTORS)
 NUMERICS = tuple(f.name for f in FACTORS if f.values and STACK in f.values)

@@ -39,9 +39,9 @@ def settle(cfg, device):
     """
     nmr = cfg["renderer"] == STACK and device.type == "cuda" and _nmr_importable()
     values = in_force(cfg, torch_version(torch.__version__) or (0, 0), _capability(device), nmr)
-    if cfg["tf32_matmul"] is True and device.type != "cuda":
-        raise ConfigError("tf32_matmul: true is not emulated on CPU (only convolutions are, by tf32: true); "
-                          "use false or stack, or run the cell on a GPU")
+    if cfg["tf32_matmul"] is True and device.type != "cuda" and cfg["impl"] == "author":
+        raise ConfigError("tf32_matmul: true is emulated on CPU in our geometry only, not in the authors' "
+                          "renderer; use impl: ours, or run the cell on a GPU")
     if not values["align_corners"] and not compat.GRID_SAMPLE_HAS_ALIGN:
         raise ConfigError("align_corners: False needs PyTorch >= 1.3 (this is %s)" % torch.__version__)
     settled = dict(cfg, tf32=values["tf32_conv"], tf32_matmul=values["tf32_matmul"],

@@ -10,14 +10,15 @@ import random
 import numpy as np
 import torch
 
+from . import compat
 from .config import VGG_ENV, VGG_FROM_IMAGE, ConfigError
 from .losses import load_vgg_state
 from .photogeo import PhotoGeoAutoencoder
-from .precision import emulate_tf32
+from .precision import emulate_tf32_conv, emulate_tf32_matmul
 from .runfiles import write_json
 
 __all__ = ["CHECKPOINT", "Diverged", "Terminated", "device_for", "seed_everything", "data_dir_for", "perceptual_setup",
-           "set_precision", "build_model", "write_diverged"]
+           "set_precision", "perturb_init", "build_model", "write_diverged"]
 
 CHECKPOINT = os.path.join("checkpoints", "last.pt")  # our trainer's; theirs keeps checkpoints/*.pth
 
@@ -98,11 +99,24 @@ def _vgg_file(cfg, environ):
 
 
 def set_precision(cfg, modules, device):
-    """TF32 convolutions on CPU, emulated by rounding their operands (cfg settled by model.numerics;
-    on a GPU the real flags are set by model.numerics.apply_flags)."""
-    if cfg["tf32"] is True and device.type != "cuda":
+    """TF32 on CPU, emulated (model/precision.py): conv operands in `modules`, and the matmuls of
+    model/geometry.py. cfg is settled by model.numerics; on a GPU the real flags are set by
+    model.numerics.apply_flags instead."""
+    on_cpu = device.type != "cuda"
+    if cfg["tf32"] is True and on_cpu:
         for module in modules:
-            emulate_tf32(module)
+            emulate_tf32_conv(module)
+    emulate_tf32_matmul(cfg["tf32_matmul"] is True and on_cpu)
+
+
+def perturb_init(cfg, net_d):
+    """perturb_init: move the first weight of netD (ours or theirs) up by one float32 ulp, after
+    seeding: the chaos-floor control, the smallest change to a run that is still a change."""
+    if not cfg["perturb_init"]:
+        return
+    with torch.no_grad():
+        first = next(net_d.parameters()).view(-1)
+        first[:1] = compat.next_float_up(first[:1])
 
 
 def build_model(cfg, device, vgg_state=None):
@@ -110,6 +124,7 @@ def build_model(cfg, device, vgg_state=None):
     vgg_state: perceptual_setup)."""
     model = PhotoGeoAutoencoder(cfg, vgg_state).to(device)
     set_precision(cfg, [model], device)
+    perturb_init(cfg, model.nets["netD"])
     return model
 
 
