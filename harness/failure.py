@@ -8,7 +8,10 @@ A cell that ended (done or diverged) failed when any of these holds, each counte
 - degenerate: it is no better than flat depth on the same test images: its SIDE or its MAD
   (exact angle) is at least (1 - DEGENERATE_MARGIN) times the flat-depth baseline's. A model
   that learned no shape predicts about one depth; the margin keeps a run that is 1% better
-  than flat from counting as learned.
+  than flat from counting as learned. 5%, because SIDE separates little at cpu-small: runs
+  that learn shape (MAD 17-19 against flat 50.5) reach SIDE 1.29-1.38 against flat 1.553
+  (11-17% better), while the lr 2e-3 and 2.5e-3 runs of matrices/edge-cpu.yml end at or
+  above flat SIDE.
 
 Cells that did not end (an error, skipped, still running) have no outcome (NaN): they are
 counted as lost, never as passed or failed. Failure rates get exact (Clopper-Pearson)
@@ -26,7 +29,7 @@ from scipy import stats
 __all__ = ["DEGENERATE_MARGIN", "KINDS", "OUTCOME_COLUMNS", "with_failures", "rate_interval", "fisher_p",
            "describe_rate"]
 
-DEGENERATE_MARGIN = 0.10     # must beat flat depth by 10% on SIDE and on MAD to count as learned
+DEGENERATE_MARGIN = 0.05     # must beat flat depth by 5% on SIDE and on MAD to count as learned
 KINDS = ("nonfinite", "spiking", "degenerate")
 OUTCOME_COLUMNS = ("failed",) + tuple("failed_" + k for k in KINDS)   # 1.0 / 0.0, NaN: no outcome
 _ENDED = ("done", "diverged")

@@ -58,7 +58,11 @@ def test_table3_mean_std_over_seeds_and_seed_values_beside(study):
     cuda113 = _row(table, "CUDA 11.3", "ours")
     assert cuda113.seed_side == 4.4603 and cuda113.seed_mad_std == 3.81  # synface: the seed's data
     assert not cuda113.seed_other_data
+    # every clip-none CPU cell's log has a loss spike at iteration 40: all three failed (spiking)
+    assert cpu.failed == "3/3 (100%, 95% CI 29-100%)"
+    assert _row(table3(df, "norm"), "CPU", "ours").failed == "0/3 (0%, 95% CI 0-71%)"
     author10 = _row(table, "CUDA 10.0", "author")  # built-in faces: the seed's numbers do not compare
+    assert author10.failed == "1/1 (100%, 95% CI 3-100%)"  # the diverged cell; the crashed one did not end
     assert author10.seed_other_data and math.isnan(author10.seed_side)
     assert cuda113.note == "skipped: needs a GPU (x3)" and cuda113.n_no_perceptual == 0  # skipped: unknown
     author = _row(table, "CUDA 10.0", "author")

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..failure import DEGENERATE_MARGIN, describe_rate, with_failures
 from ..fsutil import atomic_write
 from .envdiff import PER_RUN_KEYS, cpu_stacks, stack_env_differences
 from .ran import RAN_FOOTNOTE, describe, is_smoke
@@ -106,10 +107,16 @@ def _aggregate(cells: pd.DataFrame) -> dict:
     return {"n_seeds": len(per_seed), "n_cells": len(cells), "side": side, "side_std": side_std,
             "mad": mad, "mad_std": mad_std, "mad_exact": mad_exact, "mad_exact_std": mad_exact_std,
             "n_unscored": unscored, "n_test": scored, "dataset": _distinct(cells, "dataset"),
-            "numerics": numerics_label(cells), "side_img_std": side_img_std,
+            "numerics": numerics_label(cells), "failed": _failed(cells), "side_img_std": side_img_std,
             "mad_img_std": mad_img_std, "note": note, "flat_side": flat_side, "flat_mad": flat_mad,
             "n_no_perceptual": without, "ran": describe(cells), "smoke": is_smoke(cells),
             **_spikes(cells)}
+
+
+def _failed(cells: pd.DataFrame) -> str:
+    """'1/3 (33%, 95% CI 1-91%)': the row's ended cells that failed (harness/failure.py)."""
+    outcome = with_failures(cells)["failed"].dropna()
+    return describe_rate(int(outcome.sum()), len(outcome))
 
 
 def _distinct(cells: pd.DataFrame, column: str) -> str:
@@ -159,7 +166,7 @@ def _empty_row(label: str, impl: str) -> dict:
     return {"row": label, "impl": impl, "variant": "", "n_seeds": 0, "n_cells": 0,
             "side": math.nan, "side_std": math.nan, "mad": math.nan, "mad_std": math.nan,
             "mad_exact": math.nan, "mad_exact_std": math.nan, "n_unscored": math.nan, "n_test": math.nan,
-            "dataset": "", "numerics": "",
+            "dataset": "", "numerics": "", "failed": "-",
             "side_img_std": math.nan, "mad_img_std": math.nan, "flat_side": math.nan, "flat_mad": math.nan,
             "note": "not run", "n_no_perceptual": 0, "ran": "", "smoke": False, "spikes": math.nan,
             "clipped": math.nan}
@@ -233,7 +240,7 @@ def format_rows(table: pd.DataFrame, with_seed: bool) -> tuple[list[str], list[l
     """Header and text cells shared by the Markdown, LaTeX and HTML renderings."""
     header = ["Stack", "Impl.", "SIDE (×10⁻²) ± images¹", "MAD (deg.) ± images¹"]
     header += ["seed report SIDE ± images", "seed report MAD ± images"] if with_seed else []
-    header += ["SIDE ± seeds²", "MAD ± seeds²", "MAD exact angle³", "seeds", "empty masks⁴",
+    header += ["SIDE ± seeds²", "MAD ± seeds²", "MAD exact angle³", "seeds", "failed runs⁵", "empty masks⁴",
                "flat depth SIDE / MAD", "spikes / clipped", "notes"]
     rows = []
     for r in table.itertuples():
@@ -247,7 +254,7 @@ def format_rows(table: pd.DataFrame, with_seed: bool) -> tuple[list[str], list[l
             cells += [OTHER_DATA, OTHER_DATA] if r.seed_other_data else seed
         unscored = "-" if math.isnan(r.n_unscored) else f"{int(r.n_unscored)} of {int(r.n_test)}"
         cells += [_pm(r.side, r.side_std, 4), _pm(r.mad, r.mad_std, 2), _pm(r.mad_exact, r.mad_exact_std, 2),
-                  str(r.n_seeds), unscored]
+                  str(r.n_seeds), r.failed, unscored]
         flat = "-" if math.isnan(r.flat_side) else f"{r.flat_side:.4f} / {r.flat_mad:.2f}"
         clipped = "-" if math.isnan(r.clipped) else f"{100 * r.clipped:.0f}%"
         spikes = "-" if math.isnan(r.spikes) else f"{r.spikes:.1f} / {clipped}"
@@ -274,6 +281,9 @@ FOOTNOTES = (
     "short by about 1e-7/|n|, |n| ~ 3e-5 at 64 px): see the floor note below.",
     "⁴ Test images whose eroded mask is empty (no pixel to score), over all test images of the row's "
     "done cells; they are left out of the means, as in the original.",
+    "⁵ Runs that ended (done or diverged) and failed: went non-finite, spiked, or ended no better than "
+    f"flat depth (SIDE or MAD within {100 * DEGENERATE_MARGIN:.0f}% of it; harness/failure.py), with the "
+    "exact (Clopper-Pearson) 95% interval of the rate. The means beside it use the runs that finished.",
     f"Seed report values stand beside rows trained on {SEED_DATASET}, the seed's data; a row on other "
     f"data (the built-in faces) says '{OTHER_DATA}': those numbers do not compare.",
     f"{PERCEPTUAL_MARK}: no perceptual loss: the notes count the row's cells that trained without the "
@@ -342,7 +352,7 @@ def to_markdown(tables: dict[str, pd.DataFrame], notes: list[str] | None = None)
 # order matters: plain specials first, then the ones whose replacement uses $ { }
 _TEX = {"{": r"\{", "}": r"\}", "&": r"\&", "%": r"\%", "_": r"\_", "#": r"\#", "$": r"\$",
         "±": r"$\pm$", "×10⁻²": r"$\times 10^{-2}$", "†": r"$^\dagger$",
-        "¹": r"$^1$", "²": r"$^2$", "³": r"$^3$", "⁴": r"$^4$"}  # after ×10⁻², which contains a ²
+        "¹": r"$^1$", "²": r"$^2$", "³": r"$^3$", "⁴": r"$^4$", "⁵": r"$^5$"}  # after ×10⁻², which contains a ²
 
 
 def _tex(text: str) -> str:
