@@ -3,6 +3,7 @@
     repro run     [--matrix F] [--only K=V ...] [--cell ID] [--jobs N] [--dry-run] ...
     repro status  [--results DIR] [--json]
     repro report  [--results DIR] [--reports DIR] [--compare CELL_A CELL_B]
+    repro data    synface|celeba [--dest DIR] [--from FILE] [--sha256 HEX]
     repro images  build|list      (when harness/cli_images.py is installed)
 """
 import logging
@@ -126,6 +127,23 @@ def report(results, reports, spike_factor, compare):
         sys.exit(ExitCode.CONFIG_ERROR)
     click.echo(str(summary))
     sys.exit(ExitCode.OK)
+
+
+@main.command()
+@click.argument("name", metavar="synface|celeba")
+@click.option("--dest", type=click.Path(path_type=Path), default=Path("data"), show_default=True,
+              help="Folder that receives DEST/NAME (train/ val/ test/), the cell's data_dir.")
+@click.option("--from", "archive_file", type=click.Path(path_type=Path), default=None,
+              help="An archive already on disk (zip or tar) instead of downloading it.")
+@click.option("--sha256", default=None, help="The archive's expected sha256, where the project records none.")
+def data(name, dest, archive_file, sha256):
+    """Fetch (or take --from), verify and unpack one of the original's datasets."""
+    from harness.datasets import DatasetError, install
+    try:
+        install(name, dest, archive_file=archive_file, sha256=sha256, log=click.echo)
+    except DatasetError as err:
+        logging.getLogger("repro").error("data: %s", err)
+        sys.exit(ExitCode.CONFIG_ERROR)
 
 
 def _add_images_group() -> None:
