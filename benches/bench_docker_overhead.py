@@ -28,8 +28,8 @@ from harness.cells import expand  # noqa: E402
 from harness.executors.docker import DockerExecutor, DockerSettings  # noqa: E402
 from harness.executors.local import LocalExecutor, LocalSettings  # noqa: E402
 from harness.matrix import load_study  # noqa: E402
-from harness.outcome import classify  # noqa: E402
-from harness.rundir import prepare  # noqa: E402
+from harness.cellresult import classify  # noqa: E402
+from harness.runfolder import prepare  # noqa: E402
 
 MATRIX = """\
 axes:

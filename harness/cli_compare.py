@@ -33,7 +33,7 @@ def compare_command(group_a, group_b, where, results, as_json):
     if not results.is_dir():
         log.error("%s: no such results folder (run `repro run` first or pass --results)", results)
         sys.exit(ExitCode.CONFIG_ERROR)
-    df, _ = collect(results)
+    df = collect(results).table
     try:
         result = compare(df, group_a, group_b, where=where)
     except CompareError as err:

@@ -1,9 +1,10 @@
 """Read every run folder under results/ into one tidy table (one row per cell).
 
-`collect(results_dir)` is the only reader of run folders for the report: it
-follows docs/run-folder.md, treats every file as possibly missing, empty or torn,
-and says why it skipped a folder instead of raising. The report renders from the
-DataFrame it returns (plus loss curves, read by `read_train_logs`).
+`collect(results_dir)` returns one `Results` value: the table, the folders it skipped
+and why. It reads each folder through harness.runfolder (the one reader), treats every
+file as possibly missing, empty or torn, and never raises on a bad folder. The report
+renders from `Results` alone: what a page needs of a cell is a column (its config as
+`config_json`, its files as paths), never a second read of the folder's JSON files.
 
 Columns of the table (`COLUMNS`, in this order; unknown extra axes follow as
 `axis.<name>`):
@@ -22,6 +23,8 @@ Columns of the table (`COLUMNS`, in this order; unknown extra axes follow as
   env.capability, env.driver, env.tf32, env.tf32_mode, env.deterministic,
   env.cudnn_benchmark, env.cublas_workspace, env.image_digest, env.git_sha,
   env.host, env.cpu_model, env.cpu_capability, env.blas, env.onednn`; `env_json` keeps the whole file for the report's details
+- `config_json`: the resolved config the trainer ran (config.json, else cell.json's), whole,
+  as JSON text (`Results.configs()` parses it)
 - `perceptual` (bool, None when unknown) and `perceptual_reason`
 - evaluation (eval.json): `side_mean, side_std, mad_mean, mad_std, n_images`
   (SIDE in plain units; reports multiply by 100); `flat_side_mean`,
@@ -61,7 +64,7 @@ from harness.states import CellState
 
 __all__ = [
     "AXES", "COLUMNS", "ENV_FIELDS",
-    "Skipped", "TrainLog", "collect", "write_table", "read_train_logs",
+    "Results", "Skipped", "TrainLog", "collect", "configs_of", "write_table", "read_train_logs",
 ]
 
 
@@ -92,7 +95,7 @@ ENV_FIELDS = {
 COLUMNS = (
     ("cell_id", "name", "run_dir") + AXES + FACTOR_AXES + ("stack_cuda", "stack_torch")
     + ("state", "reason", "attempt", "started", "ended", "wall_s", "diverged_iter", "diverged_net")
-    + tuple("env." + key for key in ENV_FIELDS) + ("env_json", "perceptual", "perceptual_reason")
+    + tuple("env." + key for key in ENV_FIELDS) + ("env_json", "config_json", "perceptual", "perceptual_reason")
     + ("side_mean", "side_std", "mad_mean", "mad_std", "n_images", "flat_side_mean", "flat_mad_mean")
     + ("train_lines", "train_torn", "last_iter", "final_loss", "n_spikes", "n_loss_spikes", "n_grad_spikes",
        "first_spike_iter", "first_nonfinite_iter", "spike_network", "max_grad_norm", "clipped_frac", "train_s")
@@ -112,6 +115,34 @@ class Skipped:
 
     def __str__(self) -> str:
         return f"{self.folder}: {self.reason}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Results:
+    """What `collect` read: one row per cell and the folders that were not run folders."""
+    root: Path                      # the results/ folder read
+    table: pd.DataFrame             # COLUMNS (+ axis.* extras), one row per cell
+    skipped: tuple[Skipped, ...]    # folders under root that are not (readable as) run folders
+    spike_factor: float             # k the spike columns were computed with
+
+    def configs(self) -> list[dict]:
+        """Each row's resolved config as a dict, in table order ({} when unknown)."""
+        return configs_of(self.table)
+
+
+def configs_of(rows: pd.DataFrame) -> list[dict]:
+    """The `config_json` column of some rows of the table as dicts ({} where unknown)."""
+    if "config_json" not in rows:
+        return [{} for _ in range(len(rows))]
+    return [_json_object(text) for text in rows["config_json"]]
+
+
+def _json_object(text) -> dict:
+    try:
+        value = json.loads(text) if isinstance(text, str) else {}
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 @dataclasses.dataclass
@@ -225,7 +256,8 @@ def _read_folder(path: str, name: str) -> dict | Skipped:
     return {
         "cell_id": str(record.cell.get("cell_id") or name), "name": record.cell.get("name"), "run_dir": path,
         **_axes_columns(record.cell, config), **_status_columns(record),
-        **_env_columns(record.env), "perceptual": perceptual, "perceptual_reason": perceptual_reason,
+        **_env_columns(record.env), "config_json": json.dumps(config, sort_keys=True) if config else None,
+        "perceptual": perceptual, "perceptual_reason": perceptual_reason,
         **_eval_columns(record.eval),
         "train_log": log if record.train.why != "missing" else None, "samples_grid": _last_grid(path),
         "problems": record.notes(),
@@ -373,8 +405,7 @@ def _log_problems(log: TrainLog | None) -> list[str]:
 
 # --------------------------------------------------------------------------- table
 
-def collect(results_dir: str | os.PathLike,
-            spike_factor: float = spikes.SPIKE_FACTOR) -> tuple[pd.DataFrame, list[Skipped]]:
+def collect(results_dir: str | os.PathLike, spike_factor: float = spikes.SPIKE_FACTOR) -> Results:
     """Read every run folder under results_dir into one row per cell.
 
     Args:
@@ -382,8 +413,8 @@ def collect(results_dir: str | os.PathLike,
         spike_factor: k of the spike definition (harness/spikes.py).
 
     Returns:
-        (table with COLUMNS and any `axis.*` extras, folders skipped with why),
-        rows sorted by stack, impl, clip, seed, cell_id.
+        Results: the table (COLUMNS and any `axis.*` extras, rows sorted by stack, impl,
+        clip, seed, cell_id) and the folders skipped with why.
     """
     root = os.path.abspath(results_dir)
     try:
@@ -401,7 +432,7 @@ def collect(results_dir: str | os.PathLike,
         row["problems"] = "; ".join(row["problems"] + _log_problems(log)) or None
     table = _frame(rows)
     table.attrs["spike_factor"] = spike_factor    # the report's footnote names the k it used
-    return table, skipped
+    return Results(root=Path(root), table=table, skipped=tuple(skipped), spike_factor=spike_factor)
 
 
 def _frame(rows: list[dict]) -> pd.DataFrame:

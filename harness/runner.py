@@ -23,9 +23,9 @@ from harness.host import Host, probe
 from harness.lock import LockedError, ResultsLock
 from harness.matrix import SWEPT_AXES, MatrixError, Study
 from harness.matrix import load_study as _load_study_file
-from harness.outcome import CellResult
+from harness.cellresult import CellResult
 from harness.progress import Progress
-from harness.rundir import is_incomplete, mark_skipped, read_cell, read_status
+from harness.runfolder import mark_skipped, read_run_folder
 from harness.states import FINISHED, CellState
 from harness.scheduler import run_cells as _run_cells
 from harness.workflow import execute
@@ -174,7 +174,7 @@ def check_incomplete(plan: Plan, *, config: RunConfig):
     """Cells left `.incomplete` by a crash resume; a folder holding another cell is refused."""
     for item in plan.items:
         run_dir = config.results / item.cell.cell_id
-        recorded = read_cell(run_dir)
+        recorded = read_run_folder(run_dir).cell
         if recorded and recorded.get("cell_id") != item.cell.cell_id:
             log.error("%s holds cell %s, not %s; move that folder away and run again",
                       run_dir, recorded.get("cell_id"), item.cell.cell_id)
@@ -191,8 +191,8 @@ def record_skipped(plan: Plan, *, config: RunConfig) -> Plan:
         if item.action != Action.SKIP:
             continue
         run_dir = config.results / item.cell.cell_id
-        status = read_status(run_dir) or {}
-        if status.get("state") not in FINISHED and not is_incomplete(run_dir):
+        record = read_run_folder(run_dir)
+        if record.state not in FINISHED and not record.incomplete:
             mark_skipped(run_dir, item.cell, item.reason)
         plan.results.append(CellResult(item.cell.cell_id, item.cell.name, CellState.SKIPPED, item.reason))
     return plan
@@ -277,8 +277,8 @@ def _axis_text(cell: Cell, key: str) -> str:
 
 def _plan_one(cell: Cell, host: Host, config: RunConfig) -> Planned:
     name = config.executor or cell.stack.executor
-    status = read_status(config.results / cell.cell_id) or {}
-    state = CellState.parse(status.get("state"))
+    record = read_run_folder(config.results / cell.cell_id)
+    status, state = record.status or {}, record.state
     if state == CellState.DONE:
         return Planned(cell, Action.CACHED, executor=name)
     if state in FINISHED and not config.retry_failed:
@@ -291,7 +291,7 @@ def _plan_one(cell: Cell, host: Host, config: RunConfig) -> Planned:
         return Planned(cell, Action.SKIP, why, name)
     if state in FINISHED:
         return Planned(cell, Action.RETRY, executor=name)
-    if is_incomplete(config.results / cell.cell_id):
+    if record.incomplete:
         return Planned(cell, Action.RESUME, executor=name)
     return Planned(cell, Action.RUN, executor=name)
 

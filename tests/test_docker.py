@@ -21,7 +21,7 @@ import pytest
 from harness import images
 from harness.executors.base import Outcome
 from harness.executors.docker import DockerExecutor, DockerSettings
-from harness.outcome import classify
+from harness.cellresult import classify
 from harness.states import CellState
 from tests.helpers import cells
 from tests.helpers.cells import MATRIX, run_to_end, wait_for

@@ -7,7 +7,7 @@ the reason, where it is missing.
 import pytest
 
 from harness import executors
-from harness.outcome import classify
+from harness.cellresult import classify
 from harness.states import CellState
 from tests.helpers.cells import make_cell, run_to_end, wait_for
 

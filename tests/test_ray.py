@@ -20,10 +20,10 @@ from harness.cells import expand
 from harness.executors.base import ExecutorError
 from harness.executors.ray import RayExecutor, RaySettings, arch_resource, pack_folder, unpack_folder
 from harness.matrix import load_study
-from harness.outcome import classify
+from harness.cellresult import classify
 from harness.states import CellState
 from harness.progress import Progress
-from harness.rundir import prepare, read_status
+from harness.runfolder import prepare, read_run_folder
 from harness.scheduler import run_cells
 from harness.status import scan
 
@@ -168,7 +168,7 @@ def test_tiny_matrix_through_the_cluster_ends_with_correct_run_folders(tmp_path,
     for cell in cells:
         run_dir = results / cell.cell_id
         assert [f for f in CONTRACT if not (run_dir / f).is_file()] == []
-        status = read_status(run_dir)
+        status = _status(run_dir)
         assert (status["state"], status["attempt"], status["executor"]) == ("done", 1, "ray")
         assert not (run_dir / ".incomplete").exists()
         assert (run_dir / "stdout.log").read_text().count(DONE_LINE) == 1
@@ -193,7 +193,7 @@ def test_without_a_shared_filesystem_the_head_writes_the_returned_folder(tmp_pat
     run_dir = results / cell.cell_id
     assert result.state == "done", result.reason
     assert [f for f in CONTRACT if not (run_dir / f).is_file()] == []
-    assert read_status(run_dir)["state"] == "done" and not (run_dir / ".incomplete").exists()
+    assert _status(run_dir)["state"] == "done" and not (run_dir / ".incomplete").exists()
     # the trainer ran in a scratch folder on the node: its data cache (RUN_DIR/../.data) stayed there
     assert not (results / ".data").exists()
 
@@ -241,13 +241,13 @@ def test_a_node_killed_mid_cell_has_its_cell_retried_elsewhere_once(tmp_path, cl
     finally:
         cluster.add_node(num_cpus=1, num_gpus=1)   # later tests see two workers again
     assert sorted(r.state for r in out) == ["done", "done"], [(r.state, r.reason) for r in out]
-    status = read_status(results / victim)
+    status = _status(results / victim)
     assert status["attempt"] == 2 and status["state"] == "done"
     log = (results / victim / "stdout.log").read_text()
     assert "resuming from" in log                          # shared folder: from the last checkpoint
     assert log.count(DONE_LINE) == 1                       # no cell ran twice to completion
     assert jsonl_iters(results / victim) == list(range(64))
-    other = read_status(results / cells[1].cell_id)
+    other = _status(results / cells[1].cell_id)
     assert other["state"] == "done" and (results / cells[1].cell_id / "stdout.log").read_text().count(DONE_LINE) == 1
 
 
@@ -265,3 +265,7 @@ def test_a_bad_ray_setting_is_one_line_naming_the_variable(monkeypatch):
     monkeypatch.setenv("REPRO_RAY_RETRIES", "3")
     monkeypatch.setenv("REPRO_RAY_SHARED", "no")
     assert (RaySettings.from_env().retries, RaySettings.from_env().shared_fs) == (3, False)
+
+
+def _status(run_dir):
+    return read_run_folder(run_dir).status

@@ -41,6 +41,7 @@ class Outcome:
     exit_code: Optional[int]    # None when the process never started
     reason: str = ""            # one line for status.json when it did not end well
     state: Optional[CellState] = None  # executor-decided (SKIPPED, FAILED); None: from the exit code
+    attempts: int = 1           # launches this submission took (an executor that relaunches a lost cell counts them)
 
 
 @dataclasses.dataclass

@@ -13,7 +13,8 @@ or the head sends the folder to the task as tar bytes and writes back what the t
 returns. Either way the head's results/ ends with the normal run-folder contract.
 
 A task whose worker or node dies is launched again (up to `retries` times, each
-launch counted as `attempt` in status.json); a cell the trainer itself failed is not.
+launch counted in the outcome's `attempts`, which the scheduler adds to status.json's
+`attempt`); a cell the trainer itself failed is not.
 """
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from harness.executors.base import Capabilities, Executor, ExecutorError, Outcome, Submission
-from harness.rundir import MARKER, read_status, write_status
+from harness.runfolder import MARKER
 from harness.states import CellState
 from model.exitcodes import EXIT_TERMINATED
 
@@ -138,7 +139,7 @@ class RayExecutor(Executor):
         self._owns_connection = not self._ray.is_initialized()
         if self._owns_connection:
             _connect(self._ray, settings)
-        self._remote = self._ray.remote(max_retries=0)(_cell_task)  # retries are ours: they bump `attempt`
+        self._remote = self._ray.remote(max_retries=0)(_cell_task)  # retries are ours: they count in `attempts`
         self._cluster = self._ray.cluster_resources()
         self.placements: dict = {}   # cell_id -> (host, node id) of the launch now running
 
@@ -236,7 +237,7 @@ class RayExecutor(Executor):
         self.placements.pop(sub.cell_id, None)
         if item.get("folder") is not None:
             unpack_folder(item["folder"], sub.run_dir)
-        sub.outcome = Outcome(**item["outcome"])
+        sub.outcome = Outcome(**dict(item["outcome"], attempts=task.launches))
 
     def _relaunch_or_fail(self, sub: Submission, error: Exception) -> None:
         task: _Task = sub.handle
@@ -244,11 +245,10 @@ class RayExecutor(Executor):
         where = "on %s (node %s)" % (task.host, task.node[:8]) if task.node else "before it reported a node"
         if task.launches > self.settings.retries:
             sub.outcome = Outcome(None, "Ray lost the cell %s %d time(s), last: %s" % (
-                where, task.launches, _last_line(error)), CellState.FAILED)
+                where, task.launches, _last_line(error)), CellState.FAILED, attempts=task.launches)
             return
         log.warning("ray: %s lost %s (%s); launching it again (%d of %d retries)", task.cell.name, where,
                     type(error).__name__, task.launches, self.settings.retries)
-        _count_attempt(sub.run_dir)
         self._launch(sub)
 
 
@@ -346,13 +346,6 @@ def _env_number(name: str, default, kind):
         raise ExecutorError("%s=%r: expected %s >= 0 (unset it for the default, %s)" % (
             name, value, "a whole number" if kind is int else "a number", default))
     return number
-
-
-def _count_attempt(run_dir: Path) -> None:
-    """A relaunch is another attempt of the cell: status.json says so (the scheduler keeps it)."""
-    status = read_status(run_dir)
-    if status is not None:
-        write_status(run_dir, dict(status, attempt=int(status.get("attempt", 0)) + 1))
 
 
 def _last_line(error: Exception) -> str:

@@ -129,7 +129,8 @@ def build_report(results_dir: str | os.PathLike, reports_dir: str | os.PathLike,
             (raised before anything is written).
     """
     start = time.perf_counter()
-    df, skipped = collect(results_dir, spike_factor=spike_factor)
+    results = collect(results_dir, spike_factor=spike_factor)
+    df, skipped = results.table, results.skipped
     pair = resolve_pair(df, compare, str(results_dir)) if compare else None
     tables = write_table(df, results_dir) if Path(results_dir).is_dir() else []
     outputs = tables + render(df, reports_dir, skipped, tables[1] if tables else None, compare=pair)

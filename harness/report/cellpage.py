@@ -14,7 +14,7 @@ from ..matrix import SWEPT_AXES
 from .cellplots import curves_png, grids_png, scores_png
 from .grids import STRETCH_CAPTION
 from .page import esc, link, page, table
-from ..runfolder import read_run_folder
+from ..collect import configs_of
 from .runfiles import RAW_FILES, cell_curves, read_env, read_scores
 from .sidebyside import compare_href, comparison_pages
 
@@ -97,7 +97,7 @@ def write_cell_pages(df: pd.DataFrame, reports_dir: str | Path) -> list[Path]:
     """One page per row of the tidy table under reports_dir/cells/; returns the pages."""
     cells_dir = Path(reports_dir) / "cells"
     cells_dir.mkdir(parents=True, exist_ok=True)
-    configs = [read_run_folder(d).cell_config for d in df["run_dir"]] if len(df) else []
+    configs = configs_of(df)
     baseline = baseline_config([c for c in configs if c])
     curves = cell_curves(df) if len(df) else {}
     pages, counterparts = comparison_pages(reports_dir), clip_counterparts(df)
