@@ -76,17 +76,20 @@ def _jobs(value):
               help="Cells at once (or 'auto': one per usable core); CPU threads are divided among them."
                    "  [default: auto when every cell to run is a CPU cell, else 1]")
 @click.option("--retry-failed", is_flag=True, help="Rerun cells recorded failed or diverged.")
+@click.option("--rerun-stale", is_flag=True,
+              help="Retrain, from scratch, done cells whose code changed since they ran (a selection does too).")
 @click.option("--dry-run", "-n", is_flag=True, help="Print the cells, their ids and why any is skipped.")
 @click.option("--stop-on-first-error", is_flag=True, help="Start no more cells after one fails.")
 @click.argument("selectors", nargs=-1, metavar="[KEY=VALUE]...")
-def run(matrix, results, executor, address, only, cells, jobs, retry_failed, dry_run, stop_on_first_error, selectors):
+def run(matrix, results, executor, address, only, cells, jobs, retry_failed, rerun_stale, dry_run,
+        stop_on_first_error, selectors):
     """Run the study's cells that are not done yet (resumes interrupted ones)."""
     from harness.runner import RunConfig, run as run_pipeline
     signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
     if address:  # read by RaySettings.from_env, like the docker executor's REPRO_DOCKER_* settings
         os.environ["REPRO_RAY_ADDRESS"] = address
     config = RunConfig(matrix=matrix, results=results, executor=executor, only=tuple(only) + selectors,
-                       cells=cells, jobs=jobs, retry_failed=retry_failed, dry_run=dry_run,
+                       cells=cells, jobs=jobs, retry_failed=retry_failed, rerun_stale=rerun_stale, dry_run=dry_run,
                        stop_on_first_error=stop_on_first_error)
     sys.exit(run_pipeline(config))
 
@@ -94,13 +97,22 @@ def run(matrix, results, executor, address, only, cells, jobs, retry_failed, dry
 @main.command()
 @click.option("--results", type=click.Path(path_type=Path), default=Path("results"), show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable rows.")
-def status(results, as_json):
-    """Show every cell folder: state, progress, last loss, elapsed, reason."""
-    from harness.status import render_json, render_table, scan
+@click.option("--why", "why", metavar="CELL", default=None,
+              help="Print what goes into CELL's id and code record (id, id prefix or name) and what differs from now.")
+def status(results, as_json, why):
+    """Show every cell folder: state (stale: made by other code), progress, last loss, elapsed, reason."""
+    from harness.status import explain, find_folder, render_json, render_table, scan
+    log = logging.getLogger("repro")
     if not results.is_dir():
-        logging.getLogger("repro").error("%s: no such results folder (run `repro run` first or pass --results)",
-                                         results)
+        log.error("%s: no such results folder (run `repro run` first or pass --results)", results)
         sys.exit(ExitCode.CONFIG_ERROR)
+    if why is not None:
+        folder = find_folder(results, why)
+        if isinstance(folder, str):
+            log.error(folder)
+            sys.exit(ExitCode.CONFIG_ERROR)
+        click.echo(explain(folder))
+        sys.exit(ExitCode.OK)
     rows = scan(results)
     click.echo(render_json(rows) if as_json else render_table(rows))
 

@@ -18,6 +18,8 @@ Columns of the table (`COLUMNS`, in this order; unknown extra axes follow as
   status.json is missing), `reason`, `attempt`, `started`, `ended`, `wall_s`
   (ended - started)
 - how training ended (result.json): `diverged_iter`, `diverged_net`
+- `stale` (bool; None for a cell without a result) and `stale_reason` ("model/step.py changed"):
+  the code that would run the cell now differs from the code it ran (harness/staleness.py)
 - env fingerprint (env.json, the keys model/env.py writes; `ENV_FIELDS`),
   strings: `env.python, env.torch, env.cuda, env.cudnn, env.device, env.gpu,
   env.capability, env.driver, env.tf32, env.tf32_mode, env.deterministic,
@@ -60,6 +62,7 @@ from harness import spikes
 from harness.fsutil import atomic_write
 from harness.matrix import AXES, FACTOR_AXES
 from harness.runfolder import TRAIN_LOG, RunRecord, read_run_folder
+from harness.staleness import CHECKED_STATES, CodeNow
 from harness.states import CellState
 
 __all__ = [
@@ -95,6 +98,7 @@ ENV_FIELDS = {
 COLUMNS = (
     ("cell_id", "name", "run_dir") + AXES + FACTOR_AXES + ("stack_cuda", "stack_torch")
     + ("state", "reason", "attempt", "started", "ended", "wall_s", "diverged_iter", "diverged_net")
+    + ("stale", "stale_reason")
     + tuple("env." + key for key in ENV_FIELDS) + ("env_json", "config_json", "perceptual", "perceptual_reason")
     + ("side_mean", "side_std", "mad_mean", "mad_std", "n_images", "flat_side_mean", "flat_mad_mean")
     + ("train_lines", "train_torn", "last_iter", "final_loss", "n_spikes", "n_loss_spikes", "n_grad_spikes",
@@ -244,7 +248,14 @@ def _number(value) -> float:
     return float("nan")
 
 
-def _read_folder(path: str, name: str) -> dict | Skipped:
+def _stale_columns(record: RunRecord, code: CodeNow) -> dict:
+    if record.state not in CHECKED_STATES:
+        return {"stale": None, "stale_reason": None}
+    staleness = code.check(record.env)
+    return {"stale": staleness.stale, "stale_reason": staleness.reason() or None}
+
+
+def _read_folder(path: str, name: str, code: CodeNow) -> dict | Skipped:
     """One run folder -> a partial row (train log columns come later), or Skipped."""
     record = read_run_folder(Path(path))
     why_not = record.not_a_run_folder()
@@ -255,7 +266,7 @@ def _read_folder(path: str, name: str) -> dict | Skipped:
     log = os.path.join(path, TRAIN_LOG)
     return {
         "cell_id": str(record.cell.get("cell_id") or name), "name": record.cell.get("name"), "run_dir": path,
-        **_axes_columns(record.cell, config), **_status_columns(record),
+        **_axes_columns(record.cell, config), **_status_columns(record), **_stale_columns(record, code),
         **_env_columns(record.env), "config_json": json.dumps(config, sort_keys=True) if config else None,
         "perceptual": perceptual, "perceptual_reason": perceptual_reason,
         **_eval_columns(record.eval),
@@ -421,9 +432,9 @@ def collect(results_dir: str | os.PathLike, spike_factor: float = spikes.SPIKE_F
         entries = sorted((e for e in os.scandir(root) if e.is_dir()), key=lambda e: e.name)
     except FileNotFoundError:
         entries = []
-    rows, skipped = [], []
+    rows, skipped, code = [], [], CodeNow()
     for entry in entries:
-        got = _read_folder(entry.path, entry.name)
+        got = _read_folder(entry.path, entry.name, code)
         (skipped if isinstance(got, Skipped) else rows).append(got)
     logs = read_train_logs([row["train_log"] for row in rows])
     for row, log in zip(rows, logs):

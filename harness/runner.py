@@ -25,7 +25,8 @@ from harness.matrix import SWEPT_AXES, MatrixError, Study
 from harness.matrix import load_study as _load_study_file
 from harness.cellresult import CellResult
 from harness.progress import Progress
-from harness.runfolder import mark_skipped, read_run_folder
+from harness.runfolder import mark_skipped, read_run_folder, set_aside_results
+from harness.staleness import CHECKED_STATES, CodeNow
 from harness.states import FINISHED, CellState
 from harness.scheduler import run_cells as _run_cells
 from harness.workflow import execute
@@ -47,6 +48,7 @@ class RunConfig:
     cells: Tuple[str, ...] = ()            # cell id prefixes
     jobs: Optional[int] = None             # cells at once (None: default_jobs); CPU threads are divided among them
     retry_failed: bool = False             # rerun failed/diverged cells
+    rerun_stale: bool = False              # retrain cells whose code changed since they ran (a selection does too)
     dry_run: bool = False                  # print the plan, run nothing
     stop_on_first_error: bool = False      # do not start more cells after a failure
     tty: Optional[bool] = None             # progress style; None = ask stderr
@@ -58,7 +60,10 @@ class Action(str, enum.Enum):
     RUN = "run"                  # never started
     RESUME = "resume"            # `.incomplete` left by a crash: go on from the checkpoint
     RETRY = "retry"              # failed/diverged before, --retry-failed
+    RERUN = "rerun"              # stale, and asked to: its old files set aside, trained from scratch
+    RESCORE = "rescore"          # done, but eval.json unreadable: evaluated again from its final checkpoint
     CACHED = "cached"            # done before: reported, not rerun
+    STALE = "stale"              # done before with other code: reported (with what changed), not rerun
     KEPT_FAILED = "kept-failed"  # failed/diverged before: reported, not rerun
     SKIP = "skip"                # cannot run here (the reason says why)
 
@@ -66,9 +71,9 @@ class Action(str, enum.Enum):
         return self.value
 
 
-_RUNS = (Action.RUN, Action.RESUME, Action.RETRY)
+_RUNS = (Action.RUN, Action.RESUME, Action.RETRY, Action.RERUN, Action.RESCORE)
 # the state a cell that is not run ends this run in (kept-failed: the one recorded before)
-_SETTLED = {Action.CACHED: CellState.CACHED, Action.SKIP: CellState.SKIPPED}
+_SETTLED = {Action.CACHED: CellState.CACHED, Action.SKIP: CellState.SKIPPED, Action.STALE: CellState.STALE}
 
 
 @dataclasses.dataclass
@@ -142,9 +147,9 @@ def select_cells(cells: List[Cell], *, config: RunConfig):
 
 
 def plan_cells(cells: List[Cell], *, config: RunConfig) -> Plan:
-    """Decide per cell: run, resume, retry, cached (done), kept-failed or skip (with why)."""
-    host = probe()
-    return Plan(host=host, items=[_plan_one(c, host, config) for c in cells])
+    """Decide per cell: run, resume, retry, rerun, rescore, cached, stale, kept-failed or skip (with why)."""
+    host, code = probe(), CodeNow()
+    return Plan(host=host, items=[_plan_one(c, host, code, config) for c in cells])
 
 
 def honor_dry_run(plan: Plan, *, config: RunConfig):
@@ -199,11 +204,14 @@ def record_skipped(plan: Plan, *, config: RunConfig) -> Plan:
 
 
 def run_cells(plan: Plan, *, config: RunConfig) -> List[CellResult]:
-    """Run the cells that need it; cached and kept-failed cells are reported as they are."""
+    """Run the cells that need it; cached, stale and kept-failed cells are reported as they are."""
     for item in plan.items:
-        if item.action in (Action.CACHED, Action.KEPT_FAILED):
+        if item.action in (Action.CACHED, Action.STALE, Action.KEPT_FAILED):
             plan.results.append(CellResult(item.cell.cell_id, item.cell.name, item.settled_state, item.reason))
     todo = [i for i in plan.items if i.runs]
+    for item in todo:
+        if item.action == Action.RERUN:  # else the trainer would resume the old code's final checkpoint
+            set_aside_results(config.results / item.cell.cell_id)
     jobs = config.jobs or default_jobs(todo, plan.host)
     progress = Progress(total=len(plan.items), jobs=jobs, tty=config.tty)
     for item in plan.items:
@@ -226,9 +234,9 @@ def run_cells(plan: Plan, *, config: RunConfig) -> List[CellResult]:
 
 
 def print_summary(results: List[CellResult], *, config: RunConfig) -> List[CellResult]:
-    """One line per cell that did not end well, then the counts."""
+    """One line per cell that did not end well or is stale, then the counts."""
     for r in results:
-        if not r and r.state != CellState.INTERRUPTED:
+        if (not r and r.state != CellState.INTERRUPTED) or r.state == CellState.STALE:
             print("%-8s %s  %s: %s" % (r.state, r.cell_id, r.name, (r.reason or "").splitlines()[0]
                                        if r.reason else ""), file=sys.stderr)
     counts: Dict[str, int] = {}
@@ -275,25 +283,38 @@ def _axis_text(cell: Cell, key: str) -> str:
     return str(value).lower() if isinstance(value, bool) else str(value)
 
 
-def _plan_one(cell: Cell, host: Host, config: RunConfig) -> Planned:
+def _plan_one(cell: Cell, host: Host, code: CodeNow, config: RunConfig) -> Planned:
     name = config.executor or cell.stack.executor
     record = read_run_folder(config.results / cell.cell_id)
-    status, state = record.status or {}, record.state
-    if state == CellState.DONE:
-        return Planned(cell, Action.CACHED, executor=name)
-    if state in FINISHED and not config.retry_failed:
-        first = (status.get("reason") or "").splitlines()[:1]
+    state = record.state
+    if state in FINISHED and state != CellState.DONE and not config.retry_failed:
+        first = ((record.status or {}).get("reason") or "").splitlines()[:1]
         return Planned(cell, Action.KEPT_FAILED, "%s earlier (%s); --retry-failed reruns it" % (
             state, first[0] if first else "no reason recorded"), name, earlier=state)
-    executor_cls = executors.load(name)
-    why = why_not_runnable(cell, executor_cls, host, name)
+    action, reason = _wanted(record, code, config)
+    if action in (Action.CACHED, Action.STALE):
+        return Planned(cell, action, reason, name)
+    why = why_not_runnable(cell, executors.load(name), host, name)
     if why:
         return Planned(cell, Action.SKIP, why, name)
+    return Planned(cell, action, reason, name)
+
+
+def _wanted(record, code: CodeNow, config: RunConfig) -> Tuple[Action, str]:
+    """What this run would do with a cell's folder, before asking whether it can run here."""
+    state = record.state
+    stale = code.check(record.env) if state in CHECKED_STATES else None
+    if stale is not None and stale.stale:
+        # asking for cells by name or axis value asks for them to be current
+        if config.rerun_stale or config.cells or config.only:
+            return Action.RERUN, "stale: " + stale.reason()
+        return Action.STALE, "%s; --rerun-stale reruns it" % stale.reason()
+    if state == CellState.DONE:
+        why = record.needs_rescore()
+        return (Action.RESCORE, why + ": evaluating its final checkpoint again") if why else (Action.CACHED, "")
     if state in FINISHED:
-        return Planned(cell, Action.RETRY, executor=name)
-    if record.incomplete:
-        return Planned(cell, Action.RESUME, executor=name)
-    return Planned(cell, Action.RUN, executor=name)
+        return Action.RETRY, ""
+    return (Action.RESUME if record.incomplete else Action.RUN), ""
 
 
 def default_jobs(todo: List[Planned], host: Host) -> int:
