@@ -2,7 +2,7 @@
 
     repro run     [--matrix F] [--only K=V ...] [--cell ID] [--jobs N] [--dry-run] [--rerun-stale] ...
     repro status  [--results DIR] [--json] [--why CELL]
-    repro report  [--results DIR] [--reports DIR] [--compare CELL_A CELL_B]
+    repro report  [--results DIR] [--reports DIR] [--side-by-side CELL_A CELL_B]
     repro images  build|list
     repro compare GROUP_A GROUP_B [--where K=V ...]
 """
@@ -142,9 +142,10 @@ def status(results, as_json, why):
 @click.option("--reports", type=click.Path(path_type=Path), default=Path("reports"), show_default=True)
 @click.option("--spike-factor", type=click.FloatRange(min=1.0, min_open=True), default=10.0, show_default=True,
               help="k: a step spikes when its loss or pre-clip gradient norm exceeds k x its running median.")
-@click.option("--compare", nargs=2, metavar="CELL_A CELL_B", default=None,
-              help="Also put two cells side by side in reports/compare-<a>-<b>.html (ids, unique id prefixes or names).")
-def report(results, reports, spike_factor, compare):
+@click.option("--side-by-side", "side_by_side", nargs=2, metavar="CELL_A CELL_B", default=None,
+              help="Also put two cells side by side in reports/compare-<a>-<b>.html (ids, unique id prefixes or "
+                   "names). `repro compare` is the statistics over groups of cells.")
+def report(results, reports, spike_factor, side_by_side):
     """Regenerate reports/ (Table 3, Fig. 7, Fig. 8, index.html) from results/ alone."""
     from harness.report import CellRefError, build_report
     log = logging.getLogger("repro")
@@ -152,9 +153,9 @@ def report(results, reports, spike_factor, compare):
         log.error("no results folder %s: run `repro run` first", results)
         sys.exit(ExitCode.CONFIG_ERROR)
     try:
-        summary = build_report(results, reports, spike_factor=spike_factor, compare=compare)
+        summary = build_report(results, reports, spike_factor=spike_factor, compare=side_by_side)
     except CellRefError as err:
-        log.error("report --compare: %s", err)
+        log.error("report --side-by-side: %s", err)
         sys.exit(ExitCode.CONFIG_ERROR)
     click.echo(str(summary))
     sys.exit(ExitCode.OK)

@@ -424,7 +424,7 @@ def _exit_outcome(state: dict, memory: str) -> Outcome:
     """Outcome of an exited container; the harness maps exit codes (and adds the log tail)."""
     if state.get("OOMKilled"):
         return Outcome(state.get("ExitCode"), "out of memory: the container limit is %s "
-                       "(raise it with REPRO_DOCKER_MEMORY)" % (memory or "unset"), CellState.FAILED)
+                       "(raise it with --docker-memory or REPRO_DOCKER_MEMORY)" % (memory or "unset"), CellState.FAILED)
     return Outcome(exit_code=state.get("ExitCode"))
 
 

@@ -44,7 +44,7 @@ class ReportSummary:
     problems: tuple[str, ...]            # "cell_id: missing/empty/torn file" notes
     outputs: tuple[Path, ...]            # files written (tables, figures, page)
     seconds: float                       # wall time of collect + render
-    compare_page: Path | None = None     # reports/compare-<a>-<b>.html when --compare asked for one
+    compare_page: Path | None = None     # reports/compare-<a>-<b>.html when --side-by-side asked for one
 
     @property
     def index(self) -> Path:

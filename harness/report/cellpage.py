@@ -71,7 +71,7 @@ def _comparisons(cell_id: str, pages: list[tuple[str, str]], counterparts: list[
     """Links to the comparison pages that show this cell, else the command for its clip counterparts."""
     links = [link(f"../{name}", f"vs {other}") for name, other in pages]
     shown = {other for _, other in pages}
-    links += [f"clip={esc(clip)} cell {link(other + '.html', other)}: <code>repro report --compare "
+    links += [f"clip={esc(clip)} cell {link(other + '.html', other)}: <code>repro report --side-by-side "
               f"{esc(cell_id)} {esc(other)}</code> (writes {esc(compare_href(cell_id, other))})"
               for other, clip in counterparts if other not in shown]
     return f"<p class='small'>side by side: {' · '.join(links)}</p>" if links else ""
