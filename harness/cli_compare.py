@@ -50,4 +50,5 @@ def _render(result) -> str:
     table = result.table()
     shown = table[["n_a", "n_b", "mean_a", "mean_b", "diff", "low", "high", "p", "paired"]]
     seeds = "seeds %s vs %s" % (list(result.seeds_a), list(result.seeds_b))
-    return "\n".join([shown.to_string(float_format=lambda v: "%.4g" % v), seeds, result.verdict])
+    return "\n".join([shown.to_string(float_format=lambda v: "%.4g" % v), seeds, result.verdict]
+                     + ([result.stale_note] if result.stale_note else []))

@@ -80,6 +80,15 @@ class Comparison:
     effects: tuple
     seeds_a: tuple
     seeds_b: tuple
+    stale_a: int = 0        # cells of group A made by other code than would run them now (harness/staleness.py)
+    stale_b: int = 0
+
+    @property
+    def stale_note(self) -> str:
+        """'group tf32=true: 2 cells stale ...' ('' when every cell is current)."""
+        parts = ["group %s=%s: %d cells stale" % (self.factor, side, n)
+                 for side, n in ((self.side_a, self.stale_a), (self.side_b, self.stale_b)) if n]
+        return ("; ".join(parts) + " (`repro status` names what changed)") if parts else ""
 
     @property
     def verdict(self) -> str:
@@ -185,7 +194,12 @@ def compare_groups(a: pd.DataFrame, b: pd.DataFrame, factor: str, value_a: str, 
     per_seed = [(m, _per_seed(a, m), _per_seed(b, m)) for m in METRICS]
     effects = tuple(_interval(sa, sb, m) for m, sa, sb in per_seed if len(sa) >= MIN_SEEDS and len(sb) >= MIN_SEEDS)
     return Comparison(factor, value_a, value_b, effects,
-                      tuple(sorted(int(v) for v in a["seed"].unique())), tuple(sorted(int(v) for v in b["seed"].unique())))
+                      tuple(sorted(int(v) for v in a["seed"].unique())), tuple(sorted(int(v) for v in b["seed"].unique())),
+                      _stale(a), _stale(b))
+
+
+def _stale(side: pd.DataFrame) -> int:
+    return int(side["stale"].astype("boolean").fillna(False).sum()) if "stale" in side else 0
 
 
 def compare(df: pd.DataFrame, side_a: str, side_b: str, where: Sequence[str] = ()) -> Comparison:
