@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from harness import executors
-from harness.cells import Cell, CellConfigError, expand
+from harness.cells import Cell, CellConfigError, expand, planned_numerics
 from harness.executors.base import Executor, ExecutorError
 from harness.executors.settings import load_settings
 from harness.exitcodes import ExitCode
@@ -176,6 +176,7 @@ def honor_dry_run(plan: Plan, *, config: RunConfig):
     for item in plan.items:
         print("%s  %-40s %-11s %s" % (item.cell.cell_id, item.cell.name, item.action,
                                       item.reason or ("executor " + item.executor if item.runs else "")))
+        print("%14s%s" % ("", planned_numerics(item.cell)))
     counts = _count(plan.items)
     print("%d cells: %s" % (len(plan.items), ", ".join("%d %s" % (n, a) for a, n in counts.items())))
     return ExitCode.OK

@@ -21,6 +21,7 @@ from ..spikes import SPIKE_FACTOR
 from ..collect import Skipped, collect, write_table
 from ..fsutil import atomic_write
 from .causes import write_causes
+from .edge import write_edge
 from .cellpage import write_cell_pages
 from .curves import load_curves
 from .cellref import CellRefError, resolve_pair
@@ -98,13 +99,15 @@ def render(df: pd.DataFrame, reports_dir: str | os.PathLike, skipped: Sequence[S
                grad_norms(df, curves, out / "grad_norms.png"),
                fig7_decompositions(df, out / "fig7_decompositions.png")]
     causes_files, verdicts, causes_notes = write_causes(df, out)
+    edge_files = write_edge(df, out)
     page = render_index(df, tables, figures, skipped, out / "index.html", runs_csv,
                         causes=(verdicts, causes_notes, len(causes_files) > 1), notes=footnotes(df),
                         drawn=_drawn(df, curves))
     # before the cell pages, so that theirs link it
     compared = [write_compare_page(df, *compare, out)] if compare else []
     pages = write_cell_pages(df, out)
-    return written + figures + causes_files + compared + pages + [atomic_write(out / "index.html", page)]
+    return (written + figures + causes_files + edge_files + compared + pages
+            + [atomic_write(out / "index.html", page)])
 
 
 def build_report(results_dir: str | os.PathLike, reports_dir: str | os.PathLike,

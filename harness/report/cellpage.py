@@ -17,6 +17,7 @@ from .page import esc, link, page, table
 from ..collect import configs_of
 from .runfiles import RAW_FILES, cell_curves, read_env, read_scores
 from .sidebyside import compare_href, comparison_pages
+from model.factors import IN_FORCE_KEYS, describe_in_force
 
 __all__ = ["baseline_config", "clip_counterparts", "write_cell_pages", "cell_href"]
 
@@ -77,6 +78,14 @@ def _comparisons(cell_id: str, pages: list[tuple[str, str]], counterparts: list[
     return f"<p class='small'>side by side: {' · '.join(links)}</p>" if links else ""
 
 
+def _numerics(r) -> str:
+    """What the cell ran with (env.json in_force): its `stack` values as its stack settled them."""
+    values = read_env(r.env_json).get("in_force")
+    if not isinstance(values, dict) or set(values) != set(IN_FORCE_KEYS):
+        return "<p class='small'>numerics in force: not recorded (env.json has no in_force)</p>"
+    return f"<p>numerics in force: {esc(describe_in_force(values))}</p>"
+
+
 def _cell_page(r, curve, config: dict, baseline: dict, cells_dir: Path, comparisons: str) -> Path:
     out = cells_dir / r.cell_id
     out.mkdir(parents=True, exist_ok=True)
@@ -86,7 +95,7 @@ def _cell_page(r, curve, config: dict, baseline: dict, cells_dir: Path, comparis
     body = (f"<p>{link('../index.html', 'report')}</p><h1>cell {esc(r.cell_id)}: {esc(r.name)}</h1>"
             f"<p>state <span class='state-{esc(r.state)}'>{esc(r.state)}</span> {esc(r.reason)}"
             f" {esc(r.problems)}</p><p class='small'>raw files: {raw}</p>" + comparisons
-            + _figures(r, curve, out)
+            + _numerics(r) + _figures(r, curve, out)
             + "<h2>Config (highlighted: differs from the study's baseline)</h2>"
             + _kv(config, baseline) + "<h2>Environment (env.json)</h2>"
             + _kv(read_env(r.env_json)))
