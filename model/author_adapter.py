@@ -45,8 +45,8 @@ from .networks import NETWORK_NAMES
 from .renderer import RendererError
 from .runfiles import JsonlLog, read_jsonl, write_json
 from .numerics import apply_flags, settle
-from .runtime import Diverged, Terminated, data_dir_for, device_for, perceptual_setup, perturb_init,
-                      set_precision, write_diverged
+from .runtime import (Diverged, Terminated, data_dir_for, device_for, perceptual_setup, perturb_init,
+                      set_precision, write_diverged)
 from .samples import decomposition_rows, save_decomposition_grid
 from .step import guarded_step, progress_line, should_log
 
