@@ -100,12 +100,18 @@ def test_crashing_trainer_ends_failed_with_a_reason(executor, tmp_path):
 
 
 def test_relaunches_travel_in_the_outcome_into_status_json(tmp_path):
-    cell, _ = make_cell(tmp_path, executor="fake")
+    # a cell the trainer refuses at once (its data folder holds no images): the relaunch is tested, not training
+    data = tmp_path / "empty-data"
+    for split in ("train", "val", "test"):
+        for kind in ("image", "depth"):
+            (data / split / kind).mkdir(parents=True)
+    cell, _ = make_cell(tmp_path, config="{dataset: synface, data_dir: %s}" % data, executor="fake")
     ex = FakeClusterExecutor(FakeSettings(lose_first_launch=True))
     (result,) = run_cells([cell], ex, tmp_path / "fresh", jobs=1, threads=1,
                           progress=Progress(total=1, jobs=1, tty=False))
     status = read_run_folder(tmp_path / "fresh" / cell.cell_id).status
-    assert result.state == CellState.DONE and (status["state"], status["attempt"]) == ("done", 2)
+    assert result.state == CellState.FAILED and (status["state"], status["attempt"]) == ("failed", 2)
+    assert "empty-data" in status["reason"]
 
 
 @pytest.mark.slow  # waits for a checkpoint: the longest case, kept out of the 3-minute default suite
