@@ -25,7 +25,7 @@ from harness.matrix import SWEPT_AXES, MatrixError, Study
 from harness.matrix import load_study as _load_study_file
 from harness.cellresult import CellResult
 from harness.progress import Progress
-from harness.runfolder import mark_skipped, read_run_folder, set_aside_results
+from harness.runfolder import RunRecord, mark_skipped, read_run_folder, set_aside_results
 from harness.staleness import CHECKED_STATES, CodeNow
 from harness.states import FINISHED, CellState
 from harness.scheduler import run_cells as _run_cells
@@ -331,7 +331,7 @@ def _plan_one(cell: Cell, host: Host, code: CodeNow, config: RunConfig) -> Plann
     return Planned(cell, action, reason, name)
 
 
-def _wanted(record, code: CodeNow, config: RunConfig) -> Tuple[Action, str]:
+def _wanted(record: RunRecord, code: CodeNow, config: RunConfig) -> Tuple[Action, str]:
     """What this run would do with a cell's folder, before asking whether it can run here."""
     state = record.state
     stale = code.check(record.env) if state in CHECKED_STATES else None
