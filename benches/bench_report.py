@@ -97,7 +97,8 @@ def main(argv=None) -> int:
         results = make_study(root, args.cells, args.lines)
         print(f"wrote {args.cells} folders x {args.lines} lines in {time.perf_counter() - tic:.1f}s")
         tic = time.perf_counter()
-        df, skipped = collect(results)
+        got = collect(results)
+        df, skipped = got.table, got.skipped
         write_table(df, results)
         t_collect = time.perf_counter() - tic
         tic = time.perf_counter()

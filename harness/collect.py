@@ -1,9 +1,10 @@
 """Read every run folder under results/ into one tidy table (one row per cell).
 
-`collect(results_dir)` is the only reader of run folders for the report: it
-follows docs/run-folder.md, treats every file as possibly missing, empty or torn,
-and says why it skipped a folder instead of raising. The report renders from the
-DataFrame it returns (plus loss curves, read by `read_train_logs`).
+`collect(results_dir)` returns one `Results` value: the table, the folders it skipped
+and why. It reads each folder through harness.runfolder (the one reader), treats every
+file as possibly missing, empty or torn, and never raises on a bad folder. The report
+renders from `Results` alone: what a page needs of a cell is a column (its config as
+`config_json`, its files as paths), never a second read of the folder's JSON files.
 
 Columns of the table (`COLUMNS`, in this order; unknown extra axes follow as
 `axis.<name>`):
@@ -17,11 +18,15 @@ Columns of the table (`COLUMNS`, in this order; unknown extra axes follow as
   status.json is missing), `reason`, `attempt`, `started`, `ended`, `wall_s`
   (ended - started)
 - how training ended (result.json): `diverged_iter`, `diverged_net`
+- `stale` (bool; None for a cell without a result) and `stale_reason` ("model/step.py changed"):
+  the code that would run the cell now differs from the code it ran (harness/staleness.py)
 - env fingerprint (env.json, the keys model/env.py writes; `ENV_FIELDS`),
   strings: `env.python, env.torch, env.cuda, env.cudnn, env.device, env.gpu,
   env.capability, env.driver, env.tf32, env.tf32_mode, env.deterministic,
   env.cudnn_benchmark, env.cublas_workspace, env.image_digest, env.git_sha,
   env.host, env.cpu_model, env.cpu_capability, env.blas, env.onednn`; `env_json` keeps the whole file for the report's details
+- `config_json`: the resolved config the trainer ran (config.json, else cell.json's), whole,
+  as JSON text (`Results.configs()` parses it)
 - `perceptual` (bool, None when unknown) and `perceptual_reason`
 - numerics in force (env.json "in_force", model/factors.py): `in_force.tf32_conv`,
   `in_force.tf32_matmul`, `in_force.align_corners`, `in_force.cudnn_benchmark`,
@@ -63,12 +68,13 @@ from harness import spikes
 from harness.fsutil import atomic_write
 from harness.matrix import AXES, FACTOR_AXES
 from harness.runfolder import TRAIN_LOG, RunRecord, read_run_folder
+from harness.staleness import CHECKED_STATES, CodeNow
 from harness.states import CellState
 from model.factors import IN_FORCE_KEYS, later_keys
 
 __all__ = [
     "AXES", "COLUMNS", "ENV_FIELDS",
-    "Skipped", "TrainLog", "collect", "write_table", "read_train_logs",
+    "Results", "Skipped", "TrainLog", "collect", "configs_of", "write_table", "read_train_logs",
 ]
 
 
@@ -106,8 +112,9 @@ EVAL_FIELDS = ("side_mean", "side_std", "mad_mean", "mad_std", "mad_published_me
 COLUMNS = (
     ("cell_id", "name", "run_dir") + AXES + FACTOR_AXES + ("stack_cuda", "stack_torch")
     + ("state", "reason", "attempt", "started", "ended", "wall_s", "diverged_iter", "diverged_net")
+    + ("stale", "stale_reason")
     + tuple("env." + key for key in ENV_FIELDS) + tuple("in_force." + key for key in IN_FORCE_KEYS)
-    + ("env_json", "perceptual", "perceptual_reason")
+    + ("env_json", "config_json", "perceptual", "perceptual_reason")
     + EVAL_FIELDS
     + ("train_lines", "train_torn", "last_iter", "final_loss", "n_spikes", "n_loss_spikes", "n_grad_spikes",
        "first_spike_iter", "first_nonfinite_iter", "spike_network", "max_grad_norm", "clipped_frac", "train_s")
@@ -127,6 +134,34 @@ class Skipped:
 
     def __str__(self) -> str:
         return f"{self.folder}: {self.reason}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Results:
+    """What `collect` read: one row per cell and the folders that were not run folders."""
+    root: Path                      # the results/ folder read
+    table: pd.DataFrame             # COLUMNS (+ axis.* extras), one row per cell
+    skipped: tuple[Skipped, ...]    # folders under root that are not (readable as) run folders
+    spike_factor: float             # k the spike columns were computed with
+
+    def configs(self) -> list[dict]:
+        """Each row's resolved config as a dict, in table order ({} when unknown)."""
+        return configs_of(self.table)
+
+
+def configs_of(rows: pd.DataFrame) -> list[dict]:
+    """The `config_json` column of some rows of the table as dicts ({} where unknown)."""
+    if "config_json" not in rows:
+        return [{} for _ in range(len(rows))]
+    return [_json_object(text) for text in rows["config_json"]]
+
+
+def _json_object(text) -> dict:
+    try:
+        value = json.loads(text) if isinstance(text, str) else {}
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 @dataclasses.dataclass
@@ -231,7 +266,14 @@ def _number(value) -> float:
     return float("nan")
 
 
-def _read_folder(path: str, name: str) -> dict | Skipped:
+def _stale_columns(record: RunRecord, code: CodeNow) -> dict:
+    if record.state not in CHECKED_STATES:
+        return {"stale": None, "stale_reason": None}
+    staleness = code.check(record.env)
+    return {"stale": staleness.stale, "stale_reason": staleness.reason() or None}
+
+
+def _read_folder(path: str, name: str, code: CodeNow) -> dict | Skipped:
     """One run folder -> a partial row (train log columns come later), or Skipped."""
     record = read_run_folder(Path(path))
     why_not = record.not_a_run_folder()
@@ -242,8 +284,9 @@ def _read_folder(path: str, name: str) -> dict | Skipped:
     log = os.path.join(path, TRAIN_LOG)
     return {
         "cell_id": str(record.cell.get("cell_id") or name), "name": record.cell.get("name"), "run_dir": path,
-        **_axes_columns(record.cell, config), **_status_columns(record),
-        **_env_columns(record.env), "perceptual": perceptual, "perceptual_reason": perceptual_reason,
+        **_axes_columns(record.cell, config), **_status_columns(record), **_stale_columns(record, code),
+        **_env_columns(record.env), "config_json": json.dumps(config, sort_keys=True) if config else None,
+        "perceptual": perceptual, "perceptual_reason": perceptual_reason,
         **_eval_columns(record.eval),
         "train_log": log if record.train.why != "missing" else None, "samples_grid": _last_grid(path),
         "problems": record.notes(),
@@ -391,8 +434,7 @@ def _log_problems(log: TrainLog | None) -> list[str]:
 
 # --------------------------------------------------------------------------- table
 
-def collect(results_dir: str | os.PathLike,
-            spike_factor: float = spikes.SPIKE_FACTOR) -> tuple[pd.DataFrame, list[Skipped]]:
+def collect(results_dir: str | os.PathLike, spike_factor: float = spikes.SPIKE_FACTOR) -> Results:
     """Read every run folder under results_dir into one row per cell.
 
     Args:
@@ -400,17 +442,17 @@ def collect(results_dir: str | os.PathLike,
         spike_factor: k of the spike definition (harness/spikes.py).
 
     Returns:
-        (table with COLUMNS and any `axis.*` extras, folders skipped with why),
-        rows sorted by stack, impl, clip, seed, cell_id.
+        Results: the table (COLUMNS and any `axis.*` extras, rows sorted by stack, impl,
+        clip, seed, cell_id) and the folders skipped with why.
     """
     root = os.path.abspath(results_dir)
     try:
         entries = sorted((e for e in os.scandir(root) if e.is_dir()), key=lambda e: e.name)
     except FileNotFoundError:
         entries = []
-    rows, skipped = [], []
+    rows, skipped, code = [], [], CodeNow()
     for entry in entries:
-        got = _read_folder(entry.path, entry.name)
+        got = _read_folder(entry.path, entry.name, code)
         (skipped if isinstance(got, Skipped) else rows).append(got)
     logs = read_train_logs([row["train_log"] for row in rows])
     for row, log in zip(rows, logs):
@@ -419,7 +461,7 @@ def collect(results_dir: str | os.PathLike,
         row["problems"] = "; ".join(row["problems"] + _log_problems(log)) or None
     table = _frame(rows)
     table.attrs["spike_factor"] = spike_factor    # the report's footnote names the k it used
-    return table, skipped
+    return Results(root=Path(root), table=table, skipped=tuple(skipped), spike_factor=spike_factor)
 
 
 def _frame(rows: list[dict]) -> pd.DataFrame:

@@ -5,7 +5,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Tuple
 
-__all__ = ["atomic_write", "atomic_write_text", "atomic_write_json", "read_json", "read_json_object"]
+__all__ = ["atomic_write", "atomic_write_text", "atomic_write_json", "read_json_object"]
 
 
 def atomic_write(path, data) -> Path:
@@ -36,12 +36,6 @@ def atomic_write_text(path: Path, text: str) -> None:
 def atomic_write_json(path: Path, data: Any) -> None:
     """Atomically write `data` as indented, key-sorted JSON."""
     atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
-
-
-def read_json(path: Path) -> Any:
-    """Parse a JSON file; None when it is missing, empty or unparsable."""
-    value, _ = _read_json_why(path)
-    return value
 
 
 def read_json_object(path: Path) -> Tuple[Any, str]:

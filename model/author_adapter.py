@@ -40,7 +40,7 @@ import torch.nn as nn
 from .author_code import find_author_code
 from .config import ConfigError
 from .data import make_loaders
-from .env import fingerprint
+from .env import fingerprint, write_env
 from .evaluate import Unscored, join_scores, score_batch
 from .exitcodes import EXIT_DIVERGED, EXIT_DONE, EXIT_TERMINATED
 from .geometry import intrinsics
@@ -291,12 +291,12 @@ def train_author(cfg, out_dir, log=None):
     perturb_init(cfg, model.netD)
 
     write_json(os.path.join(out_dir, "config.json"), dict(asked, perceptual=cfg["perceptual"]))
-    env = fingerprint(cfg, device, perceptual_why, in_force)
+    env = fingerprint(cfg, device, perceptual_why, in_force, author_code_dir=code_dir)
     env.update(author_code_info(code_dir))
     env.update({"impl": "author", "author_shims": dict(SHIM_STATE["used"]),
                 "author_align_corners": SHIM_STATE["align_corners"], "author_overrides": overrides,
                 "author_cfgs": cfgs, "author_resume": "per epoch (their checkpoints/checkpointNNN.pth)"})
-    write_json(os.path.join(out_dir, "env.json"), env)
+    write_env(out_dir, env)
 
     train_log = JsonlLog(os.path.join(out_dir, "train.jsonl"))
     hooks = _Hooks(cfg, trainer, out_dir, train_log, loaders, log)

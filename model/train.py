@@ -23,7 +23,7 @@ from . import compat
 from .config import ConfigError, load_config
 from .cpu_isa import reexec_with_cpu_isa
 from .data import DataError, make_loaders, start_epoch
-from .env import fingerprint
+from .env import fingerprint, write_env
 from .numerics import apply_flags, settle
 from .evaluate import evaluate_into, save_samples
 from .exitcodes import EXIT_DIVERGED, EXIT_DONE, EXIT_TERMINATED, EXIT_USAGE
@@ -102,7 +102,7 @@ def train(cfg, out_dir, log=print):
     model = build_model(cfg, device, vgg_state)
     optimizer = make_optimizer(cfg, model)
     write_json(os.path.join(out_dir, "config.json"), dict(asked, perceptual=cfg["perceptual"]))
-    write_json(os.path.join(out_dir, "env.json"), fingerprint(cfg, device, perceptual_why, in_force))
+    write_env(out_dir, fingerprint(cfg, device, perceptual_why, in_force))
 
     ckpt = os.path.join(out_dir, CHECKPOINT)
     position, elapsed = {"epoch": 0, "batch": 0, "iteration": 0}, 0.0

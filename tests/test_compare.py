@@ -127,3 +127,12 @@ def test_groups_by_the_cpu_kernels_env_json_records():
     result = cmp.compare(df, "cpu_capability=avx2", "cpu_capability=avx512")
     assert result.effects[0].metric == "SIDE" and result.effects[0].significant
     assert "cpu_capability (avx2 -> avx512): a significant difference at 95%" in result.verdict
+
+
+def test_stale_cells_of_a_group_are_counted_and_said():
+    df = _cells([False, True], range(3), stale=False)
+    df.loc[df.tf32 & (df.seed < 2), "stale"] = True
+    result = cmp.compare(df, "tf32=false", "tf32=true")
+    assert (result.stale_a, result.stale_b) == (0, 2)
+    assert result.stale_note.startswith("group tf32=true: 2 cells stale")
+    assert cmp.compare(df.assign(stale=None), "tf32=false", "tf32=true").stale_note == ""

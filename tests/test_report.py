@@ -47,7 +47,7 @@ def _row(table, label, impl):
 
 
 def test_table3_mean_std_over_seeds_and_seed_values_beside(study):
-    df, _ = collect(study)
+    df = collect(study).table
     table = table3(df, "none")
     cpu = _row(table, "CPU", "ours")
     assert cpu.n_seeds == 3
@@ -84,7 +84,7 @@ def test_duplicate_cells_of_one_seed_count_once(tmp_path):
     results = tmp_path / "results"
     write_run(results, "a", seed=0, side=0.01)
     write_run(results, "b", seed=0, side=0.03)
-    row = _row(table3(collect(results)[0]), "CPU", "ours")
+    row = _row(table3(collect(results).table), "CPU", "ours")
     assert row.n_seeds == 1 and row.side == pytest.approx(2.0) and math.isnan(row.side_std)
 
 

@@ -45,7 +45,7 @@ class ReportSummary:
     problems: tuple[str, ...]            # "cell_id: missing/empty/torn file" notes
     outputs: tuple[Path, ...]            # files written (tables, figures, page)
     seconds: float                       # wall time of collect + render
-    compare_page: Path | None = None     # reports/compare-<a>-<b>.html when --compare asked for one
+    compare_page: Path | None = None     # reports/compare-<a>-<b>.html when --side-by-side asked for one
 
     @property
     def index(self) -> Path:
@@ -132,7 +132,8 @@ def build_report(results_dir: str | os.PathLike, reports_dir: str | os.PathLike,
             (raised before anything is written).
     """
     start = time.perf_counter()
-    df, skipped = collect(results_dir, spike_factor=spike_factor)
+    results = collect(results_dir, spike_factor=spike_factor)
+    df, skipped = results.table, results.skipped
     pair = resolve_pair(df, compare, str(results_dir)) if compare else None
     tables = write_table(df, results_dir) if Path(results_dir).is_dir() else []
     outputs = tables + render(df, reports_dir, skipped, tables[1] if tables else None, compare=pair)

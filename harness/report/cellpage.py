@@ -14,7 +14,7 @@ from ..matrix import SWEPT_AXES
 from .cellplots import curves_png, grids_png, scores_png
 from .grids import STRETCH_CAPTION
 from .page import esc, link, page, table
-from ..runfolder import read_run_folder
+from ..collect import configs_of
 from .runfiles import RAW_FILES, cell_curves, read_env, read_scores
 from .sidebyside import compare_href, comparison_pages
 from model.factors import IN_FORCE_KEYS, describe_in_force
@@ -72,7 +72,7 @@ def _comparisons(cell_id: str, pages: list[tuple[str, str]], counterparts: list[
     """Links to the comparison pages that show this cell, else the command for its clip counterparts."""
     links = [link(f"../{name}", f"vs {other}") for name, other in pages]
     shown = {other for _, other in pages}
-    links += [f"clip={esc(clip)} cell {link(other + '.html', other)}: <code>repro report --compare "
+    links += [f"clip={esc(clip)} cell {link(other + '.html', other)}: <code>repro report --side-by-side "
               f"{esc(cell_id)} {esc(other)}</code> (writes {esc(compare_href(cell_id, other))})"
               for other, clip in counterparts if other not in shown]
     return f"<p class='small'>side by side: {' · '.join(links)}</p>" if links else ""
@@ -106,7 +106,7 @@ def write_cell_pages(df: pd.DataFrame, reports_dir: str | Path) -> list[Path]:
     """One page per row of the tidy table under reports_dir/cells/; returns the pages."""
     cells_dir = Path(reports_dir) / "cells"
     cells_dir.mkdir(parents=True, exist_ok=True)
-    configs = [read_run_folder(d).cell_config for d in df["run_dir"]] if len(df) else []
+    configs = configs_of(df)
     baseline = baseline_config([c for c in configs if c])
     curves = cell_curves(df) if len(df) else {}
     pages, counterparts = comparison_pages(reports_dir), clip_counterparts(df)

@@ -1,4 +1,4 @@
-"""reports/compare-<a>-<b>.html: two cells on one page (`repro report --compare A B`).
+"""reports/compare-<a>-<b>.html: two cells on one page (`repro report --side-by-side A B`).
 
 Both cells' loss and grad-norm curves overlaid, their per-image score histograms
 overlaid, their decomposition grids side by side, their scores in one table, and
@@ -16,7 +16,7 @@ from ..fsutil import atomic_write
 from .cellplots import curves_png, grids_png, scores_png
 from .grids import STRETCH_CAPTION
 from .page import esc, link, page, table
-from ..runfolder import read_run_folder
+from ..collect import configs_of
 from .runfiles import cell_curves, read_env, read_scores
 
 __all__ = ["COMPARE_GLOB", "compare_href", "comparison_pages", "write_compare_page"]
@@ -132,7 +132,7 @@ def write_compare_page(df: pd.DataFrame, a: pd.Series, b: pd.Series, reports_dir
             + table(["", "cell", "name", "state", "reason"], [_who(a, "A"), _who(b, "B")])
             + "<h2>Scores (highlighted: differ)</h2>" + _scores_table(a, b)
             + _figures(a, b, df, out, folder)
-            + "<h2>Config</h2>" + _diff_table(read_run_folder(a["run_dir"]).cell_config, read_run_folder(b["run_dir"]).cell_config, "config")
+            + "<h2>Config</h2>" + _diff_table(*configs_of(pd.DataFrame([a, b])), "config")
             + "<h2>Environment (env.json)</h2>"
             + _diff_table(read_env(a["env_json"]), read_env(b["env_json"]), "env.json"))
     return atomic_write(Path(reports_dir) / name, page(f"{a['cell_id']} vs {b['cell_id']}", body))

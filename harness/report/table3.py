@@ -96,6 +96,9 @@ def _aggregate(cells: pd.DataFrame) -> dict:
     note = _why(others) if len(others) else ""
     if len(ok) and note:
         note = f"{len(per_seed)} of {cells['seed'].map(str).nunique()} seeds; " + note
+    stale = _stale(ok)
+    if stale:
+        note = "; ".join(filter(None, [stale, note]))
     without, trained = _no_perceptual(cells)
     if without:
         note = "; ".join(filter(None, [f"{PERCEPTUAL_MARK} no perceptual loss in {without} of {trained} cells", note]))
@@ -154,6 +157,15 @@ def _spikes(cells: pd.DataFrame) -> dict:
     clipped = ended["clipped_frac"].astype(float) if "clipped_frac" in ended else pd.Series(dtype=float)
     return {"spikes": float(spikes.mean()) if spikes.notna().any() else math.nan,
             "clipped": float(clipped.mean()) if clipped.notna().any() else math.nan}
+
+
+def _stale(ok: pd.DataFrame) -> str:
+    """'2 of 3 cells stale (model/step.py changed)': the row's scores mix in results of other code."""
+    flags = ok["stale"].astype("boolean").fillna(False) if "stale" in ok else pd.Series(False, index=ok.index)
+    if not flags.any():
+        return ""
+    reasons = sorted({str(r) for r in ok.loc[flags, "stale_reason"].dropna()})
+    return f"{int(flags.sum())} of {len(ok)} cells stale ({'; '.join(reasons)})"
 
 
 def _no_perceptual(cells: pd.DataFrame) -> tuple[int, int]:
@@ -294,6 +306,9 @@ FOOTNOTES = (
     "Spikes / clipped: logged steps per trained cell whose loss or pre-clip gradient norm is non-finite or "
     "over k x its running median (harness/spikes.py; k in the report's notes), and the share of steps on which "
     "clipping changed the gradient.",
+    "Stale: the row's scores include cells trained by other code than would run them now (their env.json "
+    "records a digest of each model/ file; `repro status --why CELL` names the files, `repro run --rerun-stale` "
+    "retrains them).",
     "Seed report values: Table 3 of the seed report (harness/report/seed_table3.csv), trained "
     "without clipping; its ± is read as the spread over test images (its text gives 0.7792 ± "
     "0.1387 for one run, as the paper's 0.793 ± 0.140), so compare it with the ¹ columns.",
