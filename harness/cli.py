@@ -4,6 +4,7 @@
     repro status  [--results DIR] [--json]
     repro report  [--results DIR] [--reports DIR] [--compare CELL_A CELL_B]
     repro images  build|list      (when harness/cli_images.py is installed)
+    repro export  mlflow [--results DIR] [--tracking-uri URI] [--experiment NAME]
 """
 import logging
 import os
@@ -158,6 +159,14 @@ def _add_compare_command() -> None:
 
 
 _add_compare_command()
+
+
+def _add_export_command() -> None:
+    from harness.cli_export import export
+    main.add_command(export, name="export")
+
+
+_add_export_command()
 
 
 def _whole_first_sentences() -> None:

@@ -104,7 +104,7 @@ def _aggregate(cells: pd.DataFrame) -> dict:
     return {"n_seeds": len(per_seed), "n_cells": len(cells), "side": side, "side_std": side_std,
             "mad": mad, "mad_std": mad_std, "side_img_std": side_img_std,
             "mad_img_std": mad_img_std, "note": note, "flat_side": flat_side, "flat_mad": flat_mad,
-            "n_no_perceptual": without, "ran": describe(cells), "smoke": is_smoke(cells),
+            "n_no_perceptual": without, "n_trained": trained, "ran": describe(cells), "smoke": is_smoke(cells),
             **_spikes(cells)}
 
 
@@ -136,7 +136,7 @@ def _empty_row(label: str, impl: str) -> dict:
     return {"row": label, "impl": impl, "variant": "", "n_seeds": 0, "n_cells": 0,
             "side": math.nan, "side_std": math.nan, "mad": math.nan, "mad_std": math.nan,
             "side_img_std": math.nan, "mad_img_std": math.nan, "flat_side": math.nan, "flat_mad": math.nan,
-            "note": "not run", "n_no_perceptual": 0, "ran": "", "smoke": False, "spikes": math.nan,
+            "note": "not run", "n_no_perceptual": 0, "n_trained": 0, "ran": "", "smoke": False, "spikes": math.nan,
             "clipped": math.nan}
 
 
@@ -152,7 +152,8 @@ def table3(df: pd.DataFrame, clip: str = "none") -> pd.DataFrame:
         One row per (stack label, impl, variant) with columns row, impl, variant,
         clip, n_seeds, n_cells, side (x1e-2), side_std, mad (deg), mad_std (over
         seeds), side_img_std, mad_img_std (over test images, averaged over seeds),
-        n_no_perceptual (cells that trained without the perceptual loss), ran (what the cells ran),
+        n_no_perceptual (cells that trained without the perceptual loss), n_trained (cells that
+        started: not skipped or queued), ran (what the cells ran),
         smoke (a smoke check, not a score), note, and seed_side/seed_side_std/seed_mad/seed_mad_std
         (the published values; NaN where the seed has none or clip != 'none').
     """
