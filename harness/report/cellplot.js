@@ -18,14 +18,20 @@ function svgNode(tag, attrs, text) {
   return node;
 }
 
-function ticks(lo, hi, log) {
+// Round values between lo and hi: powers of ten on a log axis spanning two or more, else evenly spaced
+// (whole numbers only when `whole`, as for iterations).
+function ticks(lo, hi, log, whole) {
   var out = [];
   if (log) {
     for (var e = Math.floor(Math.log10(lo)); e <= Math.ceil(Math.log10(hi)); e++) out.push(Math.pow(10, e));
-    return out.filter(function (v) { return v >= lo / 1.0001 && v <= hi * 1.0001; });
+    out = out.filter(function (v) { return v >= lo / 1.0001 && v <= hi * 1.0001; });
+    if (out.length >= 2) return out;
+    out = [];
   }
   var step = Math.pow(10, Math.floor(Math.log10((hi - lo) / 4 || 1)));
   if ((hi - lo) / step > 8) step *= 2;
+  if ((hi - lo) / step > 8) step *= 2.5;
+  if (whole) step = Math.max(1, Math.round(step));
   for (var v = Math.ceil(lo / step) * step; v <= hi; v += step) out.push(v);
   return out;
 }
@@ -47,11 +53,11 @@ function linePanel(title, x, y, spikes, clipped, threshold) {
   var x0 = x[0], x1 = x[x.length - 1] === x0 ? x0 + 1 : x[x.length - 1];
   var sx = function (v) { return L + (v - x0) / (x1 - x0) * (W - L - R); };
   var sy = function (v) { return T + (f(hi) - f(v)) / (f(hi) - f(lo)) * (H - T - B); };
-  ticks(lo, hi, log).forEach(function (v) {
+  ticks(lo, hi, log, false).forEach(function (v) {
     svg.appendChild(svgNode("line", {x1: L, x2: W - R, y1: sy(v), y2: sy(v), stroke: "#e4e4e4"}));
     svg.appendChild(svgNode("text", {x: L - 4, y: sy(v) + 4, "text-anchor": "end", "font-size": 10}, label(v)));
   });
-  ticks(x0, x1, false).forEach(function (v) {
+  ticks(x0, x1, false, true).forEach(function (v) {
     svg.appendChild(svgNode("text", {x: sx(v), y: H - B + 14, "text-anchor": "middle", "font-size": 10}, label(v)));
   });
   svg.appendChild(svgNode("text", {x: (L + W - R) / 2, y: H - 6, "text-anchor": "middle", "font-size": 11},

@@ -27,9 +27,10 @@ def _row_html(row: Sequence[str], cls: str = "") -> str:
 def _folded_stack(label: str, header: Sequence[str], rows: list[list[str]]) -> str:
     """One line for a stack none of whose cells started here: its reason, the seed's numbers, the rows folded."""
     seed_cols = [i for i, h in enumerate(header) if h.lower().startswith(("seed report", "published"))]
-    note = rows[0][-1] or "not run"
+    note = rows[0][-1] if rows[0][-1] not in ("", "not run") else ""
+    why = f"not run here: {esc(note)}" if note else "not run here"
     cells = [f"<td>{esc(label)}</td>", f"<td>{esc(' / '.join(r[1] for r in rows))}</td>",
-             f"<td colspan='{max(1, (seed_cols[0] if seed_cols else len(header) - 1) - 2)}'>not run here: {esc(note)}</td>"]
+             f"<td colspan='{max(1, (seed_cols[0] if seed_cols else len(header) - 1) - 2)}'>{why}</td>"]
     cells += [f"<td>{'<br>'.join(esc(r[1] + ': ' + r[i]) for r in rows)}</td>" for i in seed_cols]
     inner = "".join(_row_html(r) for r in rows)
     head = "".join(f"<th>{esc(h)}</th>" for h in header)
