@@ -22,7 +22,7 @@ sys.path.insert(0, str(ROOT))
 
 from harness.cells import expand  # noqa: E402
 from harness.executors.base import Outcome  # noqa: E402
-from harness.executors.local import LocalExecutor, LocalSettings  # noqa: E402
+from harness.executors.local import LocalExecutor  # noqa: E402
 from harness.matrix import load_study  # noqa: E402
 from harness.cellresult import classify  # noqa: E402
 from harness.progress import expected_iterations  # noqa: E402
@@ -86,7 +86,7 @@ def cpu_small_cell(cell, tmp: Path, full: bool):
     status = prepare(run_dir, cell, threads=0, executor="local")
     import yaml
     (run_dir / "cell.yaml").write_text(yaml.safe_dump(cfg))  # the shortened sample config
-    ex = LocalExecutor(LocalSettings())
+    ex = LocalExecutor()
     t0 = time.perf_counter()
     sub = ex.submit(cell, run_dir)
     sub.handle.wait()

@@ -71,6 +71,7 @@ def _write_cell(run: Path, k: int, rng: random.Random, lines: int) -> None:
     (run / "result.json").write_text('{"state": "done"}')
     (run / "eval.json").write_text(json.dumps({"side_mean": rng.uniform(0.008, 0.05), "side_std": 0.002,
                                                "mad_mean": rng.uniform(15, 70), "mad_std": 2.0,
+                                               "mad_published_mean": rng.uniform(15, 70), "mad_published_std": 2.0,
                                                "n_images": 1000, "scores_file": "eval_scores.csv"}))
 
 

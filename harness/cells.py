@@ -15,15 +15,17 @@ from typing import Any, Dict, List, Mapping, Tuple
 
 from harness.matrix import AXES, FACTOR_AXES, PATH_KEYS, SWEPT_AXES, Stack, Study
 from model.config import DEFAULTS, ConfigError, resolve
+from model.factors import describe_in_force, in_force, later_keys, torch_version
 
-__all__ = ["SCHEMA_VERSION", "Cell", "CellConfigError", "expand", "cell_hash", "hashed_payload"]
+__all__ = ["SCHEMA_VERSION", "Cell", "CellConfigError", "expand", "cell_hash", "hashed_payload",
+           "planned_numerics"]
 
 SCHEMA_VERSION = 1      # bump when the meaning of a hashed field changes: every id changes
 EXECUTION_KEYS = ("threads",)   # how a cell runs, not what it computes: not hashed
 # trainer keys added after SCHEMA_VERSION 1, hashed only when set away from their default,
 # so that adding a knob never changes the id (and the cached results) of an existing cell
 # (builtin_version: the cells before it existed generated version 4)
-LATER_KEYS = {"cpu_isa": "native", "cudnn_benchmark": None, "builtin_version": 4}
+LATER_KEYS = {"builtin_version": 4, **later_keys()}
 _STACK_HASHED = ("image", "dockerfile", "cuda", "torch")  # the stack's software, not its executor
 
 
@@ -109,6 +111,27 @@ def hashed_payload(axes: Mapping[str, Any], config: Mapping[str, Any], stack: St
     hashed_axes = {k: v for k, v in axes.items() if not (k in FACTOR_AXES and v == DEFAULTS[k])}
     return {"schema": SCHEMA_VERSION, "axes": hashed_axes, "config": hashed_cfg,
             "stack": {k: getattr(stack, k) for k in _STACK_HASHED}}
+
+
+def planned_numerics(cell: Cell) -> str:
+    """The numerics the cell will run with on its stack, as `repro run --dry-run` shows them.
+
+    The stack's torch, CUDA and image (nmr) settle every `stack` value but TF32, which also
+    depends on the GPU the cell lands on: where its supported GPUs disagree, the line says
+    from which compute capability a setting is on.
+    """
+    stack = cell.stack
+    version = torch_version(stack.torch) or (0, 0)
+    capabilities = sorted(stack.gpu_capabilities, key=float) if stack.needs_gpu else [None]
+    if stack.needs_gpu and not capabilities:
+        capabilities = ["0.0"]
+    lowest = in_force(cell.config, version, capabilities[0], stack.nmr)
+    highest = in_force(cell.config, version, capabilities[-1], stack.nmr)
+    shown = dict(highest)
+    for key in ("tf32_conv", "tf32_matmul"):
+        if lowest[key] != highest[key]:
+            shown[key] = "on for sm>=8.0"
+    return describe_in_force(shown)
 
 
 # ---------------------------------------------------------------------------

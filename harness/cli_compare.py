@@ -11,6 +11,8 @@ from pathlib import Path
 
 import click
 
+from harness.failure import KINDS, describe_rate
+
 from harness.exitcodes import ExitCode
 
 __all__ = ["compare_command"]
@@ -48,6 +50,10 @@ def compare_command(group_a, group_b, where, results, as_json):
 
 def _render(result) -> str:
     table = result.table()
-    shown = table[["n_a", "n_b", "mean_a", "mean_b", "diff", "low", "high", "p", "paired"]]
+    shown = table[["n_a", "n_b", "mean_a", "mean_b", "diff", "low", "high", "p", "test", "lost_a", "lost_b"]]
     seeds = "seeds %s vs %s" % (list(result.seeds_a), list(result.seeds_b))
-    return "\n".join([shown.to_string(float_format=lambda v: "%.4g" % v), seeds, result.verdict])
+    rates = ["%s: %s vs %s" % (e.metric, describe_rate(round(e.mean_a * e.n_a), e.n_a),
+                               describe_rate(round(e.mean_b * e.n_b), e.n_b))
+             for e in result.effects if e.metric in ("failed",) + KINDS]
+    return "\n".join([shown.to_string(float_format=lambda v: "%.4g" % v), seeds] + rates + [result.verdict]
+                     + ([result.stale_note] if result.stale_note else []))

@@ -28,9 +28,15 @@ Columns of the table (`COLUMNS`, in this order; unknown extra axes follow as
 - `config_json`: the resolved config the trainer ran (config.json, else cell.json's), whole,
   as JSON text (`Results.configs()` parses it)
 - `perceptual` (bool, None when unknown) and `perceptual_reason`
-- evaluation (eval.json): `side_mean, side_std, mad_mean, mad_std, n_images`
-  (SIDE in plain units; reports multiply by 100); `flat_side_mean`,
-  `flat_mad_mean`: the flat-depth baseline the trainer scores beside
+- numerics in force (env.json "in_force", model/factors.py): `in_force.tf32_conv`,
+  `in_force.tf32_matmul`, `in_force.align_corners`, `in_force.cudnn_benchmark`,
+  `in_force.deterministic`, `in_force.renderer` (text; None before env.json recorded them)
+- evaluation (eval.json, `EVAL_FIELDS`): `side_mean, side_std, mad_mean, mad_std` (MAD
+  the exact angle), `mad_published_mean, mad_published_std` (the original's formula:
+  Table 3's MAD), `n_images, n_unscored` (scored; empty mask), `flat_side_mean`,
+  `flat_mad_mean`, `flat_mad_published_mean` (the flat-depth baseline the trainer scores
+  beside), `mad_published_floor` (identical depths, by the published formula)
+  (SIDE in plain units; reports multiply by 100)
 - training log (train.jsonl): `train_lines` (good lines read), `train_torn`
   (a torn last line was dropped), `last_iter`, `final_loss`, `n_spikes`,
   `first_spike_iter`, `max_grad_norm` (pre-clip, global), `clipped_frac`,
@@ -66,6 +72,7 @@ from harness.matrix import AXES, FACTOR_AXES
 from harness.runfolder import EVAL_SCORES, TRAIN_LOG, RunRecord, folder_signature, read_run_folder, read_scores
 from harness.staleness import CHECKED_STATES, CodeNow
 from harness.states import CellState
+from model.factors import IN_FORCE_KEYS
 
 __all__ = [
     "AXES", "COLUMNS", "ENV_FIELDS",
@@ -97,12 +104,20 @@ ENV_FIELDS = {
     "onednn": "onednn",
 }
 
+# eval.json keys read as numbers (model/evaluate.py Scores): mad_* is the exact angle,
+# mad_published_* the original's formula (Table 3's MAD), mad_published_floor what identical
+# depths score by it, n_unscored the test images with an empty mask
+EVAL_FIELDS = ("side_mean", "side_std", "mad_mean", "mad_std", "mad_published_mean", "mad_published_std",
+               "n_images", "n_unscored", "flat_side_mean", "flat_mad_mean", "flat_mad_published_mean",
+               "mad_published_floor")
+
 COLUMNS = (
     ("cell_id", "name", "run_dir") + AXES + FACTOR_AXES + ("stack_cuda", "stack_torch")
     + ("state", "reason", "attempt", "started", "ended", "wall_s", "diverged_iter", "diverged_net")
     + ("stale", "stale_reason")
-    + tuple("env." + key for key in ENV_FIELDS) + ("env_json", "config_json", "perceptual", "perceptual_reason")
-    + ("side_mean", "side_std", "mad_mean", "mad_std", "n_images", "flat_side_mean", "flat_mad_mean")
+    + tuple("env." + key for key in ENV_FIELDS) + tuple("in_force." + key for key in IN_FORCE_KEYS)
+    + ("env_json", "config_json", "perceptual", "perceptual_reason")
+    + EVAL_FIELDS
     + ("train_lines", "train_torn", "last_iter", "final_loss", "n_spikes", "n_loss_spikes", "n_grad_spikes",
        "first_spike_iter", "first_nonfinite_iter", "spike_network", "max_grad_norm", "clipped_frac", "train_s")
     + ("train_log", "samples_grid", "problems")
@@ -186,6 +201,9 @@ def _as_text(value) -> str | None:
 def _env_columns(env: dict | None) -> dict:
     env = env or {}
     row = {"env." + column: _as_text(env.get(key)) for column, key in ENV_FIELDS.items()}
+    # what the cell ran with (model/factors.py): `stack` values as this stack settled them
+    in_force = env.get("in_force") if isinstance(env.get("in_force"), dict) else {}
+    row.update({"in_force." + key: _as_text(in_force.get(key)) for key in IN_FORCE_KEYS})
     row["env_json"] = json.dumps(env, sort_keys=True) if env else None
     return row
 
@@ -250,9 +268,7 @@ def _status_columns(record: RunRecord) -> dict:
 
 def _eval_columns(ev: dict | None) -> dict:
     ev = ev or {}
-    keys = ("side_mean", "side_std", "mad_mean", "mad_std", "n_images", "flat_side_mean",
-            "flat_mad_mean")
-    return {key: _number(ev.get(key)) for key in keys}
+    return {key: _number(ev.get(key)) for key in EVAL_FIELDS}
 
 
 def _number(value) -> float:

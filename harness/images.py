@@ -54,11 +54,6 @@ class ImageInfo:
     created: str       # ISO time from the engine
     size_mb: float
 
-    @property
-    def needs_gpu(self) -> bool:
-        """True for CUDA stacks: their cells get one GPU each."""
-        return self.labels.get("cuda", "none") != "none"
-
 
 def stacks() -> list[str]:
     """Stacks that have a Dockerfile under docker/, sorted."""

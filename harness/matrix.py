@@ -9,7 +9,7 @@ import math
 import os
 import typing
 from pathlib import Path
-from typing import Annotated, Any, Dict, List, Literal, Optional
+from typing import Annotated, Any, Dict, List, Literal, Optional, Union
 
 import pydantic
 import yaml
@@ -18,16 +18,16 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from harness.executors import executor_names
 from harness.yamlmarks import Marks, YamlSyntaxError, line_of, load_with_marks
 from model.config import DEFAULTS, PRESETS, is_host_path
-from model.cpu_isa import CPU_ISAS
+from model.factors import FACTOR_NAMES, FACTORS
 
 __all__ = ["MatrixError", "Stack", "Axes", "Rule", "Override", "Study", "load_study", "AXES", "FACTOR_AXES",
            "SWEPT_AXES", "PATH_KEYS"]
 
 # the axes every cell has, in the order cell names and tables show them
 AXES = ("stack", "impl", "clip", "clip_threshold", "seed", "dataset", "preset")
-# factor axes: trainer keys a causes study sweeps one at a time; a cell carries one only
+# factor axes (model/factors.py): trainer keys a causes study sweeps; a cell carries one only
 # when its study sets it, so adding a factor never changes an existing cell's id
-FACTOR_AXES = ("tf32", "align_corners", "deterministic", "cudnn_benchmark", "cpu_isa", "lr")
+FACTOR_AXES = FACTOR_NAMES
 SWEPT_AXES = AXES + FACTOR_AXES
 # trainer keys holding filesystem paths: resolved against the matrix file's folder
 PATH_KEYS = ("data_dir", "vgg_weights", "author_code_dir")
@@ -43,7 +43,6 @@ Clip = Literal["none", "norm", "value"]
 Dataset = Literal["builtin", "synface", "celeba"]
 Preset = Literal[tuple(PRESETS)]  # type: ignore[valid-type]
 Executor = Literal[tuple(executor_names())]  # type: ignore[valid-type]
-CpuIsa = Literal[tuple(CPU_ISAS)]  # type: ignore[valid-type]
 Version = Annotated[str, Field(pattern=r"^\d+\.\d+(\.\d+)?$"), BeforeValidator(lambda v: str(v) if isinstance(v, (int, float)) else v)]
 Capability = Annotated[str, Field(pattern=r"^\d+\.\d$"), BeforeValidator(lambda v: str(v) if isinstance(v, (int, float)) else v)]
 
@@ -71,6 +70,7 @@ class Stack(BaseModel):
     cuda: Optional[Version] = None     # CUDA version of the stack's torch; null = CPU only
     torch: Version                     # PyTorch version of the stack
     gpu_capabilities: List[Capability] = []  # compute capabilities its CUDA build supports, e.g. ["7.0", "7.5"]
+    nmr: bool = False                  # the image builds neural_renderer: where `renderer: stack` means nmr
     executor: Executor = "local"       # executor used unless `repro run --executor` says otherwise
     overrides: Dict[str, Any] = {}     # trainer keys for this stack's cells (win over everything)
 
@@ -87,12 +87,23 @@ class Stack(BaseModel):
         return self.cuda is not None
 
 
+def _factor_type(values):
+    """A factor's axis type from its declared values (model/factors.py); None in values is not
+    sweepable (an axis value of null would mean "axis not set")."""
+    if values is None:
+        return Annotated[float, Field(gt=0)]
+    values = tuple(v for v in values if v is not None)
+    words = tuple(v for v in values if isinstance(v, str))
+    if any(isinstance(v, bool) for v in values):  # the literal words first: "stack" is no bool
+        return Union[Literal[words], bool] if words else bool  # type: ignore[valid-type]
+    return Literal[words]  # type: ignore[valid-type]
+
+
 # every axis but `stack`: its value type; Axes and Rule are both made from this one mapping
 _AXIS_TYPES = {
     "impl": Impl, "clip": Clip, "clip_threshold": Annotated[float, Field(ge=0)],
     "seed": Annotated[int, Field(ge=0)], "dataset": Dataset, "preset": Preset,
-    "tf32": bool, "align_corners": bool, "deterministic": bool, "cudnn_benchmark": bool, "cpu_isa": CpuIsa,
-    "lr": Annotated[float, Field(gt=0)],
+    **{f.name: _factor_type(f.values) for f in FACTORS},
 }
 assert tuple(_AXIS_TYPES) == SWEPT_AXES[1:]
 

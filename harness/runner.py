@@ -1,6 +1,6 @@
 """`repro run` as a pipeline of small tasks (see harness/workflow.py).
 
-load_study -> expand_matrix -> select_cells -> plan_cells -> honor_dry_run ->
+load_study -> expand_matrix -> select_cells -> plan_cells -> check_settings -> honor_dry_run ->
 lock_results -> check_incomplete -> record_skipped -> run_cells -> print_summary ->
 final_reduce. Each task gets the previous one's value and the frozen RunConfig and
 returns the next value or an ExitCode (after logging one line).
@@ -9,14 +9,14 @@ import contextlib
 import dataclasses
 import enum
 import logging
-import os
 import sys
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from harness import executors
-from harness.cells import Cell, CellConfigError, expand
-from harness.executors.base import ExecutorError
+from harness.cells import Cell, CellConfigError, expand, planned_numerics
+from harness.executors.base import Executor, ExecutorError
+from harness.executors.settings import load_settings
 from harness.exitcodes import ExitCode
 from harness.feasibility import why_not_runnable
 from harness.host import Host, probe
@@ -25,14 +25,15 @@ from harness.matrix import SWEPT_AXES, MatrixError, Study
 from harness.matrix import load_study as _load_study_file
 from harness.cellresult import CellResult
 from harness.progress import Progress
-from harness.runfolder import mark_skipped, read_run_folder, set_aside_results
+from harness.runfolder import RunRecord, mark_skipped, read_run_folder, set_aside_results
 from harness.staleness import CHECKED_STATES, CodeNow
 from harness.states import FINISHED, CellState
 from harness.scheduler import run_cells as _run_cells
 from harness.workflow import execute
 
 __all__ = ["RunConfig", "Action", "Plan", "Planned", "RUN_TASKS", "run",
-           "load_study", "expand_matrix", "select_cells", "plan_cells", "honor_dry_run", "lock_results",
+           "load_study", "expand_matrix", "select_cells", "plan_cells", "check_settings", "honor_dry_run",
+           "lock_results",
            "check_incomplete", "record_skipped", "run_cells", "print_summary", "final_reduce"]
 
 log = logging.getLogger("repro")
@@ -46,7 +47,9 @@ class RunConfig:
     executor: Optional[str] = None         # None = each stack's own executor
     only: Tuple[str, ...] = ()             # KEY=VALUE filters (same key: any of; keys: all of)
     cells: Tuple[str, ...] = ()            # cell id prefixes
-    jobs: Optional[int] = None             # cells at once (None: default_jobs); CPU threads are divided among them
+    jobs: Optional[int] = None             # cells at once (None: each executor's schedule says)
+    executor_settings: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)  # executor ->
+    # setting -> value given on the command line (harness/executors/settings.py; None: not given)
     retry_failed: bool = False             # rerun failed/diverged cells
     rerun_stale: bool = False              # retrain cells whose code changed since they ran (a selection does too)
     dry_run: bool = False                  # print the plan, run nothing
@@ -100,6 +103,7 @@ class Plan:
     host: Host
     items: List[Planned]
     results: List[CellResult] = dataclasses.field(default_factory=list)
+    settings: Dict[str, Any] = dataclasses.field(default_factory=dict)  # executor -> its validated settings
 
 
 # ---------------------------------------------------------------------------
@@ -152,6 +156,18 @@ def plan_cells(cells: List[Cell], *, config: RunConfig) -> Plan:
     return Plan(host=host, items=[_plan_one(c, host, code, config) for c in cells])
 
 
+def check_settings(plan: Plan, *, config: RunConfig):
+    """Validate the settings of every executor that has cells to run (exit 2 with one line on a bad value)."""
+    for name in sorted({item.executor for item in plan.items if item.runs}):
+        model = executors.load(name).settings_model
+        try:
+            plan.settings[name] = load_settings(name, model, config.executor_settings.get(name)) if model else None
+        except ExecutorError as e:
+            log.error(str(e))
+            return ExitCode.CONFIG_ERROR
+    return plan
+
+
 def honor_dry_run(plan: Plan, *, config: RunConfig):
     """--dry-run: print the plan and stop (a flag, not an executor: it plans with the real
     executors' capabilities, so its run/skip verdicts are the ones a real run would reach)."""
@@ -160,6 +176,7 @@ def honor_dry_run(plan: Plan, *, config: RunConfig):
     for item in plan.items:
         print("%s  %-40s %-11s %s" % (item.cell.cell_id, item.cell.name, item.action,
                                       item.reason or ("executor " + item.executor if item.runs else "")))
+        print("%14s%s" % ("", planned_numerics(item.cell)))
     counts = _count(plan.items)
     print("%d cells: %s" % (len(plan.items), ", ".join("%d %s" % (n, a) for a, n in counts.items())))
     return ExitCode.OK
@@ -204,33 +221,47 @@ def record_skipped(plan: Plan, *, config: RunConfig) -> Plan:
 
 
 def run_cells(plan: Plan, *, config: RunConfig) -> List[CellResult]:
-    """Run the cells that need it; cached, stale and kept-failed cells are reported as they are."""
+    """Run the cells that need it, each executor scheduling its own; cached, stale and kept-failed
+    cells are reported as they are."""
     for item in plan.items:
         if item.action in (Action.CACHED, Action.STALE, Action.KEPT_FAILED):
             plan.results.append(CellResult(item.cell.cell_id, item.cell.name, item.settled_state, item.reason))
-    todo = [i for i in plan.items if i.runs]
-    for item in todo:
-        if item.action == Action.RERUN:  # else the trainer would resume the old code's final checkpoint
-            set_aside_results(config.results / item.cell.cell_id)
-    jobs = config.jobs or default_jobs(todo, plan.host)
-    progress = Progress(total=len(plan.items), jobs=jobs, tty=config.tty)
+    by_executor: Dict[str, List[Cell]] = {}
+    for item in plan.items:
+        if item.runs:
+            by_executor.setdefault(item.executor, []).append(item.cell)
+    started = _start_executors(by_executor, plan, config)
+    if isinstance(started, ExitCode):
+        return started
+    progress = Progress(total=len(plan.items), jobs=max([s.jobs for _, s in started.values()] or [1]),
+                        tty=config.tty)
     for item in plan.items:
         if not item.runs:
             progress.settled(item.settled_state)
-    threads = _threads_per_cell(plan.host, jobs)
-    by_executor: Dict[str, List[Cell]] = {}
-    for item in todo:
-        by_executor.setdefault(item.executor, []).append(item.cell)
+    for item in plan.items:
+        if item.action == Action.RERUN:  # else the trainer would resume the old code's final checkpoint
+            set_aside_results(config.results / item.cell.cell_id)
+    for name, cells in by_executor.items():
+        executor, schedule = started[name]
+        plan.results += _run_cells(cells, executor, config.results, jobs=schedule.jobs, threads=schedule.threads,
+                                   progress=progress, stop_on_first_error=config.stop_on_first_error)
+    return plan.results
+
+
+def _start_executors(by_executor: Dict[str, List[Cell]], plan: Plan, config: RunConfig):
+    """name -> (executor, its schedule) for every executor with cells to run; an executor that cannot
+    start (ray missing, a cluster or engine that does not answer) is one line and exit 2, before any
+    folder is touched."""
+    started = {}
     for name, cells in by_executor.items():
         try:
-            executor = executors.load(name).create(threads=threads)
-        except ExecutorError as e:  # ray missing, cluster unreachable...: one line, folders untouched
+            executor: Executor = executors.load(name).create(plan.settings[name])
+        except ExecutorError as e:
             log.error(str(e))
             return ExitCode.CONFIG_ERROR
         config.resources.callback(executor.close)
-        plan.results += _run_cells(cells, executor, config.results, jobs=jobs, threads=threads,
-                                   progress=progress, stop_on_first_error=config.stop_on_first_error)
-    return plan.results
+        started[name] = (executor, executor.schedule(cells, plan.host.cores, config.jobs))
+    return started
 
 
 def print_summary(results: List[CellResult], *, config: RunConfig) -> List[CellResult]:
@@ -252,7 +283,7 @@ def final_reduce(results: List[CellResult], *, config: RunConfig):
     return ExitCode.OK if all(results) else ExitCode.CELLS_FAILED
 
 
-RUN_TASKS = (load_study, expand_matrix, select_cells, plan_cells, honor_dry_run, lock_results,
+RUN_TASKS = (load_study, expand_matrix, select_cells, plan_cells, check_settings, honor_dry_run, lock_results,
              check_incomplete, record_skipped, run_cells, print_summary, final_reduce)
 
 
@@ -300,7 +331,7 @@ def _plan_one(cell: Cell, host: Host, code: CodeNow, config: RunConfig) -> Plann
     return Planned(cell, action, reason, name)
 
 
-def _wanted(record, code: CodeNow, config: RunConfig) -> Tuple[Action, str]:
+def _wanted(record: RunRecord, code: CodeNow, config: RunConfig) -> Tuple[Action, str]:
     """What this run would do with a cell's folder, before asking whether it can run here."""
     state = record.state
     stale = code.check(record.env) if state in CHECKED_STATES else None
@@ -315,20 +346,6 @@ def _wanted(record, code: CodeNow, config: RunConfig) -> Tuple[Action, str]:
     if state in FINISHED:
         return Action.RETRY, ""
     return (Action.RESUME if record.incomplete else Action.RUN), ""
-
-
-def default_jobs(todo: List[Planned], host: Host) -> int:
-    # CPU cells: one 1-thread cell per core (two such made 8.6x the steps/s of one 2-thread
-    # cell on a loaded 2-core box: benches/bench_train_step.py --compare-jobs); a GPU cell
-    # among them: one at a time, since how many fit on a GPU is the user's call
-    return host.cores if todo and all(i.cell.stack.cuda is None for i in todo) else 1
-
-
-def _threads_per_cell(host: Host, jobs: int) -> int:
-    # divide the cores among parallel cells; an OMP_NUM_THREADS the user set is an upper bound
-    threads = max(1, host.cores // max(1, jobs))
-    cap = os.environ.get("OMP_NUM_THREADS", "")
-    return min(threads, int(cap)) if cap.isdigit() and int(cap) > 0 else threads
 
 
 def _count(items: List[Planned]) -> Dict[str, int]:

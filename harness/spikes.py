@@ -14,7 +14,7 @@ import numpy as np
 __all__ = ["SPIKE_FACTOR", "SPIKE_WINDOW", "SPIKE_MIN_HISTORY", "NETWORKS", "LOG_FIELDS",
            "spike_mask", "spike_masks", "spike_stats"]
 
-SPIKE_FACTOR = 10.0     # k: a spike exceeds k x the running median (issue 20's default)
+SPIKE_FACTOR = 10.0     # k: a spike exceeds k x the running median
 SPIKE_WINDOW = 50       # logged values the running median looks back over
 SPIKE_MIN_HISTORY = 10  # earlier finite values needed before anything counts as a spike
 NETWORKS = ("netD", "netA", "netL", "netV", "netC")   # the original's names; train.jsonl grad_norm_<net>

@@ -35,17 +35,18 @@ from collections import OrderedDict
 import torch
 import torch.nn as nn
 
-from . import compat
 from .config import ConfigError
 from .data import make_loaders
 from .env import fingerprint, write_env
-from .evaluate import Scores, score_batch
+from .evaluate import join_scores, score_batch
 from .exitcodes import EXIT_DIVERGED, EXIT_DONE, EXIT_TERMINATED
 from .geometry import intrinsics
 from .networks import NETWORK_NAMES
 from .renderer import RendererError
 from .runfiles import JsonlLog, read_jsonl, write_json
-from .runtime import Diverged, Terminated, data_dir_for, device_for, perceptual_setup, set_precision, write_diverged
+from .numerics import apply_flags, settle
+from .runtime import (Diverged, Terminated, data_dir_for, device_for, perceptual_setup, perturb_init,
+                      set_precision, write_diverged)
 from .samples import decomposition_rows, save_decomposition_grid
 from .step import guarded_step, progress_line, should_log
 
@@ -216,8 +217,9 @@ def save_author_samples(cfg, model, loader, path):
 
 
 def evaluate_author(cfg, model, loader, device):
-    """Per-image SIDE/MAD as their forward computes them (acc_sie_masked, acc_normal_masked),
-    and the flat-depth baseline by our metric code, as a model.evaluate.Scores."""
+    """Per-image SIDE and published MAD as their forward computes them (acc_sie_masked,
+    acc_normal_masked); the exact angle, the flat-depth baseline and the floor by our metric
+    code on their depth and normals, as a model.evaluate.Scores."""
     camera = types.SimpleNamespace(K=intrinsics(cfg["image_size"], cfg["fov"]).to(device))
     margin = (cfg["max_depth"] - cfg["min_depth"]) / 2
     parts = []
@@ -227,11 +229,10 @@ def evaluate_author(cfg, model, loader, device):
         out = types.SimpleNamespace(recon_depth=model.recon_depth, recon_normal=model.recon_normal,
                                     recon_valid=(model.recon_depth < cfg["max_depth"] + margin).float())
         with torch.no_grad():
-            _, _, flat_side, flat_mad = score_batch(cfg, out, depth_image.to(device), camera)
-        parts.append([model.acc_sie_masked[:b].detach().cpu().double(),
-                      model.acc_normal_masked[:b].detach().cpu().double(),
-                      flat_side.cpu().double(), flat_mad.cpu().double()])
-    return Scores(*[torch.cat([p[i] for p in parts]) for i in range(4)])
+            scores = score_batch(cfg, out, depth_image.to(device), camera)
+        scores.update(side=model.acc_sie_masked[:b], mad_published=model.acc_normal_masked[:b])
+        parts.append(scores)
+    return join_scores(parts)
 
 
 # ---------------------------------------------------------------------------
@@ -244,8 +245,9 @@ def _perceptual(cfg):
     return cfg, vgg_state, why
 
 
-def _setup_runtime(pkg, cfg, device):
-    """Their setup_runtime (seeds; on a GPU cuDNN benchmark+deterministic as they set it)."""
+def _setup_runtime(pkg, cfg, device, in_force):
+    """Their setup_runtime (seeds; on a GPU cuDNN benchmark+deterministic on), then the cell's
+    settled numerics over it (the same as theirs where the cell asks for `stack`)."""
     args = argparse.Namespace(config=None, gpu=(device.index or 0) if device.type == "cuda" else None,
                               num_workers=cfg["num_workers"], seed=cfg["seed"])
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
@@ -255,9 +257,7 @@ def _setup_runtime(pkg, cfg, device):
         os.environ.pop("CUDA_DEVICE_ORDER", None)
     else:
         os.environ["CUDA_VISIBLE_DEVICES"] = visible
-    if cfg["deterministic"]:
-        compat.set_deterministic(True)
-    compat.set_cudnn_benchmark(cfg["cudnn_benchmark"])
+    apply_flags(in_force)
     return runtime
 
 
@@ -271,6 +271,8 @@ def train_author(cfg, out_dir, log=None):
     cfg, overrides = author_config(cfg, log)
     code_dir = author_code_dir(cfg)
     device = device_for(cfg)
+    asked = cfg
+    cfg, in_force = settle(cfg, device)
     if cfg["threads"]:
         torch.set_num_threads(cfg["threads"])
     cfg, vgg_state, perceptual_why = _perceptual(cfg)
@@ -283,14 +285,15 @@ def train_author(cfg, out_dir, log=None):
     data_dir = data_dir_for(cfg, out_dir, log)
     splits = ("val", "test") if cfg["dataset"] != "celeba" else ("val",)
     loaders = make_loaders(cfg, data_dir, splits=splits)
-    runtime = _setup_runtime(pkg, cfg, device)
+    runtime = _setup_runtime(pkg, cfg, device, in_force)
     cfgs = dict(runtime, **author_cfgs(cfg, data_dir, out_dir, device))
     trainer = pkg.Trainer(cfgs, pkg.Unsup3D)
     model = trainer.model
     set_precision(cfg, [getattr(model, name) for name in model.network_names + ["PerceptualLoss"]], device)
+    perturb_init(cfg, model.netD)
 
-    write_json(os.path.join(out_dir, "config.json"), cfg)
-    env = fingerprint(cfg, device, perceptual_why, author_code_dir=code_dir)
+    write_json(os.path.join(out_dir, "config.json"), dict(asked, perceptual=cfg["perceptual"]))
+    env = fingerprint(cfg, device, perceptual_why, in_force, author_code_dir=code_dir)
     env.update(author_code_info(code_dir))
     env.update({"impl": "author", "author_shims": dict(SHIM_STATE["used"]),
                 "author_align_corners": SHIM_STATE["align_corners"], "author_overrides": overrides,

@@ -11,8 +11,8 @@ import os
 import torch
 import torch.nn.functional as F
 
-__all__ = ["nonzero_indices", "scatter_min_int64", "grid_sample", "load_checkpoint", "adam",
-           "set_deterministic", "set_cudnn_benchmark", "set_tf32", "tf32_flags", "cudnn_version"]
+__all__ = ["nonzero_indices", "scatter_min_int64", "grid_sample", "GRID_SAMPLE_HAS_ALIGN", "load_checkpoint", "adam",
+           "set_deterministic", "set_cudnn_benchmark", "next_float_up", "set_tf32", "tf32_flags", "cudnn_version"]
 
 
 def nonzero_indices(mask):
@@ -68,12 +68,12 @@ def _scatter_min_int64_by_sort(out, index, src):
 
 
 # torch 1.3 added `align_corners` to grid_sample; 1.2 behaves as align_corners=True.
-_GRID_SAMPLE_HAS_ALIGN = "align_corners" in inspect.signature(F.grid_sample).parameters
+GRID_SAMPLE_HAS_ALIGN = "align_corners" in inspect.signature(F.grid_sample).parameters
 
 
 def grid_sample(image, grid, align_corners):
     """Bilinear grid_sample with an explicit align_corners on every torch version."""
-    if _GRID_SAMPLE_HAS_ALIGN:
+    if GRID_SAMPLE_HAS_ALIGN:
         return F.grid_sample(image, grid, mode="bilinear", align_corners=align_corners)
     if not align_corners:
         raise ValueError("align_corners: False needs PyTorch >= 1.3 (this is %s)" % torch.__version__)
@@ -88,24 +88,34 @@ def load_checkpoint(path, map_location="cpu"):
     return torch.load(path, map_location=map_location)
 
 
-def set_deterministic(enabled):
-    """cuDNN determinism everywhere; deterministic algorithms where torch has them (1.8+)."""
-    torch.backends.cudnn.deterministic = bool(enabled)
-    torch.backends.cudnn.benchmark = False
-    if enabled:
+def set_deterministic(cudnn, algorithms):
+    """cuDNN determinism, and deterministic algorithms everywhere where torch has them (1.8+)."""
+    torch.backends.cudnn.deterministic = bool(cudnn)
+    if algorithms:
         # cuBLAS needs a fixed workspace for reproducible GEMMs (CUDA >= 10.2)
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     if hasattr(torch, "use_deterministic_algorithms"):
         if "warn_only" in inspect.signature(torch.use_deterministic_algorithms).parameters:
-            torch.use_deterministic_algorithms(bool(enabled), warn_only=True)  # 1.11+
+            torch.use_deterministic_algorithms(bool(algorithms), warn_only=True)  # 1.11+
         else:
-            torch.use_deterministic_algorithms(bool(enabled))
+            torch.use_deterministic_algorithms(bool(algorithms))
+
+
+def next_float_up(x):
+    """The next representable value above each element (torch.nextafter from 1.7; before, by
+    stepping the float32 bit pattern, which is the same for finite float32 values)."""
+    if hasattr(torch, "nextafter"):
+        return torch.nextafter(x, torch.full_like(x, float("inf")))
+    if x.dtype != torch.float32:
+        raise ValueError("next_float_up: float32 only on PyTorch < 1.7 (got %s)" % x.dtype)
+    bits = x.view(torch.int32)
+    step = torch.where(x > 0, bits + 1, torch.where(x < 0, bits - 1, torch.ones_like(bits)))
+    return torch.where(x == 0, step.view(torch.float32).abs(), step.view(torch.float32))
 
 
 def set_cudnn_benchmark(enabled):
-    """Force cuDNN's algorithm autotuner on or off; None leaves what the trainer's setup chose."""
-    if enabled is not None:
-        torch.backends.cudnn.benchmark = bool(enabled)
+    """cuDNN's algorithm autotuner on or off."""
+    torch.backends.cudnn.benchmark = bool(enabled)
 
 
 def adam(params, **options):
@@ -120,13 +130,13 @@ def adam(params, **options):
     return torch.optim.Adam(params, **options)
 
 
-def set_tf32(enabled):
-    """The real cuBLAS/cuDNN TF32 switches (torch 1.7+); older torch has no TF32 at all."""
-    matmul = getattr(torch.backends.cuda, "matmul", None)
-    if matmul is not None and hasattr(matmul, "allow_tf32"):
-        matmul.allow_tf32 = bool(enabled)
+def set_tf32(conv, matmul):
+    """The real cuDNN (convolutions) and cuBLAS (matmul) TF32 switches (torch 1.7+); older torch has no TF32."""
+    backend = getattr(torch.backends.cuda, "matmul", None)
+    if backend is not None and hasattr(backend, "allow_tf32"):
+        backend.allow_tf32 = bool(matmul)
     if hasattr(torch.backends.cudnn, "allow_tf32"):
-        torch.backends.cudnn.allow_tf32 = bool(enabled)
+        torch.backends.cudnn.allow_tf32 = bool(conv)
 
 
 def tf32_flags():

@@ -10,6 +10,8 @@ import os
 
 import yaml
 
+from .factors import FACTORS, NUMERICS, STACK
+
 __all__ = ["ConfigError", "DEFAULTS", "PRESETS", "VGG_FROM_IMAGE", "VGG_ENV", "is_host_path", "resolve",
            "load_config"]
 
@@ -69,10 +71,10 @@ DEFAULTS = {
     "z_translation_range": 0.0,  # train_synface.yml sets 0 (the class default is 0.1)
     "fov": 10.0,                 # degrees, camera field of view
     "rot_center_depth": 1.0,
-    "renderer": "torch",         # 'torch' (pure PyTorch, anywhere) | 'nmr' (neural_renderer, CUDA only)
+    "renderer": "torch",         # 'torch' (pure PyTorch, anywhere) | 'nmr' (neural_renderer, CUDA only) | 'stack'
     "renderer_near": 0.1,        # NMR near/far planes as the original sets them
     "renderer_far": 10.0,
-    "align_corners": True,       # grid_sample; True = PyTorch < 1.4 default the original relied on
+    "align_corners": True,       # grid_sample; True = PyTorch <= 1.2's default the original relied on | 'stack'
     # losses
     "lam_perc": 1.0,
     "lam_flip": 0.5,
@@ -87,10 +89,13 @@ DEFAULTS = {
     "clip": "none",              # 'none' | 'norm' (clip_grad_norm_ over all params) | 'value' (clip_grad_value_)
     "clip_threshold": 5.0,       # the report's 5; max norm for 'norm', max |g| for 'value'
     "seed": 0,
-    "deterministic": False,      # deterministic algorithms (GPU: cuDNN deterministic, CUBLAS workspace)
-    "cudnn_benchmark": None,     # GPU: cuDNN's autotuner; None = as each implementation sets it (ours off, the authors' on)
-    "tf32": False,               # GPU: real TF32 flags; CPU: emulated by rounding conv inputs/weights to 10-bit mantissa
+    # numerics (model/factors.py): 'stack' = what the cell's PyTorch and the authors' code do by default
+    "deterministic": False,      # cuDNN deterministic + deterministic algorithms (CUBLAS workspace) | 'stack'
+    "cudnn_benchmark": None,     # GPU: cuDNN's autotuner; None = as each implementation sets it (ours off, the authors' on) | 'stack'
+    "tf32": False,               # TF32 convolutions: GPU the cuDNN flag; CPU emulated by rounding conv operands | 'stack'
+    "tf32_matmul": False,        # TF32 matmul/bmm: GPU the cuBLAS flag; CPU emulated in our geometry's matmuls | 'stack'
     "cpu_isa": "native",         # CPU kernel set: 'native' | 'avx512' | 'avx2' | 'default' (model/cpu_isa.py)
+    "perturb_init": False,       # the chaos floor (Summers & Dinneen 2021): netD's first weight one ulp up at init
     # fault injection, for the harness's reliability tests
     "inject_nan_at": None,       # iteration at which netD's gradient is made NaN (None: never)
 }
@@ -125,13 +130,11 @@ _CHOICES = {
     "impl": ("ours", "author"),
     "device": ("auto", "cpu", "cuda"),
     "dataset": ("builtin", "synface", "celeba"),
-    "renderer": ("torch", "nmr"),
     "perceptual": ("auto", "on", "off"),
     "clip": ("none", "norm", "value"),
-    "cpu_isa": ("native", "avx512", "avx2", "default"),
-    "cudnn_benchmark": (None, True, False),
     "builtin_version": (4, 5),   # model/builtin_data.py: add one when the faces change
 }
+_CHOICES.update((f.name, f.values) for f in FACTORS if f.values)  # the factors' own values
 _POSITIVE = ("batch_size", "num_epochs", "lr", "log_every", "checkpoint_every", "image_size",
              "nf", "zdim", "conf_nf", "conf_zdim", "enc_nf", "fov", "renderer_near", "renderer_far",
              "builtin_num_train", "builtin_num_test", "num_sample_images")
@@ -141,7 +144,7 @@ _NON_NEGATIVE = ("clip_threshold", "weight_decay", "threads", "num_workers", "la
 
 
 def _check_type(key, value, default):
-    if default is None or value is None:
+    if default is None or value is None or (key in NUMERICS and value == STACK):
         return value
     if isinstance(default, bool):
         if not isinstance(value, bool):

@@ -64,11 +64,13 @@ def _cpu():
     return cpu
 
 
-def fingerprint(cfg, device, perceptual_reason, author_code_dir=None):
+def fingerprint(cfg, device, perceptual_reason, in_force, author_code_dir=None):
     """A flat dict of versions, flags and provenance for env.json.
 
-    `code` holds a digest of every model/ file imported by now (and of the authors'
-    files, for `impl: author`): model.codedigest says what a digest covers and why.
+    cfg is settled (model.numerics.settle); in_force is that settle's record: the numerics
+    the cell ran with, whatever its config asked (`stack` values included). `code` holds a
+    digest of every model/ file imported by now (and of the authors' files, for
+    `impl: author`): model.codedigest says what a digest covers and why.
     """
     env = {
         "python": platform.python_version(),
@@ -79,6 +81,7 @@ def fingerprint(cfg, device, perceptual_reason, author_code_dir=None):
         "cudnn_deterministic": torch.backends.cudnn.deterministic,
         "cudnn_benchmark": torch.backends.cudnn.benchmark,
         "CUBLAS_WORKSPACE_CONFIG": os.environ.get("CUBLAS_WORKSPACE_CONFIG"),
+        "in_force": dict(in_force),
         "tf32": cfg["tf32"],
         "tf32_mode": ("cuda-flags" if device.type == "cuda" else "cpu-emulated") if cfg["tf32"] else "off",
         "torch_threads": torch.get_num_threads(),

@@ -1,4 +1,4 @@
-"""Test-set evaluation (SIDE, MAD, as the original computes them) and sample grids."""
+"""Test-set evaluation (SIDE, MAD as the original computes them, the exact angle) and sample grids."""
 import csv
 import io
 import os
@@ -6,59 +6,82 @@ import os
 import torch
 
 from .geometry import normals_from_depth
-from .metrics import erode, gt_depth_from_image, mad, side, summarize
+from .metrics import erode, gt_depth_from_image, mad, mad_published, side, summarize
 from .runfiles import write_json, write_text
 from .samples import decomposition_rows, save_decomposition_grid
 
-__all__ = ["Scores", "evaluate", "evaluate_into", "score_batch", "save_samples"]
+__all__ = ["SCORE_KEYS", "Scores", "evaluate", "evaluate_into", "score_batch", "join_scores", "save_samples"]
+
+
+# per-image scores of one test set (score_batch's keys, each a (N,) tensor)
+SCORE_KEYS = ("side", "mad", "mad_published", "flat_side", "flat_mad", "flat_mad_published", "floor_mad_published")
 
 
 class Scores(object):
-    """Per-image SIDE/MAD of the model and of the flat-depth baseline, and their summary."""
+    """Per-image SIDE/MAD of the model and of the flat-depth baseline, and their summary.
 
-    def __init__(self, side_scores, mad_scores, flat_side, flat_mad):
-        self.side, self.mad = side_scores, mad_scores
+    eval.json: side_*, mad_* (the exact angle), mad_published_* (the original's formula:
+    Table 3's MAD), flat_* (one constant depth), mad_published_floor (the published MAD of
+    the ground truth against itself: what identical depths score), n_unscored.
+    """
+
+    def __init__(self, scores):
+        self.scores = scores
+        self.side, self.mad, self.mad_published = scores["side"], scores["mad"], scores["mad_published"]
         # An image whose predicted view leaves no valid pixel after erosion scores NaN
         # (as in the original); it is counted apart instead of making the mean NaN.
-        scored = torch.isfinite(side_scores) & torch.isfinite(mad_scores)
-        self.summary = summarize(side_scores[scored], mad_scores[scored])
+        scored = torch.isfinite(self.side) & torch.isfinite(self.mad)
+        self.summary = summarize(self.side[scored], self.mad[scored], self.mad_published[scored])
         self.summary["n_unscored"] = int((~scored).sum())
-        flat = summarize(flat_side, flat_mad)
+        flat = summarize(scores["flat_side"], scores["flat_mad"], scores["flat_mad_published"])
         self.summary.update(dict(("flat_" + k, v) for k, v in flat.items() if k != "n_images"))
+        floor = scores["floor_mad_published"]
+        self.summary["mad_published_floor"] = float(floor[torch.isfinite(floor)].double().mean())
 
     def summary_line(self):
         """The scores beside the flat-depth baseline, as both trainers print them at the end."""
         s = self.summary
-        return "SIDE %.4f x1e-2, MAD %.2f deg (flat-depth baseline: SIDE %.4f x1e-2, MAD %.2f deg)" % (
-            s["side_mean"] * 100, s["mad_mean"], s["flat_side_mean"] * 100, s["flat_mad_mean"])
+        return ("SIDE %.4f x1e-2, MAD %.2f deg (exact angle %.2f) (flat-depth baseline: SIDE %.4f x1e-2, "
+                "MAD %.2f deg)" % (s["side_mean"] * 100, s["mad_published_mean"], s["mad_mean"],
+                                   s["flat_side_mean"] * 100, s["flat_mad_published_mean"]))
 
     def write(self, out_dir):
         self.summary["scores_file"] = "eval_scores.csv"
         table = io.StringIO()
         writer = csv.writer(table, lineterminator="\n")
-        writer.writerow(["index", "side", "mad"])
-        for i, (s, m) in enumerate(zip(self.side.tolist(), self.mad.tolist())):
-            writer.writerow([i, "%.8g" % s, "%.8g" % m])
+        writer.writerow(["index", "side", "mad", "mad_published"])
+        for i, row in enumerate(zip(self.side.tolist(), self.mad.tolist(), self.mad_published.tolist())):
+            writer.writerow([i] + ["%.8g" % v for v in row])
         write_text(os.path.join(out_dir, "eval_scores.csv"), table.getvalue())
         write_json(os.path.join(out_dir, "eval.json"), self.summary)
 
 
 def score_batch(cfg, out, depth_image, camera):
-    """Per-image SIDE and MAD of a forward pass against ground-truth depth images.
+    """Per-image scores of a forward pass against ground-truth depth images.
 
-    Returns (side, mad, flat_side, flat_mad), each (B,); the flat baseline predicts
-    one constant depth for every pixel (its normals all face the camera).
+    Returns:
+        dict of SCORE_KEYS -> (B,): the model's SIDE, MAD (exact angle) and MAD as published;
+        the same for the flat baseline (one constant depth, normals facing the camera); and
+        the published MAD of the ground truth against itself (the formula's floor).
     """
     b = depth_image.shape[0]
     depth_gt, mask_gt = gt_depth_from_image(depth_image[:, 0], cfg["min_depth"], cfg["max_depth"])
     normal_gt = normals_from_depth(depth_gt, camera.K)
-    mask_pred = erode(out.recon_valid[:b])
-    mask = erode(mask_gt) * mask_pred
-    scores = (side(out.recon_depth[:b], depth_gt, mask), mad(out.recon_normal[:b], normal_gt, mask))
+    mask = erode(mask_gt) * erode(out.recon_valid[:b])
+    normal = out.recon_normal[:b]
     flat_depth = torch.full_like(depth_gt, cfg["rot_center_depth"])
     flat_normal = normals_from_depth(flat_depth, camera.K)
     flat_mask = erode(mask_gt)
-    return scores + (side(flat_depth, depth_gt, flat_mask), mad(flat_normal, normal_gt, flat_mask))
+    return {"side": side(out.recon_depth[:b], depth_gt, mask), "mad": mad(normal, normal_gt, mask),
+            "mad_published": mad_published(normal, normal_gt, mask),
+            "flat_side": side(flat_depth, depth_gt, flat_mask), "flat_mad": mad(flat_normal, normal_gt, flat_mask),
+            "flat_mad_published": mad_published(flat_normal, normal_gt, flat_mask),
+            "floor_mad_published": mad_published(normal_gt, normal_gt, flat_mask)}
+
+
+def join_scores(parts):
+    """Scores of a whole test set from score_batch's per-batch dicts."""
+    return Scores(dict((k, torch.cat([p[k].detach().cpu() for p in parts])) for k in SCORE_KEYS))
 
 
 def evaluate(cfg, model, loader, device):
@@ -67,9 +90,9 @@ def evaluate(cfg, model, loader, device):
     with torch.no_grad():
         for images, depth_image in loader:
             out = model(images.to(device))
-            parts.append([t.cpu() for t in score_batch(cfg, out, depth_image.to(device), model.camera)])
+            parts.append(score_batch(cfg, out, depth_image.to(device), model.camera))
     model.train()
-    return Scores(*[torch.cat([p[i] for p in parts]) for i in range(4)])
+    return join_scores(parts)
 
 
 def save_samples(cfg, model, loader, device, path):

@@ -9,6 +9,8 @@ import math
 
 import torch
 
+from .precision import matmul
+
 __all__ = ["intrinsics", "pixel_grid", "depth_to_points", "points_to_grid2d", "rotation_matrix",
            "view_transform", "warp_points", "unwarp_points", "normals_from_depth"]
 
@@ -35,14 +37,14 @@ def depth_to_points(depth, K):
     uv = pixel_grid(b, h, w, depth.dtype, depth.device)
     uv1 = torch.cat([uv, torch.ones_like(uv[..., :1])], -1)
     inv_K = torch.inverse(K.to(depth))
-    return uv1.matmul(inv_K.t()) * depth.unsqueeze(-1)
+    return matmul(uv1, inv_K.t()) * depth.unsqueeze(-1)
 
 
 def points_to_grid2d(points, K):
     """(B, H, W, 3) points -> (B, H, W, 2) image positions normalised to [-1, 1]
     with corners at pixel centres 0 and S-1 (the original's normalisation)."""
     b, h, w, _ = points.shape
-    projected = (points / points[..., 2:]).matmul(K.to(points).t())[..., :2]
+    projected = matmul(points / points[..., 2:], K.to(points).t())[..., :2]
     size = torch.tensor([w - 1, h - 1], dtype=points.dtype, device=points.device)
     return projected / size * 2.0 - 1.0
 
@@ -57,7 +59,7 @@ def rotation_matrix(rx, ry, rz):
     m_x = mat([[ones, zeros, zeros], [zeros, rx.cos(), -rx.sin()], [zeros, rx.sin(), rx.cos()]])
     m_y = mat([[ry.cos(), zeros, ry.sin()], [zeros, ones, zeros], [-ry.sin(), zeros, ry.cos()]])
     m_z = mat([[rz.cos(), -rz.sin(), zeros], [rz.sin(), rz.cos(), zeros], [zeros, zeros, ones]])
-    return m_z.matmul(m_y.matmul(m_x))
+    return matmul(m_z, matmul(m_y, m_x))
 
 
 def view_transform(view):
@@ -69,7 +71,7 @@ def view_transform(view):
 def _rotate_about_centre(points, rot, centre_depth):  # points (B, N, 3)
     centre = torch.zeros_like(points[:1, :1])
     centre[..., 2] = centre_depth
-    return (points - centre).matmul(rot.transpose(1, 2)) + centre
+    return matmul(points - centre, rot.transpose(1, 2)) + centre
 
 
 def warp_points(points, rot, trans, centre_depth):

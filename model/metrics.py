@@ -2,9 +2,12 @@
 
 * SIDE: sqrt of the masked variance of log(pred) - log(gt) per image
   (their compute_sc_inv_err on log depths, summed over the mask / mask count).
-* MAD: masked mean angle between unit normals per image, degrees
-  (their compute_angular_distance, summed over the mask / mask count; the
-  angle is computed in a numerically stable form, see `mad`).
+* MAD as published (`mad_published`, Table 3's MAD): their compute_angular_distance,
+  acos(clamp(n1 . n2)) on normals divided by (|n| + 1e-7), summed over the mask / mask
+  count. At 64 px |n| before normalising is about 3e-5, so those normals are ~0.3%
+  short and identical depths score a few degrees (about 6 at 64 px, 3 at 32 px).
+* MAD, the exact angle (`mad`): atan2(|n1 x n2|, n1 . n2) in float64, 0 for identical
+  normals at any length: the second column, free of that floor.
 
 Both return one score per image in plain units (reports multiply SIDE by 100);
 an image with an empty mask scores NaN, as in the original. Masks are float
@@ -15,7 +18,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-__all__ = ["side", "mad", "erode", "gt_depth_from_image", "depth_to_image", "summarize"]
+__all__ = ["side", "mad", "mad_published", "erode", "gt_depth_from_image", "depth_to_image", "summarize"]
 
 
 def _check_maps(name, pred, gt, mask, trailing=()):
@@ -69,6 +72,21 @@ def mad(normal_pred, normal_gt, mask):
     return _masked_mean(angle, mask.double()).to(normal_pred.dtype)
 
 
+def mad_published(normal_pred, normal_gt, mask):
+    """The original's MAD per image, as their model.py computes it for the paper's tables.
+
+    Args:
+        normal_pred, normal_gt: normals as their get_normal_from_depth returns them (ours:
+            model.geometry.normals_from_depth): divided by (|n| + 1e-7), (B, H, W, 3).
+        mask: valid pixels, float {0, 1}, (B, H, W), already eroded.
+    Returns:
+        (B,) masked mean of acos(clamp(n1 . n2, -1, 1)), degrees, in the normals' dtype.
+    """
+    _check_maps("mad_published", normal_pred, normal_gt, mask, trailing=(3,))
+    angle = (normal_pred * normal_gt).sum(3).clamp(-1, 1).acos() / math.pi * 180   # (B, H, W)
+    return _masked_mean(angle, mask.to(angle.dtype))
+
+
 def erode(mask):
     """The original's 1-pixel erosion: keep pixels whose whole 3x3 neighbourhood is set.
 
@@ -109,21 +127,26 @@ def depth_to_image(depth, min_depth, max_depth):
     return ((max_depth - depth) / (max_depth - min_depth)).clamp(0, 1)
 
 
-def summarize(per_image_side, per_image_mad):
+def summarize(per_image_side, per_image_mad, per_image_mad_published=None):
     """Mean and std over images, std unbiased as the original's save_scores (torch .std()).
 
     Returns:
-        dict(side_mean, side_std, mad_mean, mad_std, n_images) of Python numbers.
+        dict(side_mean, side_std, mad_mean, mad_std, n_images) of Python numbers, plus
+        mad_published_mean/std when those scores are given.
     """
     side_scores = torch.as_tensor(per_image_side, dtype=torch.float64).view(-1)
     mad_scores = torch.as_tensor(per_image_mad, dtype=torch.float64).view(-1)
     if side_scores.numel() != mad_scores.numel():
         raise ValueError("summarize: %d SIDE scores but %d MAD scores"
                          % (side_scores.numel(), mad_scores.numel()))
-    return {
+    summary = {
         "side_mean": float(side_scores.mean()),
         "side_std": float(side_scores.std()),
         "mad_mean": float(mad_scores.mean()),
         "mad_std": float(mad_scores.std()),
         "n_images": int(side_scores.numel()),
     }
+    if per_image_mad_published is not None:
+        published = torch.as_tensor(per_image_mad_published, dtype=torch.float64).view(-1)
+        summary.update(mad_published_mean=float(published.mean()), mad_published_std=float(published.std()))
+    return summary

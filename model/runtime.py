@@ -14,11 +14,11 @@ from . import compat
 from .config import VGG_ENV, VGG_FROM_IMAGE, ConfigError
 from .losses import load_vgg_state
 from .photogeo import PhotoGeoAutoencoder
-from .precision import emulate_tf32
+from .precision import emulate_tf32_conv, emulate_tf32_matmul
 from .runfiles import write_json
 
 __all__ = ["CHECKPOINT", "Diverged", "Terminated", "device_for", "seed_everything", "data_dir_for", "perceptual_setup",
-           "set_precision", "build_model", "write_diverged"]
+           "set_precision", "perturb_init", "build_model", "write_diverged"]
 
 CHECKPOINT = os.path.join("checkpoints", "last.pt")  # our trainer's; theirs keeps checkpoints/*.pth
 
@@ -99,21 +99,32 @@ def _vgg_file(cfg, environ):
 
 
 def set_precision(cfg, modules, device):
-    """The cell's tf32 setting: the real flags on a GPU, emulated input rounding on CPU."""
-    if cfg["tf32"]:
-        if device.type == "cuda":
-            compat.set_tf32(True)
-        else:
-            for module in modules:
-                emulate_tf32(module)
-    elif device.type == "cuda":
-        compat.set_tf32(False)  # torch 1.7-1.11 default it on for convs: the study sets it explicitly
+    """TF32 on CPU, emulated (model/precision.py): conv operands in `modules`, and the matmuls of
+    model/geometry.py. cfg is settled by model.numerics; on a GPU the real flags are set by
+    model.numerics.apply_flags instead."""
+    on_cpu = device.type != "cuda"
+    if cfg["tf32"] is True and on_cpu:
+        for module in modules:
+            emulate_tf32_conv(module)
+    emulate_tf32_matmul(cfg["tf32_matmul"] is True and on_cpu)
+
+
+def perturb_init(cfg, net_d):
+    """perturb_init: move the first weight of netD (ours or theirs) up by one float32 ulp, after
+    seeding: the chaos-floor control, the smallest change to a run that is still a change."""
+    if not cfg["perturb_init"]:
+        return
+    with torch.no_grad():
+        first = next(net_d.parameters()).view(-1)
+        first[:1] = compat.next_float_up(first[:1])
 
 
 def build_model(cfg, device, vgg_state=None):
-    """Our PhotoGeoAutoencoder on device with the cell's precision (cfg and vgg_state: perceptual_setup)."""
+    """Our PhotoGeoAutoencoder on device with the cell's precision (cfg settled by model.numerics;
+    vgg_state: perceptual_setup)."""
     model = PhotoGeoAutoencoder(cfg, vgg_state).to(device)
     set_precision(cfg, [model], device)
+    perturb_init(cfg, model.nets["netD"])
     return model
 
 

@@ -12,6 +12,7 @@ from . import compat
 from .config import resolve
 from .data import make_loaders
 from .evaluate import evaluate_into
+from .numerics import settle
 from .runtime import CHECKPOINT, build_model, data_dir_for, device_for
 
 __all__ = ["score_checkpoint"]
@@ -22,6 +23,7 @@ def score_checkpoint(run_dir, log=print):
     with open(os.path.join(run_dir, "config.json")) as f:
         cfg = resolve(json.load(f))
     device = device_for(cfg)
+    cfg = settle(cfg, device)[0]
     # scores do not use the losses: no VGG16 weights needed (the image's may not be here)
     model = build_model(dict(cfg, perceptual="off"), device)
     model.nets.load_state_dict(compat.load_checkpoint(os.path.join(run_dir, CHECKPOINT))["model"])

@@ -24,6 +24,7 @@ from .config import ConfigError, load_config
 from .cpu_isa import reexec_with_cpu_isa
 from .data import DataError, make_loaders, start_epoch
 from .env import fingerprint, write_env
+from .numerics import apply_flags, settle
 from .evaluate import evaluate_into, save_samples
 from .exitcodes import EXIT_DIVERGED, EXIT_DONE, EXIT_TERMINATED, EXIT_USAGE
 from .runfiles import JsonlLog, write_json
@@ -90,8 +91,9 @@ def train(cfg, out_dir, log=print):
     device = device_for(cfg)
     if cfg["threads"]:
         torch.set_num_threads(cfg["threads"])
-    compat.set_deterministic(cfg["deterministic"])
-    compat.set_cudnn_benchmark(cfg["cudnn_benchmark"])
+    asked = cfg
+    cfg, in_force = settle(cfg, device)
+    apply_flags(in_force)
     seed_everything(cfg["seed"])
     os.makedirs(os.path.join(out_dir, "checkpoints"), exist_ok=True)
     data_dir = data_dir_for(cfg, out_dir, log)
@@ -99,8 +101,8 @@ def train(cfg, out_dir, log=print):
     cfg, vgg_state, perceptual_why = perceptual_setup(cfg)
     model = build_model(cfg, device, vgg_state)
     optimizer = make_optimizer(cfg, model)
-    write_json(os.path.join(out_dir, "config.json"), cfg)
-    write_env(out_dir, fingerprint(cfg, device, perceptual_why))
+    write_json(os.path.join(out_dir, "config.json"), dict(asked, perceptual=cfg["perceptual"]))
+    write_env(out_dir, fingerprint(cfg, device, perceptual_why, in_force))
 
     ckpt = os.path.join(out_dir, CHECKPOINT)
     position, elapsed = {"epoch": 0, "batch": 0, "iteration": 0}, 0.0

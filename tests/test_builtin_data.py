@@ -41,18 +41,24 @@ def test_ground_truth_factors_score_near_zero():
     depth, _, valid, foreground = render_faces(camera, cfg, gen, 6)
     depth_image = (depth_to_image(depth, cfg["min_depth"], cfg["max_depth"]) * foreground * 255).round() / 255
     out = Decomposition(recon_depth=depth, recon_normal=normals_from_depth(depth, camera.K), recon_valid=valid)
-    side, mad, flat_side, flat_mad = score_batch(cfg, out, depth_image.unsqueeze(1).repeat(1, 3, 1, 1), camera)
+    scores = score_batch(cfg, out, depth_image.unsqueeze(1).repeat(1, 3, 1, 1), camera)
+    side, mad = scores["side"], scores["mad"]
     assert (side < 0.002).all() and (mad < 8).all(), (side, mad)
-    assert (flat_side > 5 * side).all() and (flat_mad > 3 * mad).all()
+    assert (scores["flat_side"] > 5 * side).all() and (scores["flat_mad"] > 3 * mad).all()
+    # the published formula adds its floor (short normals) to the same angles
+    assert (scores["mad_published"] > scores["mad"]).all()
 
 
 def test_images_without_valid_pixels_are_counted_apart_not_averaged():
     from model.evaluate import Scores
     nan = float("nan")
-    scores = Scores(torch.tensor([0.01, nan, 0.03]), torch.tensor([10.0, nan, 30.0]),
-                    torch.tensor([0.02, 0.02, 0.02]), torch.tensor([40.0, 40.0, 40.0]))
+    flat = torch.tensor([40.0, 40.0, 40.0])
+    scores = Scores({"side": torch.tensor([0.01, nan, 0.03]), "mad": torch.tensor([10.0, nan, 30.0]),
+                     "mad_published": torch.tensor([12.0, nan, 32.0]), "flat_side": torch.tensor([0.02, 0.02, 0.02]),
+                     "flat_mad": flat, "flat_mad_published": flat + 2, "floor_mad_published": flat * 0 + 2})
     assert scores.summary["side_mean"] == pytest.approx(0.02) and scores.summary["mad_mean"] == pytest.approx(20.0)
     assert scores.summary["n_images"] == 2 and scores.summary["n_unscored"] == 1
+    assert scores.summary["mad_published_mean"] == pytest.approx(22.0) and scores.summary["mad_published_floor"] == 2
 
 
 def _first_image(cfg, folder):

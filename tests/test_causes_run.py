@@ -1,12 +1,14 @@
 """The causes machinery on real runs: tiny cells trained by `repro run`, read by `repro compare`.
 
-One study of 15 tiny cells (the module takes 1.5 min on 2 quiet cores, 3 under load):
+One study of 15 tiny cells (the module takes 1.5 min on 2 quiet cores, 4-5 under load):
 - deterministic false/true on seeds 0-4: on CPU the two groups train bit-identically
   (why matrices/causes-cpu.yml leaves the factor out); planting a known SIDE offset with
   per-seed noise into one group's eval.json makes `repro compare` find it, above zero and
   within one interval width of the offset;
 - cudnn_benchmark (a no-op on CPU) on seeds 5-9 against the baseline on seeds 0-4: the groups
-  differ only by seed, and `repro compare` must not call them different.
+  differ only by seed, and `repro compare` must not call them different;
+- failure rates: a planted change of the failure rate (harness/failure.py) is found by
+  Fisher's exact test, the seed-only groups are not called different.
 """
 import json
 import shutil
@@ -103,3 +105,22 @@ def test_groups_that_differ_only_by_seed_are_not_called_different(study):
     for metric in ("SIDE", "MAD"):
         assert not effects[metric]["paired"]  # seeds 0-4 against 5-9: Welch, not paired
         assert not effects[metric]["significant"], effects[metric]
+
+
+def test_a_planted_failure_rate_is_found_and_seed_only_groups_are_not(study, tmp_path):
+    """4-step tiny runs learn no depth: every cell is degenerate (harness/failure.py). Scores that
+    beat flat depth by half, planted into the deterministic group, make its failure rate 0 of 5:
+    Fisher's exact test finds 5/5 -> 0/5; the seed-only groups stay at 5/5 and 5/5."""
+    planted = tmp_path / "results"
+    shutil.copytree(study, planted)
+    for (deterministic, _, seed), run_dir in _cells(planted).items():
+        if deterministic:
+            path = run_dir / "eval.json"
+            scores = json.loads(path.read_text())
+            scores.update(side_mean=scores["flat_side_mean"] / 2, mad_mean=scores["flat_mad_mean"] / 2)
+            path.write_text(json.dumps(scores))
+    failed = _compare(planted, "deterministic=false", "deterministic=true", "cudnn_benchmark=none")["failed"]
+    assert (failed["mean_a"], failed["mean_b"], failed["test"]) == (1.0, 0.0, "Fisher exact")
+    assert failed["significant"] and failed["p"] == pytest.approx(0.00794, abs=1e-5)
+    same = _compare(study, "cudnn_benchmark=none", "cudnn_benchmark=false", "deterministic=false")["failed"]
+    assert same["mean_a"] == same["mean_b"] == 1.0 and not same["significant"]

@@ -29,7 +29,7 @@ def test_planted_offset_is_found_with_the_right_sign_and_interval():
     side = result.table().loc["SIDE"]
     assert side["paired"] and side["n_a"] == side["n_b"] == 5
     assert side["low"] < 0.2 < side["high"] and side["low"] > 0       # x1e-2 units: 0.002 -> 0.2
-    assert "an effect at 95%" in result.verdict and "SIDE" in result.verdict
+    assert "a significant difference at 95%" in result.verdict and "SIDE" in result.verdict
 
 
 def test_groups_that_differ_only_by_seed_noise_are_not_called_different():
@@ -71,11 +71,26 @@ def test_too_few_seeds_are_refused():
         cmp.compare(_cells([False, True], [0]), "tf32=false", "tf32=true")
 
 
-def test_divergence_rate_counts_diverged_cells():
-    df = _cells([False, True], range(4))
-    df.loc[df.tf32 & (df.seed < 3), "state"] = "diverged"
-    rate = cmp.compare(df, "tf32=false", "tf32=true").table().loc["diverged"]
-    assert rate["mean_a"] == 0.0 and rate["mean_b"] == 0.75
+def test_failure_rates_count_cells_with_exact_intervals_and_fisher():
+    df = _cells([False, True], range(10)).assign(n_spikes=0)
+    df.loc[df.tf32 & (df.seed < 7), "state"] = "diverged"
+    result = cmp.compare(df, "tf32=false", "tf32=true")
+    rate = result.table().loc["nonfinite"]
+    assert rate["mean_a"] == 0.0 and rate["mean_b"] == 0.7 and rate["test"] == "Fisher exact"
+    assert rate["p"] == pytest.approx(0.003096, abs=1e-5)             # Fisher's exact test, 0/10 vs 7/10
+    assert rate["b_low"] == pytest.approx(0.3475, abs=1e-4)           # Clopper-Pearson of 7/10
+    assert result.table().loc["failed", "significant"]
+    side = result.table().loc["SIDE"]
+    assert side["lost_a"] == 0 and side["lost_b"] == 7                # the diverged cells have no score
+    assert "SIDE lost 0 vs 7 cells" in result.verdict
+
+
+def test_equal_failure_rates_are_no_significant_difference_and_all_pass_is_no_test():
+    df = _cells([False, True], range(6))
+    df.loc[df.seed < 2, "state"] = "diverged"                          # 2 of 6 on both sides
+    table = cmp.compare(df, "tf32=false", "tf32=true").table()
+    assert table.loc["nonfinite", "p"] == 1.0 and not table.loc["nonfinite", "significant"]
+    assert np.isnan(table.loc["degenerate", "p"]) and table.loc["degenerate", "test"] == "none"
 
 
 def test_causes_md_corrects_across_hypotheses(tmp_path):
@@ -86,11 +101,13 @@ def test_causes_md_corrects_across_hypotheses(tmp_path):
     table, untested, not_factors = causes.hypotheses(df)
     assert {"tf32", "align_corners"} == set(table["factor"]) and untested == [] and not_factors == []
     assert table.set_index(["factor", "metric"]).loc[("tf32", "SIDE"), "effect"]
-    assert (table["p_adjusted"] >= table["p"].fillna(1.0) - 1e-12).all()
+    tested = table["p"].notna()   # rows without spread are no hypothesis: left out of the correction
+    assert (table.loc[tested, "p_adjusted"] >= table.loc[tested, "p"] - 1e-12).all()
+    assert table.loc[~tested, "p_adjusted"].isna().all() and (~tested).any()
     paths, verdicts, untested_lines, key = causes.write_causes(df, tmp_path)
     assert any(v.startswith("tf32 false -> true: SIDE") for v in verdicts) and untested_lines == [] and key
     text = (tmp_path / "causes.md").read_text()
-    assert "tf32 false -> true" in text and "an effect at 95%" in text and (tmp_path / "causes.png").stat().st_size > 0
+    assert "tf32 false -> true" in text and "a significant difference at 95%" in text and (tmp_path / "causes.png").stat().st_size > 0
     assert paths[0].name == "causes.md"
 
 
@@ -124,4 +141,13 @@ def test_groups_by_the_cpu_kernels_env_json_records():
     df = df.assign(**{"env.cpu_capability": df["tf32"].map({False: "AVX2", True: "AVX512"}), "tf32": False})
     result = cmp.compare(df, "cpu_capability=avx2", "cpu_capability=avx512")
     assert result.effects[0].metric == "SIDE" and result.effects[0].significant
-    assert "cpu_capability (avx2 -> avx512): an effect at 95%" in result.verdict
+    assert "cpu_capability (avx2 -> avx512): a significant difference at 95%" in result.verdict
+
+
+def test_stale_cells_of_a_group_are_counted_and_said():
+    df = _cells([False, True], range(3), stale=False)
+    df.loc[df.tf32 & (df.seed < 2), "stale"] = True
+    result = cmp.compare(df, "tf32=false", "tf32=true")
+    assert (result.stale_a, result.stale_b) == (0, 2)
+    assert result.stale_note.startswith("group tf32=true: 2 cells stale")
+    assert cmp.compare(df.assign(stale=None), "tf32=false", "tf32=true").stale_note == ""

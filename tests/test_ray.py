@@ -18,7 +18,8 @@ import pytest
 
 from harness.cells import expand
 from harness.executors.base import ExecutorError
-from harness.executors.ray import RayExecutor, RaySettings, arch_resource, pack_folder, unpack_folder
+from harness.executors.node import pack_folder, unpack_folder
+from harness.executors.ray import RayExecutor, RaySettings, arch_resource
 from harness.matrix import load_study
 from harness.cellresult import classify
 from harness.states import CellState
@@ -94,7 +95,7 @@ def cluster():
 
 @pytest.fixture
 def executor(cluster):
-    ex = RayExecutor(RaySettings(retries=2, cancel_grace_s=20), threads=1)
+    ex = RayExecutor(RaySettings(retries=2, cancel_grace_s=20))
     try:
         yield ex
     finally:
@@ -150,7 +151,7 @@ def test_unreachable_address_is_one_line(tmp_path):
         port = s.getsockname()[1]
     t0 = time.monotonic()
     res = repro("run", "--matrix", study(tmp_path), "--results", tmp_path / "results", "--executor", "ray",
-                "--address", "127.0.0.1:%d" % port)
+                "--ray-address", "127.0.0.1:%d" % port)
     assert res.returncode == 2, res.stderr
     errors = [l for l in res.stderr.splitlines() if l.startswith("repro: error:")]
     assert len(errors) == 1 and errors[0].startswith("repro: error: cannot reach the Ray cluster at "
@@ -185,7 +186,7 @@ def test_tiny_matrix_through_the_cluster_ends_with_correct_run_folders(tmp_path,
 def test_without_a_shared_filesystem_the_head_writes_the_returned_folder(tmp_path, cluster):
     (cell,) = cells_of(study(tmp_path))
     results = tmp_path / "results"
-    ex = RayExecutor(RaySettings(shared_fs=False), threads=1)
+    ex = RayExecutor(RaySettings(shared=False))
     try:
         (result,) = run([cell], ex, results)
     finally:
@@ -200,7 +201,7 @@ def test_without_a_shared_filesystem_the_head_writes_the_returned_folder(tmp_pat
 
 @pytest.mark.ray
 def test_cancel_leaves_the_cell_resumable_and_the_local_executor_finishes_it(tmp_path, executor):
-    from harness.executors.local import LocalExecutor, LocalSettings
+    from harness.executors.local import LocalExecutor
     # 512 tiny iterations (several seconds): Ray's cancel takes about a second to reach the task,
     # and a 64-iteration cell sometimes finished first
     (cell,) = cells_of(study(tmp_path, config="{builtin_num_train: 1024, num_epochs: 2}"))
@@ -216,7 +217,7 @@ def test_cancel_leaves_the_cell_resumable_and_the_local_executor_finishes_it(tmp
     assert list(executor.poll([sub])) == [] and executor.placements == {}
     assert classify(sub.outcome, run_dir)[0] == CellState.INTERRUPTED   # as a local trainer stopped by SIGTERM
     # the next run, on another executor, resumes from that checkpoint and finishes
-    (result,) = run([cell], LocalExecutor(LocalSettings(threads=1)), tmp_path / "results")
+    (result,) = run([cell], LocalExecutor(threads=1), tmp_path / "results")
     assert result.state == "done", result.reason
     log = (run_dir / "stdout.log").read_text()
     assert "resuming from" in log and log.count(DONE_LINE) == 1
@@ -256,15 +257,6 @@ def _lines(path):
         return [l for l in path.read_text().splitlines() if l.strip()]
     except FileNotFoundError:
         return []
-
-
-def test_a_bad_ray_setting_is_one_line_naming_the_variable(monkeypatch):
-    monkeypatch.setenv("REPRO_RAY_RETRIES", "two")
-    with pytest.raises(ExecutorError, match=r"^REPRO_RAY_RETRIES='two': expected a whole number >= 0"):
-        RaySettings.from_env()
-    monkeypatch.setenv("REPRO_RAY_RETRIES", "3")
-    monkeypatch.setenv("REPRO_RAY_SHARED", "no")
-    assert (RaySettings.from_env().retries, RaySettings.from_env().shared_fs) == (3, False)
 
 
 def _status(run_dir):

@@ -15,8 +15,8 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):
-    """CPU cells done for 3 seeds x 2 clip modes (one with the perceptual loss), CUDA 11.3 skipped,
-    an author cell diverged."""
+    """CPU cells done for 3 seeds x 2 clip modes (one with the perceptual loss), CUDA 11.3 skipped
+    (on synface, the seed's data), an author cell diverged (built-in faces)."""
     results = tmp_path_factory.mktemp("study") / "results"
     for clip in ("none", "norm"):
         for seed, (side, mad) in enumerate([(0.010, 15.0), (0.012, 16.0), (0.014, 17.0)]):
@@ -24,7 +24,7 @@ def study(tmp_path_factory):
                       lines=train_lines(80, spikes=(40,) if clip == "none" else (), clipped=clip != "none"),
                       perceptual="on" if (clip, seed) == ("none", 0) else "off")
             write_run(results, f"gpu-{clip}-{seed}", stack="cuda11.3", clip=clip, seed=seed,
-                      state="skipped", reason="needs a GPU", env=False)
+                      state="skipped", reason="needs a GPU", env=False, dataset="synface")
     write_run(results, "auth-0", stack="cuda10.0", impl="author", state="diverged", reason="NaN",
               result={"state": "diverged", "iteration": 1234, "network": "netD"})
     write_run(results, "auth-1", stack="cuda10.0", impl="author", seed=1, state="failed",
@@ -56,7 +56,14 @@ def test_table3_mean_std_over_seeds_and_seed_values_beside(study):
     assert cpu.n_no_perceptual == 2 and cpu.note == "† no perceptual loss in 2 of 3 cells"
     assert cpu.flat_side == pytest.approx(2.0) and cpu.flat_mad == pytest.approx(45.0)
     cuda113 = _row(table, "CUDA 11.3", "ours")
-    assert cuda113.seed_side == 4.4603 and cuda113.seed_mad_std == 3.81
+    assert cuda113.seed_side == 4.4603 and cuda113.seed_mad_std == 3.81  # synface: the seed's data
+    assert not cuda113.seed_other_data
+    # every clip-none CPU cell's log has a loss spike at iteration 40: all three failed (spiking)
+    assert cpu.failed == "3/3 (100%, 95% CI 29-100%)"
+    assert _row(table3(df, "norm"), "CPU", "ours").failed == "0/3 (0%, 95% CI 0-71%)"
+    author10 = _row(table, "CUDA 10.0", "author")  # built-in faces: the seed's numbers do not compare
+    assert author10.failed == "1/1 (100%, 95% CI 3-100%)"  # the diverged cell; the crashed one did not end
+    assert author10.seed_other_data and math.isnan(author10.seed_side)
     assert cuda113.note == "skipped: needs a GPU (x3)" and cuda113.n_no_perceptual == 0  # skipped: unknown
     author = _row(table, "CUDA 10.0", "author")
     assert "diverged at iter 1234 in netD" in author.note

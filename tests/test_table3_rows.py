@@ -45,8 +45,9 @@ def test_rows_are_labelled_with_what_ran_and_short_runs_are_smoke_checks(results
     assert steps < SMOKE_MAX_STEPS  # the tiny preset: a smoke run
     table = table3(with_ran(collect(results).table))
     ran = f"{config['preset']}, {config['image_size']} px, nf {config['nf']}"
-    assert _label(table, "CPU") == f"CPU ({ran}, {steps} steps) [{SMOKE_MARK}]"
-    assert _label(table, "cpu-torch1.8") == f"cpu-torch1.8 ({ran}, {LONG} steps)"
+    ran_with = "data builtin; no TF32, align_corners True, benchmark off, deterministic off, our renderer"
+    assert _label(table, "CPU") == f"CPU ({ran}, {steps} steps; {ran_with}) [{SMOKE_MARK}]"
+    assert _label(table, "cpu-torch1.8") == f"cpu-torch1.8 ({ran}, {LONG} steps; {ran_with})"
 
 
 def test_the_footnote_lists_env_keys_that_differ_between_cpu_rows(results, real):

@@ -178,17 +178,3 @@ def test_cpu_small_learns_depth_better_than_flat(tmp_path):
     scores = json.loads((run / "eval.json").read_text())
     assert scores["side_mean"] < 0.93 * scores["flat_side_mean"]
     assert scores["mad_mean"] < 0.6 * scores["flat_mad_mean"]
-
-
-def test_cudnn_benchmark_none_keeps_the_setup_and_a_bool_forces_it():
-    import torch
-    from model import compat
-    before = torch.backends.cudnn.benchmark
-    try:
-        torch.backends.cudnn.benchmark = True  # as the authors' setup_runtime leaves it
-        compat.set_cudnn_benchmark(None)
-        assert torch.backends.cudnn.benchmark is True
-        compat.set_cudnn_benchmark(False)
-        assert torch.backends.cudnn.benchmark is False
-    finally:
-        torch.backends.cudnn.benchmark = before

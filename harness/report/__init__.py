@@ -22,6 +22,7 @@ import pandas as pd
 from ..spikes import SPIKE_FACTOR
 from ..collect import Results, Skipped, collect, write_table
 from .causes import write_causes
+from .edge import write_edge
 from .cellpage import write_cell_pages
 from .cellref import CellRefError, resolve_pair
 from .figures import fig7_cells, fig7_decompositions, fig8_losses, grad_norms, plotted_cells
@@ -48,7 +49,7 @@ class ReportSummary:
     problems: tuple[str, ...]            # "cell_id: missing/empty/torn file" notes
     outputs: tuple[Path, ...]            # files written (tables, figures, page)
     seconds: float                       # wall time of collect + render
-    compare_page: Path | None = None     # reports/compare-<a>-<b>.html when --compare asked for one
+    compare_page: Path | None = None     # reports/compare-<a>-<b>.html when --side-by-side asked for one
 
     @property
     def index(self) -> Path:
@@ -133,6 +134,7 @@ def render(results: Results, reports_dir: str | os.PathLike, runs_csv: str | os.
     figures, figure_keys = _figures(df, results, out, previous.figure_keys)
     causes_files, verdicts, causes_notes, causes_key = write_causes(df, out, previous.figure_keys.get("causes.png"))
     figure_keys["causes.png"] = causes_key
+    edge_files = write_edge(df, out)
     ids = set(df["cell_id"]) if len(df) else set()
     compared = [pair for pair in previous.compared if set(pair) <= ids and (out / compare_href(*pair)).is_file()]
     if compare:
@@ -145,7 +147,7 @@ def render(results: Results, reports_dir: str | os.PathLike, runs_csv: str | os.
                         drawn=_drawn(df, results.series))
     state = ReportState(results=results, page_keys=page_keys, figure_keys=figure_keys, compared=compared)
     index = atomic_write(out / "index.html", page, durable=False)
-    return written + figures + causes_files + pages + [index], state
+    return written + figures + causes_files + edge_files + pages + [index], state
 
 
 def build_report(results_dir: str | os.PathLike, reports_dir: str | os.PathLike,

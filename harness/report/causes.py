@@ -5,7 +5,7 @@ for each factor, its most common value is the baseline; every other value of it 
 hypothesis, compared (harness.compare) with the baseline cells that match it in every other
 design key. Across all hypotheses and metrics the p-values are corrected for multiple
 comparisons with Benjamini-Hochberg (false discovery rate 5%,
-`scipy.stats.false_discovery_control`); a verdict says "an effect at 95%" only when the
+`scipy.stats.false_discovery_control`); a verdict says "a significant difference at 95%" only when the
 corrected p is below 0.05. Intervals are the uncorrected 95% intervals of each test.
 """
 from __future__ import annotations
@@ -28,8 +28,7 @@ from harness.matrix import FACTOR_AXES  # noqa: E402
 __all__ = ["FACTORS", "ALPHA", "hypotheses", "write_causes"]
 
 # the factors a study may vary one at a time (DESIGN.md "Causes"); seed is the replicate
-FACTORS = ("tf32", "align_corners", "deterministic", "cudnn_benchmark", "clip", "clip_threshold",
-           "lr", "stack", "cpu_isa")
+FACTORS = ("clip", "clip_threshold", "stack") + FACTOR_AXES
 ALPHA = 0.05
 
 
@@ -115,9 +114,14 @@ def hypotheses(df: pd.DataFrame) -> tuple:
                                  seeds_a=len(result.seeds_a), seeds_b=len(result.seeds_b)))
     table = pd.DataFrame(rows)
     if len(table):
-        p = table["p"].fillna(1.0).clip(0.0, 1.0).to_numpy()
-        table["p_adjusted"] = stats.false_discovery_control(p, method="bh")
-        table["effect"] = table["p_adjusted"] < ALPHA
+        # the tests actually made: a row without spread (p NaN) is no hypothesis, and a
+        # structural p = 1 would only dilute the correction
+        tested = table["p"].notna()
+        table["p_adjusted"] = np.nan
+        if tested.any():
+            table.loc[tested, "p_adjusted"] = stats.false_discovery_control(table.loc[tested, "p"].clip(0.0, 1.0),
+                                                                            method="bh")
+        table["effect"] = (table["p_adjusted"] < ALPHA).where(tested, table["significant"]).astype(bool)
     return table, untested, not_factors
 
 
@@ -134,10 +138,10 @@ def _verdict(group: pd.DataFrame) -> str:
     hits, nulls = group[group["effect"]], group[~group["effect"]]
     head = "%s %s -> %s: " % (factor, base, value)
     if not len(hits):
-        return head + "no effect at 95%% on %s" % ", ".join(nulls["metric"])
+        return head + "no significant difference at 95%% on %s" % ", ".join(nulls["metric"])
     found = "; ".join("%s %+.3g [%.3g, %.3g]" % (r.metric, r.diff, r.low, r.high) for r in hits.itertuples())
-    rest = "; no effect on %s" % ", ".join(nulls["metric"]) if len(nulls) else ""
-    return head + found + ": an effect at 95% (BH-corrected)" + rest
+    rest = "; no significant difference on %s" % ", ".join(nulls["metric"]) if len(nulls) else ""
+    return head + found + ": a significant difference at 95% (BH-corrected)" + rest
 
 
 def _forest(table: pd.DataFrame, path: Path) -> Path:

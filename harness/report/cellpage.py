@@ -27,6 +27,7 @@ from ..matrix import SWEPT_AXES
 from .page import esc, link, page, table
 from .runfiles import RAW_FILES, read_env
 from .sidebyside import compare_href
+from model.factors import IN_FORCE_KEYS, describe_in_force
 
 __all__ = ["PLOT_JS", "baseline_config", "clip_counterparts", "write_cell_pages", "cell_href"]
 
@@ -86,7 +87,7 @@ def _figures(r, series: CellSeries | None, cells_dir: Path) -> str:
     if isinstance(r.samples_grid, str):
         src = os.path.relpath(r.samples_grid, cells_dir).replace(os.sep, "/")
         parts.append(f"<h2>Last decomposition grid</h2><img src='{esc(src)}' alt='grid'><p class='small'>"
-                     "as the trainer wrote it; Fig. 7 and <code>repro report --compare</code> show it with the depth "
+                     "as the trainer wrote it; Fig. 7 and <code>repro report --side-by-side</code> show it with the depth "
                      "and normal tiles stretched</p>")
     if data:
         parts.append(f"<script src='../{PLOT_JS}'></script><script>drawCell({json.dumps(data)});</script>")
@@ -116,10 +117,18 @@ def _comparisons(cell_id: str, pages: list[tuple[str, str]], counterparts: list[
     """Links to the comparison pages that show this cell, else the command for its clip counterparts."""
     links = [link(f"../{name}", f"vs {other}") for name, other in pages]
     shown = {other for _, other in pages}
-    links += [f"clip={esc(clip)} cell {link(other + '.html', other)}: <code>repro report --compare "
+    links += [f"clip={esc(clip)} cell {link(other + '.html', other)}: <code>repro report --side-by-side "
               f"{esc(cell_id)} {esc(other)}</code> (writes {esc(compare_href(cell_id, other))})"
               for other, clip in counterparts if other not in shown]
     return f"<p class='small'>side by side: {' · '.join(links)}</p>" if links else ""
+
+
+def _numerics(r) -> str:
+    """What the cell ran with (env.json in_force): its `stack` values as its stack settled them."""
+    values = read_env(r.env_json).get("in_force")
+    if not isinstance(values, dict) or set(values) != set(IN_FORCE_KEYS):
+        return "<p class='small'>numerics in force: not recorded (env.json has no in_force)</p>"
+    return f"<p>numerics in force: {esc(describe_in_force(values))}</p>"
 
 
 def _cell_page(r, series, config: dict, baseline: dict, cells_dir: Path, comparisons: str) -> Path:
@@ -133,7 +142,7 @@ def _cell_page(r, series, config: dict, baseline: dict, cells_dir: Path, compari
     body = (f"<p>{link('../index.html', 'report')}</p><h1>cell {esc(r.cell_id)}: {esc(r.name)}</h1>"
             f"<p>state <span class='state-{esc(r.state)}'>{esc(r.state)}</span> {esc(r.reason)}"
             f" {esc(r.problems)}</p><p class='small'>raw files: {raw}</p>" + comparisons
-            + _figures(r, series, cells_dir)
+            + _numerics(r) + _figures(r, series, cells_dir)
             + "<h2>Config (highlighted: differs from the study's baseline)</h2>"
             + _kv(config, baseline) + "<h2>Environment (env.json)</h2>"
             + _kv(read_env(r.env_json)))

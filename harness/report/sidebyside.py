@@ -1,4 +1,4 @@
-"""reports/compare-<a>-<b>.html: two cells on one page (`repro report --compare A B`).
+"""reports/compare-<a>-<b>.html: two cells on one page (`repro report --side-by-side A B`).
 
 Both cells' loss and grad-norm curves overlaid, their per-image score histograms
 overlaid, their decomposition grids side by side, their scores in one table, and

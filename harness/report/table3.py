@@ -1,13 +1,15 @@
 """Table 3 of the seed report, regenerated from the tidy table (never from files).
 
 Rows are CUDA version x implementation (Ours / Author's) as in the seed, plus
-our CPU stack and any other stack present; columns are SIDE (x1e-2) and MAD
-(deg.) as mean +- std over seeds of each cell's test-set mean (sample std,
-ddof=1; a single seed shows no +-) and, like for like with the published
-numbers, mean +- each run's spread over test images averaged over seeds; the
-number of seeds, and - for the table without clipping - the seed's published
-numbers beside the image-spread columns. A row without
-numbers says why (skipped, failed, diverged, not run).
+our CPU stack and any other stack present; each row names its dataset and the
+numerics its cells ran with (env.json in_force). Columns are SIDE (x1e-2) and MAD
+(deg., the original's formula, as published) as mean +- std over seeds of each
+cell's test-set mean (sample std, ddof=1; a single seed shows no +-) and, like for
+like with the published numbers, mean +- each run's spread over test images
+averaged over seeds; the exact angle beside it (no floor); the number of seeds and
+of test images with an empty mask; and - for the table without clipping - the
+seed's published numbers, beside rows trained on synface only (others say
+"different data"). A row without numbers says why (skipped, failed, diverged, not run).
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..failure import DEGENERATE_MARGIN, describe_rate, with_failures
 from ..fsutil import atomic_write
 from .envdiff import PER_RUN_KEYS, cpu_stacks, stack_env_differences
 from .ran import RAN_FOOTNOTE, describe, is_smoke
@@ -79,15 +82,16 @@ def _stats(values: pd.Series) -> tuple[float, float]:
 
 def _aggregate(cells: pd.DataFrame) -> dict:
     """One Table 3 row from the cells of one (stack, impl, variant): mean +- std over seeds."""
-    ok = cells[(cells["state"] == "done") & cells["side_mean"].notna() & cells["mad_mean"].notna()]
+    ok = cells[(cells["state"] == "done") & cells["side_mean"].notna() & cells["mad_published_mean"].notna()]
     # several cells of one seed (e.g. attempts) count once: average them first
-    per_seed = ok.groupby(ok["seed"].map(str))[["side_mean", "mad_mean"]].mean()
+    per_seed = ok.groupby(ok["seed"].map(str))[["side_mean", "mad_published_mean", "mad_mean"]].mean()
     side, side_std = _stats(per_seed["side_mean"] * 100)
-    mad, mad_std = _stats(per_seed["mad_mean"])
+    mad, mad_std = _stats(per_seed["mad_published_mean"])
+    mad_exact, mad_exact_std = _stats(per_seed["mad_mean"])
     # the seed report's ± is the spread over test images of one run: average it over seeds
-    per_seed_img = ok.groupby(ok["seed"].map(str))[["side_std", "mad_std"]].mean()
+    per_seed_img = ok.groupby(ok["seed"].map(str))[["side_std", "mad_published_std"]].mean()
     side_img_std = float(per_seed_img["side_std"].mean() * 100) if len(per_seed_img) else math.nan
-    mad_img_std = float(per_seed_img["mad_std"].mean()) if len(per_seed_img) else math.nan
+    mad_img_std = float(per_seed_img["mad_published_std"].mean()) if len(per_seed_img) else math.nan
     others = cells.drop(ok.index)
     note = _why(others) if len(others) else ""
     if len(ok) and note:
@@ -100,12 +104,50 @@ def _aggregate(cells: pd.DataFrame) -> dict:
         note = "; ".join(filter(None, [f"{PERCEPTUAL_MARK} no perceptual loss in {without} of {trained} cells", note]))
     # a model that has learned nothing predicts one depth: the floor any row must beat
     flat_side = float(ok["flat_side_mean"].mean() * 100) if "flat_side_mean" in ok else math.nan
-    flat_mad = float(ok["flat_mad_mean"].mean()) if "flat_mad_mean" in ok else math.nan
+    flat_mad = float(ok["flat_mad_published_mean"].mean()) if len(ok) else math.nan
+    unscored = ok["n_unscored"].fillna(0).sum() if len(ok) else math.nan
+    scored = (ok["n_images"].fillna(0) + ok["n_unscored"].fillna(0)).sum() if len(ok) else math.nan
     return {"n_seeds": len(per_seed), "n_cells": len(cells), "side": side, "side_std": side_std,
-            "mad": mad, "mad_std": mad_std, "side_img_std": side_img_std,
+            "mad": mad, "mad_std": mad_std, "mad_exact": mad_exact, "mad_exact_std": mad_exact_std,
+            "n_unscored": unscored, "n_test": scored, "dataset": _distinct(cells, "dataset"),
+            "numerics": numerics_label(cells), "failed": _failed(cells), "side_img_std": side_img_std,
             "mad_img_std": mad_img_std, "note": note, "flat_side": flat_side, "flat_mad": flat_mad,
             "n_no_perceptual": without, "n_trained": trained, "ran": describe(cells), "smoke": is_smoke(cells),
             **_spikes(cells)}
+
+
+def _failed(cells: pd.DataFrame) -> str:
+    """'1/3 (33%, 95% CI 1-91%)': the row's ended cells that failed (harness/failure.py)."""
+    outcome = with_failures(cells)["failed"].dropna()
+    return describe_rate(int(outcome.sum()), len(outcome))
+
+
+def _distinct(cells: pd.DataFrame, column: str) -> str:
+    values = cells[column].dropna().map(str).unique() if column in cells else []
+    return "/".join(sorted(values))
+
+
+# in_force value -> how a row label says it (model/factors.py IN_FORCE_KEYS)
+def _numerics_parts(row) -> list[str]:
+    tf32 = [k for k, col in (("conv", "in_force.tf32_conv"), ("matmul", "in_force.tf32_matmul"))
+            if row.get(col) == "True"]
+    parts = ["TF32 " + "+".join(tf32) if tf32 else "no TF32",
+             f"align_corners {row.get('in_force.align_corners')}",
+             "benchmark on" if row.get("in_force.cudnn_benchmark") == "True" else "benchmark off",
+             f"deterministic {row.get('in_force.deterministic')}",
+             "NMR" if row.get("in_force.renderer") == "nmr" else "our renderer"]
+    return parts
+
+
+def numerics_label(cells: pd.DataFrame) -> str:
+    """'no TF32, align_corners False, benchmark off, deterministic off, our renderer' from the
+    cells' env.json in_force (what ran); '' where no cell recorded it, 'mixed: ...' where they differ."""
+    columns = [c for c in cells.columns if c.startswith("in_force.")]
+    known = cells[cells[columns].notna().any(axis=1)] if columns else cells.iloc[0:0]
+    if known.empty:
+        return ""
+    labels = sorted({", ".join(_numerics_parts(r)) for r in known[columns].to_dict("records")})
+    return labels[0] if len(labels) == 1 else "mixed: " + " | ".join(labels)
 
 
 def _spikes(cells: pd.DataFrame) -> dict:
@@ -135,6 +177,8 @@ def _no_perceptual(cells: pd.DataFrame) -> tuple[int, int]:
 def _empty_row(label: str, impl: str) -> dict:
     return {"row": label, "impl": impl, "variant": "", "n_seeds": 0, "n_cells": 0,
             "side": math.nan, "side_std": math.nan, "mad": math.nan, "mad_std": math.nan,
+            "mad_exact": math.nan, "mad_exact_std": math.nan, "n_unscored": math.nan, "n_test": math.nan,
+            "dataset": "", "numerics": "", "failed": "-",
             "side_img_std": math.nan, "mad_img_std": math.nan, "flat_side": math.nan, "flat_mad": math.nan,
             "note": "not run", "n_no_perceptual": 0, "n_trained": 0, "ran": "", "smoke": False, "spikes": math.nan,
             "clipped": math.nan}
@@ -176,12 +220,22 @@ def table3(df: pd.DataFrame, clip: str = "none") -> pd.DataFrame:
     return _with_seed(table, clip)
 
 
+SEED_DATASET = "synface"   # what the seed's Table 3 trained and tested on
+
+
 def _with_seed(table: pd.DataFrame, clip: str) -> pd.DataFrame:
+    """The seed's numbers beside rows of its data only; other rows with a seed entry say
+    `seed_other_data` (they are not like for like)."""
     seed = seed_table().rename(columns={"side_mean": "seed_side", "side_std": "seed_side_std",
                                         "mad_mean": "seed_mad", "mad_std": "seed_mad_std"})
     seed = seed[seed["clip"] == clip][["row", "impl", "seed_side", "seed_side_std", "seed_mad",
                                        "seed_mad_std"]]
-    return table.merge(seed, on=["row", "impl"], how="left")
+    table = table.merge(seed, on=["row", "impl"], how="left")
+    published = table["seed_side"].notna() | table["seed_mad"].notna()
+    other = published & table["dataset"].ne("") & table["dataset"].ne(SEED_DATASET)
+    table["seed_other_data"] = other
+    table.loc[other, ["seed_side", "seed_side_std", "seed_mad", "seed_mad_std"]] = math.nan
+    return table
 
 
 # --------------------------------------------------------------------------- formatting
@@ -192,20 +246,28 @@ def _pm(mean: float, std: float, digits: int) -> str:
     return f"{mean:.{digits}f}" + ("" if math.isnan(std) else f" ± {std:.{digits}f}")
 
 
+OTHER_DATA = "different data"   # the seed column of a row not trained on the seed's synface
+
+
 def format_rows(table: pd.DataFrame, with_seed: bool) -> tuple[list[str], list[list[str]]]:
     """Header and text cells shared by the Markdown, LaTeX and HTML renderings."""
     header = ["Stack", "Impl.", "SIDE (×10⁻²) ± images¹", "MAD (deg.) ± images¹"]
     header += ["seed report SIDE ± images", "seed report MAD ± images"] if with_seed else []
-    header += ["SIDE ± seeds²", "MAD ± seeds²", "seeds", "flat depth SIDE / MAD", "spikes / clipped", "notes"]
+    header += ["SIDE ± seeds²", "MAD ± seeds²", "MAD exact angle³", "seeds", "failed runs⁵", "empty masks⁴",
+               "flat depth SIDE / MAD", "spikes / clipped", "notes"]
     rows = []
     for r in table.itertuples():
         impl = IMPL_NAMES.get(r.impl, r.impl) + (f" {PERCEPTUAL_MARK}" if r.n_no_perceptual else "")
-        detail = ", ".join(d for d in (r.variant, r.ran) if d)
+        data = f"data {r.dataset}" if r.dataset else ""
+        detail = "; ".join(d for d in (", ".join(d for d in (r.variant, r.ran) if d), data, r.numerics) if d)
         stack = r.row + (f" ({detail})" if detail else "") + (f" [{SMOKE_MARK}]" if r.smoke else "")
         cells = [stack, impl, _pm(r.side, r.side_img_std, 4), _pm(r.mad, r.mad_img_std, 2)]
         if with_seed:
-            cells += [_pm(r.seed_side, r.seed_side_std, 4), _pm(r.seed_mad, r.seed_mad_std, 2)]
-        cells += [_pm(r.side, r.side_std, 4), _pm(r.mad, r.mad_std, 2), str(r.n_seeds)]
+            seed = [_pm(r.seed_side, r.seed_side_std, 4), _pm(r.seed_mad, r.seed_mad_std, 2)]
+            cells += [OTHER_DATA, OTHER_DATA] if r.seed_other_data else seed
+        unscored = "-" if math.isnan(r.n_unscored) else f"{int(r.n_unscored)} of {int(r.n_test)}"
+        cells += [_pm(r.side, r.side_std, 4), _pm(r.mad, r.mad_std, 2), _pm(r.mad_exact, r.mad_exact_std, 2),
+                  str(r.n_seeds), r.failed, unscored]
         flat = "-" if math.isnan(r.flat_side) else f"{r.flat_side:.4f} / {r.flat_mad:.2f}"
         clipped = "-" if math.isnan(r.clipped) else f"{100 * r.clipped:.0f}%"
         spikes = "-" if math.isnan(r.spikes) else f"{r.spikes:.1f} / {clipped}"
@@ -225,7 +287,18 @@ FOOTNOTES = (
     "the test images of one run): each run's std over its test images, averaged over seeds; "
     "the value is the mean over seeds of each run's test-set mean.",
     "² ± seeds: sample std (ddof=1) over seeds of each run's test-set mean; no ± with one seed. "
-    "SIDE ×10⁻², MAD in degrees.",
+    "SIDE ×10⁻², MAD in degrees. MAD is the original's formula, as the seed report and the paper computed it: "
+    "acos of the dot product of normals divided by (|n| + 1e-7), for Ours and Author's alike.",
+    "³ The exact angle between the same normals (atan2 of cross and dot product, float64), ± seeds: "
+    "identical depths score 0 by it, while the published formula has a floor (its normals are "
+    "short by about 1e-7/|n|, |n| ~ 3e-5 at 64 px): see the floor note below.",
+    "⁴ Test images whose eroded mask is empty (no pixel to score), over all test images of the row's "
+    "done cells; they are left out of the means, as in the original.",
+    "⁵ Runs that ended (done or diverged) and failed: went non-finite, spiked, or ended no better than "
+    f"flat depth (SIDE or MAD within {100 * DEGENERATE_MARGIN:.0f}% of it; harness/failure.py), with the "
+    "exact (Clopper-Pearson) 95% interval of the rate. The means beside it use the runs that finished.",
+    f"Seed report values stand beside rows trained on {SEED_DATASET}, the seed's data; a row on other "
+    f"data (the built-in faces) says '{OTHER_DATA}': those numbers do not compare.",
     f"{PERCEPTUAL_MARK}: no perceptual loss: the notes count the row's cells that trained without the "
     "perceptual (VGG16) loss, as the original never does (no weights where they ran: env.json "
     "perceptual_reason says why, docker/README.md how to provide them); the row's numbers include them.",
@@ -245,11 +318,24 @@ FOOTNOTES = (
 
 def footnotes(df: pd.DataFrame) -> list[str]:
     """The fixed footnotes, what the labels mean, and what differs between the CPU rows (from the data)."""
-    notes = list(FOOTNOTES) + [RAN_FOOTNOTE]
+    notes = list(FOOTNOTES) + [RAN_FOOTNOTE] + _floor_note(df)
     stacks = cpu_stacks(df)
     if len(stacks) > 1:
         notes.append(_cpu_rows_note(df, stacks))
     return notes
+
+
+def _floor_note(df: pd.DataFrame) -> list[str]:
+    """What identical depths score by the published MAD on these test sets (eval.json
+    mad_published_floor), per image size the cells ran."""
+    if "mad_published_floor" not in df or df["mad_published_floor"].isna().all():
+        return []
+    floors = df[df["mad_published_floor"].notna()]
+    sizes = floors["ran.image_size"] if "ran.image_size" in floors else pd.Series("?", index=floors.index)
+    parts = [f"{g['mad_published_floor'].mean():.2f} deg at {size} px"
+             for size, g in floors.groupby(sizes.map(str), sort=True)]
+    return ["Floor of the published MAD: identical depths (each cell's ground truth against itself) score "
+            + ", ".join(parts) + " on these test sets; the exact angle scores 0."]
 
 
 def _short(value: str, width: int = 48) -> str:
@@ -282,7 +368,7 @@ def to_markdown(tables: dict[str, pd.DataFrame], notes: list[str] | None = None)
 # order matters: plain specials first, then the ones whose replacement uses $ { }
 _TEX = {"{": r"\{", "}": r"\}", "&": r"\&", "%": r"\%", "_": r"\_", "#": r"\#", "$": r"\$",
         "±": r"$\pm$", "×10⁻²": r"$\times 10^{-2}$", "†": r"$^\dagger$",
-        "¹": r"$^1$", "²": r"$^2$"}  # after ×10⁻², which contains a ²
+        "¹": r"$^1$", "²": r"$^2$", "³": r"$^3$", "⁴": r"$^4$", "⁵": r"$^5$"}  # after ×10⁻², which contains a ²
 
 
 def _tex(text: str) -> str:

@@ -57,21 +57,22 @@ def load_checkpoint():
 
 
 def deterministic():
-    compat.set_deterministic(True)
+    compat.set_deterministic(cudnn=True, algorithms=True)
     on = torch.are_deterministic_algorithms_enabled()
-    compat.set_deterministic(False)
+    compat.set_deterministic(cudnn=False, algorithms=False)
     off = not torch.are_deterministic_algorithms_enabled()
     has_warn = "warn_only" in inspect.signature(torch.use_deterministic_algorithms).parameters
     return ("with warn_only" if has_warn else "without warn_only"), bool(on and off)
 
 
 def tf32():
-    compat.set_tf32(True)
-    on = compat.tf32_flags()
-    compat.set_tf32(False)
-    off = compat.tf32_flags()
-    return "allow_tf32", on == {"matmul_allow_tf32": True, "cudnn_allow_tf32": True} and \
-        off == {"matmul_allow_tf32": False, "cudnn_allow_tf32": False}
+    compat.set_tf32(conv=True, matmul=False)
+    conv_only = compat.tf32_flags()
+    compat.set_tf32(conv=False, matmul=True)
+    matmul_only = compat.tf32_flags()
+    compat.set_tf32(conv=False, matmul=False)
+    return "allow_tf32", conv_only == {"matmul_allow_tf32": False, "cudnn_allow_tf32": True} and \
+        matmul_only == {"matmul_allow_tf32": True, "cudnn_allow_tf32": False}
 
 
 def cudnn():

@@ -118,12 +118,12 @@ def train_lines(n=120, spikes=(), base=1.0, clipped=False, grad=2.0):
 
 def write_run(results, cell_id, *, stack="cpu", impl="ours", clip="none", seed=0,
               state="done", reason="", side=0.01, mad=15.0, lines=None, env=True,
-              eval_json=True, grid=True, result=None, perceptual="off", torn=False):
+              eval_json=True, grid=True, result=None, perceptual="off", torn=False, dataset="builtin"):
     """Write one run folder like the harness + trainer would (keys as they write them); return its path."""
     run = Path(results) / cell_id
     run.mkdir(parents=True)
     axes = {"stack": stack, "impl": impl, "clip": clip, "clip_threshold": 5.0, "seed": seed,
-            "dataset": "builtin", "preset": "tiny"}
+            "dataset": dataset, "preset": "tiny"}
     config = {**axes, "perceptual": perceptual, "vgg_weights": None}
     config.pop("stack")
     (run / "cell.json").write_text(json.dumps({
@@ -150,8 +150,9 @@ def write_run(results, cell_id, *, stack="cpu", impl="ours", clip="none", seed=0
     if eval_json is True and state == "done":
         (run / "eval.json").write_text(json.dumps({
             "side_mean": side, "side_std": side / 5, "mad_mean": mad, "mad_std": mad / 10,
-            "flat_side_mean": 0.02, "flat_mad_mean": 45.0,
-            "n_images": 8, "scores_file": "eval_scores.csv"}))
+            "mad_published_mean": mad, "mad_published_std": mad / 10, "mad_published_floor": 2.6,
+            "flat_side_mean": 0.02, "flat_mad_mean": 45.0, "flat_mad_published_mean": 45.0,
+            "n_images": 8, "n_unscored": 0, "scores_file": "eval_scores.csv"}))
     elif isinstance(eval_json, str):
         (run / "eval.json").write_text(eval_json)
     if result is not None:
