@@ -72,7 +72,7 @@ from harness.matrix import AXES, FACTOR_AXES
 from harness.runfolder import EVAL_SCORES, TRAIN_LOG, RunRecord, folder_signature, read_run_folder, read_scores
 from harness.staleness import CHECKED_STATES, CodeNow
 from harness.states import CellState
-from model.factors import IN_FORCE_KEYS
+from model.factors import IN_FORCE_KEYS, later_keys
 
 __all__ = [
     "AXES", "COLUMNS", "ENV_FIELDS",
@@ -240,8 +240,10 @@ def _last_grid(run_dir: str) -> str | None:
 def _axes_columns(cell: dict, config: dict) -> dict:
     """Known axes as plain columns (config fills gaps), others as axis.<name>."""
     axes = cell.get("axes") if isinstance(cell.get("axes"), dict) else {}
-    # a factor axis a study did not sweep is still in the resolved config: compare can group by it
-    row = {key: axes.get(key, config.get(key)) for key in AXES + FACTOR_AXES}
+    # a factor axis a study did not sweep is still in the resolved config: compare can group by it;
+    # a config written before a factor existed ran it at the factor's earlier value
+    earlier = later_keys()
+    row = {key: axes.get(key, config.get(key, earlier.get(key))) for key in AXES + FACTOR_AXES}
     row.update({f"axis.{key}": value for key, value in axes.items() if key not in AXES + FACTOR_AXES})
     stack = cell.get("stack") if isinstance(cell.get("stack"), dict) else {}
     if row["stack"] is None:

@@ -159,3 +159,21 @@ def test_write_table_parquet_and_csv_round_trip(results, real_run):
     assert sorted(back.state) == ["done", "skipped"] and back.side_mean.notna().all()
     assert len(pd.read_csv(paths[1])) == 2
     assert not list(results.glob(".*.tmp"))
+
+
+def test_a_factor_added_after_a_run_reads_as_the_value_it_ran_with(results, real_run):
+    """config.json written before perturb_init and tf32_matmul existed: the run had them off
+    (model/factors.py `before`), so the columns say False, not a missing value that would
+    split Table 3's rows."""
+    run = copy_run(real_run, results)
+    config = json.loads((run / "config.json").read_text())
+    for key in ("perturb_init", "tf32_matmul"):
+        config.pop(key)
+    (run / "config.json").write_text(json.dumps(config))
+    cell = json.loads((run / "cell.json").read_text())
+    for key in ("perturb_init", "tf32_matmul"):
+        cell["config"].pop(key, None)
+    (run / "cell.json").write_text(json.dumps(cell))
+    row = _row(results)
+    assert row.perturb_init == False and row.tf32_matmul == False  # noqa: E712 (numpy bools)
+    assert row["in_force.renderer"] == "torch" and row.mad_published_mean > row.mad_mean > 0

@@ -26,6 +26,7 @@ from .cellplots import save_png  # noqa: E402
 from .grids import STRETCH_CAPTION, draw_grid  # noqa: E402
 from .rows import impl_name, row_order, variant_axes  # noqa: E402
 from .table3 import stack_label  # noqa: E402
+from ..failure import with_failures  # noqa: E402
 
 __all__ = ["fig8_losses", "grad_norms", "fig7_figure", "fig7_decompositions", "panels", "plotted_cells", "fig7_cells",
            "MAX_SEEDS_PER_LINE"]
@@ -96,15 +97,31 @@ def _draw_panel(ax, cells: pd.DataFrame, curves: dict, field: str, variants: lis
             continue
         band = _band(series)
         color = _COLORS.get(str(group["clip"].iloc[0]), None)
+        outcome = with_failures(group)["failed"].dropna()
+        failed = f", failed {int(outcome.sum())}/{len(outcome)}" if len(outcome) else ""
         line, = ax.plot(band.index, band["mean"], lw=0.9, color=color,
-                        label=f"{panel}, {label}, {len(series)} seed{'s' * (len(series) != 1)}")
+                        label=f"{panel}, {label}, {len(series)} seed{'s' * (len(series) != 1)}{failed}")
         ax.fill_between(band.index, band["lo"], band["hi"], color=line.get_color(), alpha=0.2, lw=0)
+        _mark_failed(ax, [curves[c] for c in group.loc[outcome[outcome == 1].index, "cell_id"]], field,
+                     line.get_color())
         _mark_spikes(ax, [curves[c] for c in group["cell_id"]], field, line.get_color())
         if threshold and str(group["clip"].iloc[0]) == "norm":
             ax.axhline(float(group["clip_threshold"].iloc[0]), color=line.get_color(), ls="--",
                        lw=0.8, label=f"clip threshold {group['clip_threshold'].iloc[0]}")
         drawn = True
     return drawn
+
+
+def _mark_failed(ax, cell_curves: list, field: str, color) -> None:
+    """Each failed run's own curve, dotted, and an o where it ended (harness/failure.py)."""
+    label = "failed run (dotted, o at its end)"
+    for curve in cell_curves:
+        s = _series(curve, field)
+        if len(s):
+            ax.plot(s.index, s.to_numpy(), ls=":", lw=0.7, color=color)
+            first = label not in [c.get_label() for c in ax.collections]
+            ax.scatter([s.index[-1]], [s.iloc[-1]], marker="o", s=18, facecolors="none", edgecolors=color,
+                       zorder=3, label=label if first else None)
 
 
 def _mark_spikes(ax, cell_curves: list, field: str, color) -> None:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..failure import DEGENERATE_MARGIN, describe_rate, with_failures
+from ..failure import MAD_MARGIN, describe_rate, with_failures
 from ..fsutil import atomic_write
 from .envdiff import PER_RUN_KEYS, cpu_stacks, stack_env_differences
 from .ran import RAN_FOOTNOTE, describe, is_smoke
@@ -295,7 +295,7 @@ FOOTNOTES = (
     "⁴ Test images whose eroded mask is empty (no pixel to score), over all test images of the row's "
     "done cells; they are left out of the means, as in the original.",
     "⁵ Runs that ended (done or diverged) and failed: went non-finite, spiked, or ended no better than "
-    f"flat depth (SIDE or MAD within {100 * DEGENERATE_MARGIN:.0f}% of it; harness/failure.py), with the "
+    f"flat depth (SIDE at or above flat's, or MAD within {100 * MAD_MARGIN:.0f}% of it; harness/failure.py), with the "
     "exact (Clopper-Pearson) 95% interval of the rate. The means beside it use the runs that finished.",
     f"Seed report values stand beside rows trained on {SEED_DATASET}, the seed's data; a row on other "
     f"data (the built-in faces) says '{OTHER_DATA}': those numbers do not compare.",
