@@ -5,6 +5,7 @@
     repro report  [--results DIR] [--reports DIR] [--side-by-side CELL_A CELL_B]
     repro images  build|list
     repro compare GROUP_A GROUP_B [--where K=V ...]
+    repro data    synface|celeba [--dest DIR] [--from FILE] [--sha256 HEX]
     repro export  mlflow [--results DIR] [--tracking-uri URI] [--experiment NAME]
 """
 import logging
@@ -160,6 +161,23 @@ def report(results, reports, spike_factor, side_by_side):
         sys.exit(ExitCode.CONFIG_ERROR)
     click.echo(str(summary))
     sys.exit(ExitCode.OK)
+
+
+@main.command()
+@click.argument("name", metavar="synface|celeba")
+@click.option("--dest", type=click.Path(path_type=Path), default=Path("data"), show_default=True,
+              help="Folder that receives DEST/NAME (train/ val/ test/), the cell's data_dir.")
+@click.option("--from", "archive_file", type=click.Path(path_type=Path), default=None,
+              help="An archive already on disk (zip or tar) instead of downloading it.")
+@click.option("--sha256", default=None, help="The archive's expected sha256, where the project records none.")
+def data(name, dest, archive_file, sha256):
+    """Fetch (or take --from), verify and unpack one of the original's datasets."""
+    from harness.datasets import DatasetError, install
+    try:
+        install(name, dest, archive_file=archive_file, sha256=sha256, log=click.echo)
+    except DatasetError as err:
+        logging.getLogger("repro").error("data: %s", err)
+        sys.exit(ExitCode.CONFIG_ERROR)
 
 
 def _add_commands() -> None:

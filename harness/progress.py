@@ -27,7 +27,7 @@ def expected_iterations(config) -> Optional[int]:
     """Iterations a cell will train (builtin data: known from the config), else None."""
     if config.get("dataset") != "builtin":
         return None
-    per_epoch = max(1, int(config["builtin_num_train"]) // int(config["batch_size"]))
+    per_epoch = -(-int(config["builtin_num_train"]) // int(config["batch_size"]))  # the last batch may be partial
     return per_epoch * int(config["num_epochs"])
 
 

@@ -134,7 +134,7 @@ def train(cfg, out_dir, log=print):
 def _run_epochs(cfg, model, optimizer, loaders, out_dir, position, elapsed, train_log, stop, device, log):
     ckpt = os.path.join(out_dir, CHECKPOINT)
     loader = loaders["train"]
-    per_epoch = len(loader.sampler) // cfg["batch_size"]
+    per_epoch = -(-len(loader.dataset) // cfg["batch_size"])  # the last batch may be partial
     total = per_epoch * cfg["num_epochs"]
     start = time.time() - elapsed
     model.train()

@@ -23,6 +23,7 @@ def _dry_run(tmp_path, jobs):
 
 
 @pytest.mark.parametrize("jobs", ["auto", "2"])
+@pytest.mark.usefixtures("author_checkout_here")
 def test_jobs_accepts_auto_and_counts(tmp_path, jobs):
     res = _dry_run(tmp_path, jobs)
     assert res.exit_code == 0, res.output
