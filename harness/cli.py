@@ -6,6 +6,7 @@
     repro data    synface|celeba [--dest DIR] [--from FILE] [--sha256 HEX]
     repro images  build|list
     repro compare GROUP_A GROUP_B [--where K=V ...]
+    repro export  mlflow [--results DIR] [--tracking-uri URI] [--experiment NAME]
 """
 import logging
 import signal
@@ -181,9 +182,11 @@ def data(name, dest, archive_file, sha256):
 
 def _add_commands() -> None:
     from harness.cli_compare import compare_command
+    from harness.cli_export import export
     from harness.cli_images import images
     main.add_command(images, name="images")
     main.add_command(compare_command, name="compare")
+    main.add_command(export, name="export")
 
 
 _add_commands()

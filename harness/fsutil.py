@@ -8,8 +8,12 @@ from typing import Any, Tuple
 __all__ = ["atomic_write", "atomic_write_text", "atomic_write_json", "read_json_object"]
 
 
-def atomic_write(path, data) -> Path:
-    """Write bytes or text to `path` via temp file + fsync + os.replace (+ fsync of the folder)."""
+def atomic_write(path, data, durable: bool = True) -> Path:
+    """Write bytes or text to `path` via temp file + fsync + os.replace (+ fsync of the folder).
+
+    durable=False skips both fsyncs (still atomic for readers): for files regenerated at will,
+    such as report pages, where 10,000 fsyncs would cost more than the pages.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix="." + path.name + ".", suffix=".tmp", dir=path.parent)
@@ -17,14 +21,16 @@ def atomic_write(path, data) -> Path:
         with os.fdopen(fd, "wb") as f:
             f.write(data.encode() if isinstance(data, str) else data)
             f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         # never leave temp files behind, even on Ctrl-C
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
-    _fsync_dir(path.parent)
+    if durable:
+        _fsync_dir(path.parent)
     return path
 
 

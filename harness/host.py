@@ -10,7 +10,7 @@ import socket
 import subprocess
 from typing import Dict, Optional, Tuple
 
-__all__ = ["Gpu", "Host", "probe", "probe_gpus", "built_images"]
+__all__ = ["Gpu", "Host", "probe", "probe_gpus", "built_images", "usable_cores"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,12 +33,12 @@ class Host:
 def probe() -> Host:
     """Look at this machine (nvidia-smi, docker info, CPU count)."""
     docker, why = _docker()
-    return Host(hostname=socket.gethostname(), cores=_cores(), gpus=probe_gpus(), docker=docker, docker_why=why,
+    return Host(hostname=socket.gethostname(), cores=usable_cores(), gpus=probe_gpus(), docker=docker, docker_why=why,
                 images=built_images() if docker else None)
 
 
-def _cores() -> int:
-    # the CPUs this process may use (taskset / cgroup cpusets), not the whole box
+def usable_cores() -> int:
+    """The CPUs this process may use (taskset / cgroup cpusets), not the whole box."""
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:

@@ -27,7 +27,7 @@ from harness.states import CellState
 
 __all__ = ["MARKER", "JSON_FILES", "TRAIN_LOG", "EVAL_SCORES", "TRAINER_FILES", "PREVIOUS",
            "prepare", "finish", "mark_skipped", "set_aside_results",
-           "TrainTail", "RunRecord", "read_run_folder", "read_train_tail", "read_scores",
+           "TrainTail", "RunRecord", "read_run_folder", "read_train_tail", "read_scores", "folder_signature",
            "tail_lines", "log_tail", "now", "parse_time"]
 
 MARKER = ".incomplete"
@@ -251,6 +251,31 @@ def read_scores(run_dir: Path):
         return pd.DataFrame({"side": [], "mad": []})
     cols = {c: pd.to_numeric(scores[c], errors="coerce") if c in scores else np.nan for c in ("side", "mad")}
     return pd.DataFrame(cols).dropna()
+
+
+SETTLE_S = 2.0   # a folder changed more recently than this has no signature yet
+
+
+def folder_signature(run_dir) -> Optional[str]:
+    """A value that changes whenever a file a reader of this folder reads changes.
+
+    Every file but train.jsonl is replaced by rename (a new entry moves the folder's
+    mtime; samples/ likewise); train.jsonl grows in place (its size and mtime). None
+    when any of them changed in the last SETTLE_S seconds: a second write within one
+    tick of the file system's clock could keep the same stamp, so such a folder is
+    read again next time rather than trusted.
+    """
+    stamps = []
+    for path in (run_dir, os.path.join(run_dir, TRAIN_LOG), os.path.join(run_dir, "samples")):
+        try:
+            st = os.stat(path)
+        except OSError:
+            stamps.append("-")
+            continue
+        if time.time() - st.st_mtime < SETTLE_S:
+            return None
+        stamps.append("%d:%d" % (st.st_mtime_ns, st.st_size))
+    return "/".join(stamps)
 
 
 def _record(line: str) -> Optional[Dict[str, Any]]:

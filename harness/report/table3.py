@@ -112,7 +112,7 @@ def _aggregate(cells: pd.DataFrame) -> dict:
             "n_unscored": unscored, "n_test": scored, "dataset": _distinct(cells, "dataset"),
             "numerics": numerics_label(cells), "failed": _failed(cells), "side_img_std": side_img_std,
             "mad_img_std": mad_img_std, "note": note, "flat_side": flat_side, "flat_mad": flat_mad,
-            "n_no_perceptual": without, "ran": describe(cells), "smoke": is_smoke(cells),
+            "n_no_perceptual": without, "n_trained": trained, "ran": describe(cells), "smoke": is_smoke(cells),
             **_spikes(cells)}
 
 
@@ -180,7 +180,7 @@ def _empty_row(label: str, impl: str) -> dict:
             "mad_exact": math.nan, "mad_exact_std": math.nan, "n_unscored": math.nan, "n_test": math.nan,
             "dataset": "", "numerics": "", "failed": "-",
             "side_img_std": math.nan, "mad_img_std": math.nan, "flat_side": math.nan, "flat_mad": math.nan,
-            "note": "not run", "n_no_perceptual": 0, "ran": "", "smoke": False, "spikes": math.nan,
+            "note": "not run", "n_no_perceptual": 0, "n_trained": 0, "ran": "", "smoke": False, "spikes": math.nan,
             "clipped": math.nan}
 
 
@@ -196,7 +196,8 @@ def table3(df: pd.DataFrame, clip: str = "none") -> pd.DataFrame:
         One row per (stack label, impl, variant) with columns row, impl, variant,
         clip, n_seeds, n_cells, side (x1e-2), side_std, mad (deg), mad_std (over
         seeds), side_img_std, mad_img_std (over test images, averaged over seeds),
-        n_no_perceptual (cells that trained without the perceptual loss), ran (what the cells ran),
+        n_no_perceptual (cells that trained without the perceptual loss), n_trained (cells that
+        started: not skipped or queued), ran (what the cells ran),
         smoke (a smoke check, not a score), note, and seed_side/seed_side_std/seed_mad/seed_mad_std
         (the published values; NaN where the seed has none or clip != 'none').
     """
