@@ -26,10 +26,10 @@ sys.path.insert(0, str(ROOT))
 from harness import images  # noqa: E402
 from harness.cells import expand  # noqa: E402
 from harness.executors.docker import DockerExecutor, DockerSettings  # noqa: E402
-from harness.executors.local import LocalExecutor, LocalSettings  # noqa: E402
+from harness.executors.local import LocalExecutor  # noqa: E402
 from harness.matrix import load_study  # noqa: E402
-from harness.outcome import classify  # noqa: E402
-from harness.rundir import prepare  # noqa: E402
+from harness.cellresult import classify  # noqa: E402
+from harness.runfolder import prepare  # noqa: E402
 
 MATRIX = """\
 axes:
@@ -80,7 +80,7 @@ def main() -> int:
         print("error: %s" % e, file=sys.stderr)
         return 2
     os.environ["OMP_NUM_THREADS"] = str(args.threads)  # the local trainer inherits it
-    sides = {"local": LocalExecutor(LocalSettings(threads=args.threads)),
+    sides = {"local": LocalExecutor(threads=args.threads),
              "docker": DockerExecutor(DockerSettings(cpus=args.threads), client=client)}
     with tempfile.TemporaryDirectory(prefix="bench-docker-") as tmp:
         tmp = Path(tmp)

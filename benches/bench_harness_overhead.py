@@ -22,11 +22,11 @@ sys.path.insert(0, str(ROOT))
 
 from harness.cells import expand  # noqa: E402
 from harness.executors.base import Outcome  # noqa: E402
-from harness.executors.local import LocalExecutor, LocalSettings  # noqa: E402
+from harness.executors.local import LocalExecutor  # noqa: E402
 from harness.matrix import load_study  # noqa: E402
-from harness.outcome import classify  # noqa: E402
+from harness.cellresult import classify  # noqa: E402
 from harness.progress import expected_iterations  # noqa: E402
-from harness.rundir import finish, prepare  # noqa: E402
+from harness.runfolder import finish, prepare  # noqa: E402
 from harness.scheduler import POLL_S  # noqa: E402
 
 SAMPLE_ITERS = 24   # cpu-small iterations trained to time a step (after 4 warm-up steps)
@@ -68,7 +68,8 @@ def collect_per_cell(run_dir: Path, tmp: Path):
     results = tmp / "collect"
     results.mkdir()
     shutil.copytree(run_dir, results / run_dir.name)
-    df, skipped = collect(results)
+    got = collect(results)
+    df, skipped = got.table, got.skipped
     assert len(df) == 1 and not skipped, skipped  # time a real read, not a skip
     return _best(lambda: collect(results), repeat=3)
 
@@ -85,7 +86,7 @@ def cpu_small_cell(cell, tmp: Path, full: bool):
     status = prepare(run_dir, cell, threads=0, executor="local")
     import yaml
     (run_dir / "cell.yaml").write_text(yaml.safe_dump(cfg))  # the shortened sample config
-    ex = LocalExecutor(LocalSettings())
+    ex = LocalExecutor()
     t0 = time.perf_counter()
     sub = ex.submit(cell, run_dir)
     sub.handle.wait()

@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from harness.cells import expand  # noqa: E402
-from harness.executors.local import LocalExecutor, LocalSettings  # noqa: E402
+from harness.executors.local import LocalExecutor  # noqa: E402
 from harness.executors.ray import RayExecutor, RaySettings  # noqa: E402
 from harness.matrix import load_study  # noqa: E402
 from harness.progress import Progress  # noqa: E402
@@ -64,8 +64,8 @@ def main():
         with tempfile.TemporaryDirectory() as tmp:
             tmp = Path(tmp)
             cells = one_iteration_cells(args.cells, tmp)
-            local = LocalExecutor(LocalSettings(threads=1))
-            remote = RayExecutor(RaySettings(), threads=1)
+            local = LocalExecutor(threads=1)
+            remote = RayExecutor(RaySettings())
             walls = {"local": 0.0, "ray": 0.0}
             for i in range(0, len(cells), args.block):
                 block = cells[i:i + args.block]

@@ -17,7 +17,8 @@ from harness.matrix import AXES, FACTOR_AXES, PATH_KEYS, SWEPT_AXES, Stack, Stud
 from model.config import DEFAULTS, ConfigError, resolve
 from model.factors import describe_in_force, in_force, later_keys, torch_version
 
-__all__ = ["SCHEMA_VERSION", "Cell", "CellConfigError", "expand", "cell_hash", "planned_numerics"]
+__all__ = ["SCHEMA_VERSION", "Cell", "CellConfigError", "expand", "cell_hash", "hashed_payload",
+           "planned_numerics"]
 
 SCHEMA_VERSION = 1      # bump when the meaning of a hashed field changes: every id changes
 EXECUTION_KEYS = ("threads",)   # how a cell runs, not what it computes: not hashed
@@ -96,16 +97,20 @@ def expand(study: Study) -> List[Cell]:
 
 
 def cell_hash(axes: Mapping[str, Any], config: Mapping[str, Any], stack: Stack) -> str:
-    """12 hex digits of sha256 over canonical JSON (sorted keys, no whitespace)."""
+    """12 hex digits of sha256 over canonical JSON (sorted keys, no whitespace) of `hashed_payload`."""
+    text = json.dumps(hashed_payload(axes, config, stack), sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def hashed_payload(axes: Mapping[str, Any], config: Mapping[str, Any], stack: Stack) -> Dict[str, Any]:
+    """What a cell's id is the hash of (`repro status --why` prints it)."""
     hashed_cfg = {k: _portable(k, v) for k, v in config.items()
                   if k not in EXECUTION_KEYS and not (k in LATER_KEYS and v == LATER_KEYS[k])}
     # a factor axis is already in the config: hashing it again only when it leaves the trainer's
     # default keeps a study's baseline cells the same cells (same folder) as the default study's
     hashed_axes = {k: v for k, v in axes.items() if not (k in FACTOR_AXES and v == DEFAULTS[k])}
-    payload = {"schema": SCHEMA_VERSION, "axes": hashed_axes, "config": hashed_cfg,
-               "stack": {k: getattr(stack, k) for k in _STACK_HASHED}}
-    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), allow_nan=False)
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
+    return {"schema": SCHEMA_VERSION, "axes": hashed_axes, "config": hashed_cfg,
+            "stack": {k: getattr(stack, k) for k in _STACK_HASHED}}
 
 
 def planned_numerics(cell: Cell) -> str:

@@ -1,19 +1,22 @@
 """The `repro` command line: thin Click wrappers over the task pipelines (no logic here).
 
-    repro run     [--matrix F] [--only K=V ...] [--cell ID] [--jobs N] [--dry-run] ...
-    repro status  [--results DIR] [--json]
-    repro report  [--results DIR] [--reports DIR] [--compare CELL_A CELL_B]
-    repro images  build|list      (when harness/cli_images.py is installed)
+    repro run     [--matrix F] [--only K=V ...] [--cell ID] [--jobs N] [--dry-run] [--rerun-stale] ...
+    repro status  [--results DIR] [--json] [--why CELL]
+    repro report  [--results DIR] [--reports DIR] [--side-by-side CELL_A CELL_B]
+    repro data    synface|celeba [--dest DIR] [--from FILE] [--sha256 HEX]
+    repro images  build|list
+    repro compare GROUP_A GROUP_B [--where K=V ...]
+    repro export  mlflow [--results DIR] [--tracking-uri URI] [--experiment NAME]
 """
 import logging
-import os
 import signal
 import sys
 from pathlib import Path
 
 import click
 
-from harness.executors import executor_names
+from harness import executors
+from harness.executors.settings import setting_options
 from harness.exitcodes import ExitCode
 
 __all__ = ["main"]
@@ -50,14 +53,36 @@ def main(verbose: bool) -> None:
     _setup_logging(verbose)
 
 
-def _jobs(value):
-    # 'auto' = one 1-thread cell per core: on a loaded 2-core box two such cells made 8.6x
-    # the steps/s of one 2-thread cell (benches/bench_train_step.py --compare-jobs)
-    if value == "auto":
-        return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+def _jobs(_ctx, _param, value):
+    # 'auto' (or nothing): each executor's schedule decides (harness/executors/base.py)
+    if value is None or value == "auto":
+        return None
     if not value.isdigit() or int(value) < 1:
         raise click.BadParameter("%r is not a positive integer or 'auto'" % value)
     return int(value)
+
+
+_SETTING = "setting__"   # prefix of the parameters the executors' settings add to `repro run`
+
+
+def _executor_settings(command):
+    """One option per executor setting (--ray-gpus ...), derived from each executor's settings model."""
+    for name in reversed(executors.executor_names()):
+        cls = executors.load(name)
+        for option in reversed(setting_options(name, cls.settings_model) if cls and cls.settings_model else []):
+            command = click.option(option.option, "%s%s__%s" % (_SETTING, name, option.field), default=None,
+                                   metavar="VALUE", help=option.help)(command)
+    return command
+
+
+def _given_settings(params: dict) -> dict:
+    """executor -> setting -> value for the settings options given on the command line."""
+    given: dict = {}
+    for key, value in params.items():
+        if key.startswith(_SETTING) and value is not None:
+            executor, _, field = key[len(_SETTING):].partition("__")
+            given.setdefault(executor, {})[field] = value
+    return given
 
 
 @main.command()
@@ -65,42 +90,51 @@ def _jobs(value):
               help="Study file: axes, stacks, exclude/include, overrides.")
 @click.option("--results", type=click.Path(path_type=Path), default=Path("results"), show_default=True,
               help="Folder holding one run folder per cell.")
-@click.option("--executor", type=click.Choice(executor_names()), default=None,
+@click.option("--executor", type=click.Choice(executors.executor_names()), default=None,
               help="Run every cell with this executor (default: each stack's own).")
-@click.option("--address", envvar="REPRO_RAY_ADDRESS", default=None, metavar="HOST:PORT",
-              help="Ray cluster to run on (--executor ray; default: RAY_ADDRESS, else a local Ray).")
 @click.option("--only", multiple=True, metavar="KEY=VALUE",
               help="Select cells by axis value; repeat it, or list more KEY=VALUE after the options.")
 @click.option("--cell", "cells", multiple=True, metavar="ID-PREFIX", help="Select cells by id prefix.")
-@click.option("--jobs", "-j", default=None, callback=lambda _ctx, _param, value: value and _jobs(value),
-              help="Cells at once (or 'auto': one per usable core); CPU threads are divided among them."
-                   "  [default: auto when every cell to run is a CPU cell, else 1]")
+@click.option("--jobs", "-j", default=None, callback=_jobs,
+              help="Cells at once, or 'auto': the executor's schedule (here: CPU cells one per usable core, GPU "
+                   "cells one at a time; ray: as many as the cluster's CPUs hold).  [default: auto]")
 @click.option("--retry-failed", is_flag=True, help="Rerun cells recorded failed or diverged.")
+@click.option("--rerun-stale", is_flag=True,
+              help="Retrain, from scratch, done cells whose code changed since they ran (a selection does too).")
 @click.option("--dry-run", "-n", is_flag=True, help="Print the cells, their ids and why any is skipped.")
 @click.option("--stop-on-first-error", is_flag=True, help="Start no more cells after one fails.")
 @click.argument("selectors", nargs=-1, metavar="[KEY=VALUE]...")
-def run(matrix, results, executor, address, only, cells, jobs, retry_failed, dry_run, stop_on_first_error, selectors):
+@_executor_settings
+def run(matrix, results, executor, only, cells, jobs, retry_failed, rerun_stale, dry_run,
+        stop_on_first_error, selectors, **settings):
     """Run the study's cells that are not done yet (resumes interrupted ones)."""
     from harness.runner import RunConfig, run as run_pipeline
     signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
-    if address:  # read by RaySettings.from_env, like the docker executor's REPRO_DOCKER_* settings
-        os.environ["REPRO_RAY_ADDRESS"] = address
     config = RunConfig(matrix=matrix, results=results, executor=executor, only=tuple(only) + selectors,
-                       cells=cells, jobs=jobs, retry_failed=retry_failed, dry_run=dry_run,
-                       stop_on_first_error=stop_on_first_error)
+                       cells=cells, jobs=jobs, retry_failed=retry_failed, rerun_stale=rerun_stale, dry_run=dry_run,
+                       stop_on_first_error=stop_on_first_error, executor_settings=_given_settings(settings))
     sys.exit(run_pipeline(config))
 
 
 @main.command()
 @click.option("--results", type=click.Path(path_type=Path), default=Path("results"), show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable rows.")
-def status(results, as_json):
-    """Show every cell folder: state, progress, last loss, elapsed, reason."""
-    from harness.status import render_json, render_table, scan
+@click.option("--why", "why", metavar="CELL", default=None,
+              help="Print what goes into CELL's id and code record (id, id prefix or name) and what differs from now.")
+def status(results, as_json, why):
+    """Show every cell folder: state (stale: made by other code), progress, last loss, elapsed, reason."""
+    from harness.status import explain, find_folder, render_json, render_table, scan
+    log = logging.getLogger("repro")
     if not results.is_dir():
-        logging.getLogger("repro").error("%s: no such results folder (run `repro run` first or pass --results)",
-                                         results)
+        log.error("%s: no such results folder (run `repro run` first or pass --results)", results)
         sys.exit(ExitCode.CONFIG_ERROR)
+    if why is not None:
+        folder = find_folder(results, why)
+        if isinstance(folder, str):
+            log.error(folder)
+            sys.exit(ExitCode.CONFIG_ERROR)
+        click.echo(explain(folder))
+        sys.exit(ExitCode.OK)
     rows = scan(results)
     click.echo(render_json(rows) if as_json else render_table(rows))
 
@@ -110,9 +144,10 @@ def status(results, as_json):
 @click.option("--reports", type=click.Path(path_type=Path), default=Path("reports"), show_default=True)
 @click.option("--spike-factor", type=click.FloatRange(min=1.0, min_open=True), default=10.0, show_default=True,
               help="k: a step spikes when its loss or pre-clip gradient norm exceeds k x its running median.")
-@click.option("--compare", nargs=2, metavar="CELL_A CELL_B", default=None,
-              help="Also put two cells side by side in reports/compare-<a>-<b>.html (ids, unique id prefixes or names).")
-def report(results, reports, spike_factor, compare):
+@click.option("--side-by-side", "side_by_side", nargs=2, metavar="CELL_A CELL_B", default=None,
+              help="Also put two cells side by side in reports/compare-<a>-<b>.html (ids, unique id prefixes or "
+                   "names). `repro compare` is the statistics over groups of cells.")
+def report(results, reports, spike_factor, side_by_side):
     """Regenerate reports/ (Table 3, Fig. 7, Fig. 8, index.html) from results/ alone."""
     from harness.report import CellRefError, build_report
     log = logging.getLogger("repro")
@@ -120,32 +155,41 @@ def report(results, reports, spike_factor, compare):
         log.error("no results folder %s: run `repro run` first", results)
         sys.exit(ExitCode.CONFIG_ERROR)
     try:
-        summary = build_report(results, reports, spike_factor=spike_factor, compare=compare)
+        summary = build_report(results, reports, spike_factor=spike_factor, compare=side_by_side)
     except CellRefError as err:
-        log.error("report --compare: %s", err)
+        log.error("report --side-by-side: %s", err)
         sys.exit(ExitCode.CONFIG_ERROR)
     click.echo(str(summary))
     sys.exit(ExitCode.OK)
 
 
-def _add_images_group() -> None:
-    # the docker engineer's `repro images` lives in its own module; absent until it lands
+@main.command()
+@click.argument("name", metavar="synface|celeba")
+@click.option("--dest", type=click.Path(path_type=Path), default=Path("data"), show_default=True,
+              help="Folder that receives DEST/NAME (train/ val/ test/), the cell's data_dir.")
+@click.option("--from", "archive_file", type=click.Path(path_type=Path), default=None,
+              help="An archive already on disk (zip or tar) instead of downloading it.")
+@click.option("--sha256", default=None, help="The archive's expected sha256, where the project records none.")
+def data(name, dest, archive_file, sha256):
+    """Fetch (or take --from), verify and unpack one of the original's datasets."""
+    from harness.datasets import DatasetError, install
     try:
-        from harness.cli_images import images
-    except ImportError:
-        return
-    main.add_command(images, name="images")
+        install(name, dest, archive_file=archive_file, sha256=sha256, log=click.echo)
+    except DatasetError as err:
+        logging.getLogger("repro").error("data: %s", err)
+        sys.exit(ExitCode.CONFIG_ERROR)
 
 
-_add_images_group()
-
-
-def _add_compare_command() -> None:
+def _add_commands() -> None:
     from harness.cli_compare import compare_command
+    from harness.cli_export import export
+    from harness.cli_images import images
+    main.add_command(images, name="images")
     main.add_command(compare_command, name="compare")
+    main.add_command(export, name="export")
 
 
-_add_compare_command()
+_add_commands()
 
 
 def _whole_first_sentences() -> None:

@@ -35,7 +35,7 @@ def compare_command(group_a, group_b, where, results, as_json):
     if not results.is_dir():
         log.error("%s: no such results folder (run `repro run` first or pass --results)", results)
         sys.exit(ExitCode.CONFIG_ERROR)
-    df, _ = collect(results)
+    df = collect(results).table
     try:
         result = compare(df, group_a, group_b, where=where)
     except CompareError as err:
@@ -55,4 +55,5 @@ def _render(result) -> str:
     rates = ["%s: %s vs %s" % (e.metric, describe_rate(round(e.mean_a * e.n_a), e.n_a),
                                describe_rate(round(e.mean_b * e.n_b), e.n_b))
              for e in result.effects if e.metric in ("failed",) + KINDS]
-    return "\n".join([shown.to_string(float_format=lambda v: "%.4g" % v), seeds] + rates + [result.verdict])
+    return "\n".join([shown.to_string(float_format=lambda v: "%.4g" % v), seeds] + rates + [result.verdict]
+                     + ([result.stale_note] if result.stale_note else []))

@@ -1,9 +1,10 @@
 """Read every run folder under results/ into one tidy table (one row per cell).
 
-`collect(results_dir)` is the only reader of run folders for the report: it
-follows docs/run-folder.md, treats every file as possibly missing, empty or torn,
-and says why it skipped a folder instead of raising. The report renders from the
-DataFrame it returns (plus loss curves, read by `read_train_logs`).
+`collect(results_dir)` returns one `Results` value: the table, the folders it skipped
+and why. It reads each folder through harness.runfolder (the one reader), treats every
+file as possibly missing, empty or torn, and never raises on a bad folder. The report
+renders from `Results` alone: what a page needs of a cell is a column (its config as
+`config_json`, its files as paths), never a second read of the folder's JSON files.
 
 Columns of the table (`COLUMNS`, in this order; unknown extra axes follow as
 `axis.<name>`):
@@ -17,11 +18,15 @@ Columns of the table (`COLUMNS`, in this order; unknown extra axes follow as
   status.json is missing), `reason`, `attempt`, `started`, `ended`, `wall_s`
   (ended - started)
 - how training ended (result.json): `diverged_iter`, `diverged_net`
+- `stale` (bool; None for a cell without a result) and `stale_reason` ("model/step.py changed"):
+  the code that would run the cell now differs from the code it ran (harness/staleness.py)
 - env fingerprint (env.json, the keys model/env.py writes; `ENV_FIELDS`),
   strings: `env.python, env.torch, env.cuda, env.cudnn, env.device, env.gpu,
   env.capability, env.driver, env.tf32, env.tf32_mode, env.deterministic,
   env.cudnn_benchmark, env.cublas_workspace, env.image_digest, env.git_sha,
   env.host, env.cpu_model, env.cpu_capability, env.blas, env.onednn`; `env_json` keeps the whole file for the report's details
+- `config_json`: the resolved config the trainer ran (config.json, else cell.json's), whole,
+  as JSON text (`Results.configs()` parses it)
 - `perceptual` (bool, None when unknown) and `perceptual_reason`
 - numerics in force (env.json "in_force", model/factors.py): `in_force.tf32_conv`,
   `in_force.tf32_matmul`, `in_force.align_corners`, `in_force.cudnn_benchmark`,
@@ -60,15 +65,18 @@ import numpy as np
 import pandas as pd
 
 from harness import spikes
+from harness.cellseries import CellSeries
+from harness.forkmap import forkmap
 from harness.fsutil import atomic_write
 from harness.matrix import AXES, FACTOR_AXES
-from harness.runfolder import TRAIN_LOG, RunRecord, read_run_folder
+from harness.runfolder import EVAL_SCORES, TRAIN_LOG, RunRecord, folder_signature, read_run_folder, read_scores
+from harness.staleness import CHECKED_STATES, CodeNow
 from harness.states import CellState
 from model.factors import IN_FORCE_KEYS, later_keys
 
 __all__ = [
     "AXES", "COLUMNS", "ENV_FIELDS",
-    "Skipped", "TrainLog", "collect", "write_table", "read_train_logs",
+    "FolderRead", "Results", "Skipped", "TrainLog", "collect", "configs_of", "write_table", "read_train_logs",
 ]
 
 
@@ -106,8 +114,9 @@ EVAL_FIELDS = ("side_mean", "side_std", "mad_mean", "mad_std", "mad_published_me
 COLUMNS = (
     ("cell_id", "name", "run_dir") + AXES + FACTOR_AXES + ("stack_cuda", "stack_torch")
     + ("state", "reason", "attempt", "started", "ended", "wall_s", "diverged_iter", "diverged_net")
+    + ("stale", "stale_reason")
     + tuple("env." + key for key in ENV_FIELDS) + tuple("in_force." + key for key in IN_FORCE_KEYS)
-    + ("env_json", "perceptual", "perceptual_reason")
+    + ("env_json", "config_json", "perceptual", "perceptual_reason")
     + EVAL_FIELDS
     + ("train_lines", "train_torn", "last_iter", "final_loss", "n_spikes", "n_loss_spikes", "n_grad_spikes",
        "first_spike_iter", "first_nonfinite_iter", "spike_network", "max_grad_norm", "clipped_frac", "train_s")
@@ -127,6 +136,45 @@ class Skipped:
 
     def __str__(self) -> str:
         return f"{self.folder}: {self.reason}"
+
+
+@dataclasses.dataclass(frozen=True)
+class FolderRead:
+    """One folder as collect read it, kept so that the next collect reads only folders that changed."""
+    signature: str | None          # runfolder.folder_signature when it was read (None: read it again)
+    row: dict | Skipped            # its row without the stale columns (those depend on the code now)
+    series: CellSeries | None      # what its page and the figures draw (None without a train log)
+
+
+@dataclasses.dataclass(frozen=True)
+class Results:
+    """What `collect` read: one row per cell, what the pages draw, and the folders that were not run folders."""
+    root: Path                      # the results/ folder read
+    table: pd.DataFrame             # COLUMNS (+ axis.* extras), one row per cell
+    skipped: tuple[Skipped, ...]    # folders under root that are not (readable as) run folders
+    spike_factor: float             # k the spike columns were computed with
+    series: dict[str, CellSeries] = dataclasses.field(default_factory=dict)   # cell_id -> curves, histograms
+    reads: dict[str, FolderRead] = dataclasses.field(default_factory=dict)    # folder name -> how it was read
+    reread: int = 0                 # folders read this time (the others came from `previous`)
+
+    def configs(self) -> list[dict]:
+        """Each row's resolved config as a dict, in table order ({} when unknown)."""
+        return configs_of(self.table)
+
+
+def configs_of(rows: pd.DataFrame) -> list[dict]:
+    """The `config_json` column of some rows of the table as dicts ({} where unknown)."""
+    if "config_json" not in rows:
+        return [{} for _ in range(len(rows))]
+    return [_json_object(text) for text in rows["config_json"]]
+
+
+def _json_object(text) -> dict:
+    try:
+        value = json.loads(text) if isinstance(text, str) else {}
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 @dataclasses.dataclass
@@ -231,6 +279,17 @@ def _number(value) -> float:
     return float("nan")
 
 
+def _stale_columns(row: dict, code: CodeNow, checked: dict) -> dict:
+    """Whether the row's cell ran other code than would run it now (checked: env_json -> answer)."""
+    if CellState.parse(row["state"]) not in CHECKED_STATES:
+        return {"stale": None, "stale_reason": None}
+    env = row["env_json"]
+    if env not in checked:  # most cells of a study share one env.json text
+        staleness = code.check(_json_object(env) if env else None)
+        checked[env] = {"stale": staleness.stale, "stale_reason": staleness.reason() or None}
+    return checked[env]
+
+
 def _read_folder(path: str, name: str) -> dict | Skipped:
     """One run folder -> a partial row (train log columns come later), or Skipped."""
     record = read_run_folder(Path(path))
@@ -243,7 +302,8 @@ def _read_folder(path: str, name: str) -> dict | Skipped:
     return {
         "cell_id": str(record.cell.get("cell_id") or name), "name": record.cell.get("name"), "run_dir": path,
         **_axes_columns(record.cell, config), **_status_columns(record),
-        **_env_columns(record.env), "perceptual": perceptual, "perceptual_reason": perceptual_reason,
+        **_env_columns(record.env), "config_json": json.dumps(config, sort_keys=True) if config else None,
+        "perceptual": perceptual, "perceptual_reason": perceptual_reason,
         **_eval_columns(record.eval),
         "train_log": log if record.train.why != "missing" else None, "samples_grid": _last_grid(path),
         "problems": record.notes(),
@@ -284,7 +344,7 @@ def _python_parse(body: bytes, fields: Sequence[str]) -> tuple[dict[str, np.ndar
     return columns, len(rows), bad
 
 
-def _arrow_parse(bodies: list[bytes], fields: Sequence[str]) -> list[dict[str, np.ndarray]] | None:
+def _arrow_parse(bodies: list[bytes], counts: list[int], fields: Sequence[str]) -> list[dict[str, np.ndarray]] | None:
     """Fast path: parse many logs in one pyarrow call, then slice per file.
 
     Returns None when the batch cannot be parsed as one (a bad line, a blank
@@ -293,11 +353,12 @@ def _arrow_parse(bodies: list[bytes], fields: Sequence[str]) -> list[dict[str, n
     import pyarrow as pa
     from pyarrow import json as pa_json
 
-    counts = [b.count(b"\n") for b in bodies]
     schema = pa.schema([(f, pa.bool_() if f == "clipped" else pa.float64()) for f in fields])
     options = pa_json.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore")
     try:
-        table = pa_json.read_json(io.BytesIO(b"".join(bodies)), parse_options=options)
+        # no threads: collect runs one reader per core (harness.forkmap)
+        table = pa_json.read_json(io.BytesIO(b"".join(bodies)), parse_options=options,
+                                  read_options=pa_json.ReadOptions(use_threads=False))
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         return None
     if table.num_rows != sum(counts):
@@ -337,7 +398,7 @@ def read_train_logs(paths: Sequence[str | os.PathLike | None],
 
 
 def _parse_chunk(chunk: list[tuple[int, bytes]], out: list, fields: Sequence[str]) -> None:
-    parsed = _arrow_parse([body for _, body in chunk], fields)
+    parsed = _arrow_parse([body for _, body in chunk], [out[i].lines for i, _ in chunk], fields)
     if parsed is None and len(chunk) > 1:  # find the odd file without losing the others
         half = len(chunk) // 2
         _parse_chunk(chunk[:half], out, fields)
@@ -350,8 +411,8 @@ def _parse_chunk(chunk: list[tuple[int, bytes]], out: list, fields: Sequence[str
             out[i].columns, out[i].lines, out[i].bad = _python_parse(body, fields)
 
 
-def _log_columns(log: TrainLog | None, spike_factor: float) -> dict:
-    """Summaries of one train log for the tidy table."""
+def _log_columns(log: TrainLog | None, spike_factor: float, masks: tuple | None) -> dict:
+    """Summaries of one train log for the tidy table (masks: spikes.spike_masks of its columns)."""
     if log is None or log.error:
         return {"train_lines": 0, "train_torn": False}
     cols = log.columns
@@ -365,7 +426,7 @@ def _log_columns(log: TrainLog | None, spike_factor: float) -> dict:
         "train_lines": log.lines, "train_torn": log.torn,
         "last_iter": float(np.nanmax(it)) if n and np.isfinite(it).any() else np.nan,
         "final_loss": float(loss[-1]) if n else np.nan,
-        **spikes.spike_stats(cols, spike_factor),
+        **spikes.spike_stats(cols, spike_factor, masks),
         "max_grad_norm": np.inf if blew_up else (float(grad.max()) if grad.size else np.nan),
         "train_s": float(times[-1]) if times.size else np.nan,
     }
@@ -391,40 +452,75 @@ def _log_problems(log: TrainLog | None) -> list[str]:
 
 # --------------------------------------------------------------------------- table
 
-def collect(results_dir: str | os.PathLike,
-            spike_factor: float = spikes.SPIKE_FACTOR) -> tuple[pd.DataFrame, list[Skipped]]:
+def collect(results_dir: str | os.PathLike, spike_factor: float = spikes.SPIKE_FACTOR,
+            previous: Results | None = None, jobs: int | None = None) -> Results:
     """Read every run folder under results_dir into one row per cell.
 
     Args:
         results_dir: the study's results/ folder (missing: an empty table).
         spike_factor: k of the spike definition (harness/spikes.py).
+        previous: an earlier collect of the same folder: its folders whose signature
+            (runfolder.folder_signature) is unchanged are not read again.
+        jobs: reader processes (default: one per usable core; harness.forkmap).
 
     Returns:
-        (table with COLUMNS and any `axis.*` extras, folders skipped with why),
-        rows sorted by stack, impl, clip, seed, cell_id.
+        Results: the table (COLUMNS and any `axis.*` extras, rows sorted by stack, impl,
+        clip, seed, cell_id), each cell's series, and the folders skipped with why.
     """
     root = os.path.abspath(results_dir)
     try:
         entries = sorted((e for e in os.scandir(root) if e.is_dir()), key=lambda e: e.name)
     except FileNotFoundError:
         entries = []
-    rows, skipped = [], []
-    for entry in entries:
-        got = _read_folder(entry.path, entry.name)
-        (skipped if isinstance(got, Skipped) else rows).append(got)
-    logs = read_train_logs([row["train_log"] for row in rows])
-    for row, log in zip(rows, logs):
-        row.update(_log_columns(log, spike_factor))
-        _add_divergence(row)
-        row["problems"] = "; ".join(row["problems"] + _log_problems(log)) or None
+    known = previous.reads if previous and str(previous.root) == root and previous.spike_factor == spike_factor else {}
+    signatures = {e.name: folder_signature(e.path) for e in entries}
+    reads = {name: known[name] for name, signature in signatures.items()
+             if signature is not None and name in known and known[name].signature == signature}
+    todo = [(e.path, e.name, signatures[e.name]) for e in entries if e.name not in reads]
+    reads.update(zip((name for _, name, _ in todo), forkmap(_read_folders, todo, spike_factor, jobs)))
+    rows, skipped, series, code, checked = [], [], {}, CodeNow(), {}
+    for name in sorted(reads):
+        got = reads[name]
+        if isinstance(got.row, Skipped):
+            skipped.append(got.row)
+            continue
+        rows.append({**got.row, **_stale_columns(got.row, code, checked)})
+        if got.series is not None:
+            series[got.row["cell_id"]] = got.series
     table = _frame(rows)
     table.attrs["spike_factor"] = spike_factor    # the report's footnote names the k it used
-    return table, skipped
+    return Results(root=Path(root), table=table, skipped=tuple(skipped), spike_factor=spike_factor,
+                   series=series, reads=reads, reread=len(todo))
+
+
+def _read_folders(todo: list[tuple[str, str, str | None]], spike_factor: float) -> list[FolderRead]:
+    """(path, name, signature) of some folders -> how each reads (a forkmap worker's share)."""
+    got = [_read_folder(path, name) for path, name, _ in todo]
+    rows = [g for g in got if not isinstance(g, Skipped)]
+    logs = iter(read_train_logs([row["train_log"] for row in rows]))
+    out = []
+    for (path, _, signature), row in zip(todo, got):
+        if isinstance(row, Skipped):
+            out.append(FolderRead(signature, row, None))
+            continue
+        log = next(logs)
+        usable = log is not None and not log.error and log.lines
+        masks = spikes.spike_masks(log.columns, spike_factor) if usable else None
+        row.update(_log_columns(log, spike_factor, masks))
+        _add_divergence(row)
+        row["problems"] = "; ".join(row["problems"] + _log_problems(log)) or None
+        has_scores = usable and os.path.isfile(os.path.join(path, EVAL_SCORES))   # a failed read_csv costs ~1 ms
+        scores = read_scores(path) if has_scores else None
+        out.append(FolderRead(signature, row, CellSeries.from_log(log.columns, masks, scores) if usable else None))
+    return out
 
 
 def _frame(rows: list[dict]) -> pd.DataFrame:
     extras = sorted({k for row in rows for k in row if k.startswith("axis.")})
     df = pd.DataFrame.from_records(rows, columns=list(COLUMNS) + extras)
+    # plain Python strings: pandas' Arrow-backed text columns cost a conversion per value read,
+    # seconds over a 10,000-row report's pages and tables
+    df = df.astype({c: object for c, dtype in df.dtypes.items() if isinstance(dtype, pd.StringDtype)})
     if df.empty:
         return df
     order = [c for c in ("stack", "impl", "clip", "seed", "cell_id") if df[c].notna().any()]

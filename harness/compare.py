@@ -18,7 +18,7 @@ named factor only, and returns one `Effect` per metric:
   says only what these seeds could detect).
 
 A factor is any column of the table: an axis (`clip`, `seed`, `stack`), a trainer key that
-the study sweeps (`tf32`, `align_corners`, `deterministic`, `cpu_isa`: collect's `cfg.*`),
+the study sweeps (`tf32`, `align_corners`, `deterministic`, `cpu_isa`: collect's factor columns),
 or a fingerprint key (`env.cpu_isa`, `env.torch`). Values compare as lower-case strings, so
 `tf32=true` matches a boolean True.
 """
@@ -111,6 +111,15 @@ class Comparison:
     effects: tuple
     seeds_a: tuple
     seeds_b: tuple
+    stale_a: int = 0        # cells of group A made by other code than would run them now (harness/staleness.py)
+    stale_b: int = 0
+
+    @property
+    def stale_note(self) -> str:
+        """'group tf32=true: 2 cells stale ...' ('' when every cell is current)."""
+        parts = ["group %s=%s: %d cells stale" % (self.factor, side, n)
+                 for side, n in ((self.side_a, self.stale_a), (self.side_b, self.stale_b)) if n]
+        return ("; ".join(parts) + " (`repro status` names what changed)") if parts else ""
 
     @property
     def verdict(self) -> str:
@@ -142,11 +151,11 @@ def parse_selector(text: str, where: str = "argument") -> tuple:
 
 
 def factor_column(df: pd.DataFrame, key: str) -> str:
-    """The table column a factor name refers to: the name itself, axis.<name>, cfg.<name>, env.<name>."""
-    for column in (key, "axis." + key, "cfg." + key, "env." + key):
+    """The table column a factor name refers to: the name itself, axis.<name>, env.<name>."""
+    for column in (key, "axis." + key, "env." + key):
         if column in df.columns:
             return column
-    known = sorted(c for c in df.columns if c in DESIGN_KEYS or c.startswith(("cfg.", "env.", "axis.")))
+    known = sorted(c for c in df.columns if c in DESIGN_KEYS or c.startswith(("env.", "axis.")))
     raise CompareError("no factor %r in the results; known: %s" % (key, ", ".join(known) or "none"))
 
 
@@ -172,7 +181,7 @@ def _select(df: pd.DataFrame, selectors: Iterable[tuple]) -> pd.DataFrame:
 
 
 def design_columns(df: pd.DataFrame, factor_col: str) -> list:
-    cols = [c for key in DESIGN_KEYS for c in (key, "cfg." + key, "axis." + key) if c in df.columns]
+    cols = [c for key in DESIGN_KEYS for c in (key, "axis." + key) if c in df.columns]
     factor = factor_col.split(".", 1)[-1]
     return [c for c in dict.fromkeys(cols) if c.split(".", 1)[-1] != factor]
 
@@ -247,7 +256,12 @@ def compare_groups(a: pd.DataFrame, b: pd.DataFrame, factor: str, value_a: str, 
         effect = _rate(va, vb, metric) if which == "rate" else _interval(va, vb, metric)
         effects.append(dataclasses.replace(effect, lost_a=_lost(a, metric), lost_b=_lost(b, metric)))
     return Comparison(factor, value_a, value_b, tuple(effects),
-                      tuple(sorted(int(v) for v in a["seed"].unique())), tuple(sorted(int(v) for v in b["seed"].unique())))
+                      tuple(sorted(int(v) for v in a["seed"].unique())), tuple(sorted(int(v) for v in b["seed"].unique())),
+                      _stale(a), _stale(b))
+
+
+def _stale(side: pd.DataFrame) -> int:
+    return int(side["stale"].astype("boolean").fillna(False).sum()) if "stale" in side else 0
 
 
 def compare(df: pd.DataFrame, side_a: str, side_b: str, where: Sequence[str] = ()) -> Comparison:

@@ -7,7 +7,8 @@ from typing import Optional
 
 from harness.cells import Cell
 from harness.host import Host
-from harness.images import image_name, image_stack_of
+from harness.images import carries_author_code, image_name, image_stack_of
+from model.author_code import find_author_code
 
 __all__ = ["why_not_runnable"]
 
@@ -39,8 +40,15 @@ def why_not_runnable(cell: Cell, executor_cls, host: Host, executor_name: str = 
         return "stack %s needs image %s, not built here: run `repro images build %s`" % (
             stack.name, image_name(image_stack_of(stack)), image_stack_of(stack))
     if stack.needs_gpu:
-        return _capability_problem(cell, host)
-    return None
+        return _capability_problem(cell, host) or _author_code_problem(cell, caps)
+    return _author_code_problem(cell, caps)
+
+
+def _author_code_problem(cell: Cell, caps) -> Optional[str]:
+    """An impl=author cell needs the authors' code: its image's own, or the checkout this host's lookup finds."""
+    if cell.config.get("impl") != "author" or (caps.needs_image and carries_author_code(cell.stack)):
+        return None
+    return find_author_code(cell.config.get("author_code_dir"))[1]
 
 
 def _capability_problem(cell: Cell, host: Host) -> Optional[str]:

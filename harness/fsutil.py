@@ -5,11 +5,15 @@ import tempfile
 from pathlib import Path
 from typing import Any, Tuple
 
-__all__ = ["atomic_write", "atomic_write_text", "atomic_write_json", "read_json", "read_json_object"]
+__all__ = ["atomic_write", "atomic_write_text", "atomic_write_json", "read_json_object"]
 
 
-def atomic_write(path, data) -> Path:
-    """Write bytes or text to `path` via temp file + fsync + os.replace (+ fsync of the folder)."""
+def atomic_write(path, data, durable: bool = True) -> Path:
+    """Write bytes or text to `path` via temp file + fsync + os.replace (+ fsync of the folder).
+
+    durable=False skips both fsyncs (still atomic for readers): for files regenerated at will,
+    such as report pages, where 10,000 fsyncs would cost more than the pages.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix="." + path.name + ".", suffix=".tmp", dir=path.parent)
@@ -17,14 +21,16 @@ def atomic_write(path, data) -> Path:
         with os.fdopen(fd, "wb") as f:
             f.write(data.encode() if isinstance(data, str) else data)
             f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         # never leave temp files behind, even on Ctrl-C
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
-    _fsync_dir(path.parent)
+    if durable:
+        _fsync_dir(path.parent)
     return path
 
 
@@ -36,12 +42,6 @@ def atomic_write_text(path: Path, text: str) -> None:
 def atomic_write_json(path: Path, data: Any) -> None:
     """Atomically write `data` as indented, key-sorted JSON."""
     atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
-
-
-def read_json(path: Path) -> Any:
-    """Parse a JSON file; None when it is missing, empty or unparsable."""
-    value, _ = _read_json_why(path)
-    return value
 
 
 def read_json_object(path: Path) -> Tuple[Any, str]:

@@ -8,9 +8,9 @@ import os
 import shutil
 import socket
 import subprocess
-from typing import FrozenSet, Optional, Tuple
+from typing import Dict, Optional, Tuple
 
-__all__ = ["Gpu", "Host", "probe", "probe_gpus"]
+__all__ = ["Gpu", "Host", "probe", "probe_gpus", "built_images", "usable_cores"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -27,18 +27,18 @@ class Host:
     gpus: Tuple[Gpu, ...] = ()
     docker: bool = False      # a Docker daemon answers
     docker_why: str = ""      # why not, one line
-    images: Optional[FrozenSet[str]] = None  # stack images built here (repro-unsup3d tags); None: not looked
+    images: Optional[Dict[str, str]] = None  # stack images built here: repro-unsup3d tag -> image id; None: not looked
 
 
 def probe() -> Host:
     """Look at this machine (nvidia-smi, docker info, CPU count)."""
     docker, why = _docker()
-    return Host(hostname=socket.gethostname(), cores=_cores(), gpus=probe_gpus(), docker=docker, docker_why=why,
-                images=_built_images() if docker else None)
+    return Host(hostname=socket.gethostname(), cores=usable_cores(), gpus=probe_gpus(), docker=docker, docker_why=why,
+                images=built_images() if docker else None)
 
 
-def _cores() -> int:
-    # the CPUs this process may use (taskset / cgroup cpusets), not the whole box
+def usable_cores() -> int:
+    """The CPUs this process may use (taskset / cgroup cpusets), not the whole box."""
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:
@@ -78,11 +78,16 @@ def _docker() -> Tuple[bool, str]:
     return True, ""
 
 
-def _built_images() -> Optional[FrozenSet[str]]:
-    """Tags of the repro-unsup3d images the engine has (None when it cannot say)."""
+def built_images() -> Optional[Dict[str, str]]:
+    """Tag -> image id (sha256:..., what env.json records) of the repro-unsup3d images the engine
+    has; None when it cannot say."""
+    if not shutil.which("docker"):
+        return None
     try:
-        out = subprocess.run(["docker", "images", "--format", "{{.Tag}}", "repro-unsup3d"],
+        out = subprocess.run(["docker", "images", "--no-trunc", "--format", "{{.Tag}} {{.ID}}", "repro-unsup3d"],
                              capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.SubprocessError):
         return None
-    return frozenset(out.stdout.split()) if out.returncode == 0 else None
+    if out.returncode != 0:
+        return None
+    return dict(line.split(None, 1) for line in out.stdout.splitlines() if len(line.split()) == 2)

@@ -28,11 +28,12 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from harness import PROJECT_ROOT
+from model.author_code import AUTHOR_CODE_ENV
 
 __all__ = [
     "DOCKER_DIR", "REPOSITORY", "LABEL_PREFIX", "ImageError", "ImageInfo",
     "stacks", "image_name", "image_stack_of", "connect", "image_info", "list_images",
-    "missing_reason", "require_image", "build", "describe",
+    "carries_author_code", "missing_reason", "require_image", "build", "describe",
 ]
 
 DOCKER_DIR = PROJECT_ROOT / "docker"
@@ -54,11 +55,6 @@ class ImageInfo:
     created: str       # ISO time from the engine
     size_mb: float
 
-    @property
-    def needs_gpu(self) -> bool:
-        """True for CUDA stacks: their cells get one GPU each."""
-        return self.labels.get("cuda", "none") != "none"
-
 
 def stacks() -> list[str]:
     """Stacks that have a Dockerfile under docker/, sorted."""
@@ -74,6 +70,12 @@ def image_stack_of(stack) -> str:
     """The docker/<folder> a matrix stack's image is built from: its `dockerfile`
     folder (cuda10.2 -> cpu-torch1.8), else its name."""
     return Path(stack.dockerfile).name if getattr(stack, "dockerfile", None) else stack.name
+
+
+def carries_author_code(stack) -> bool:
+    """Does a matrix stack's image hold its own checkout of the authors' code (the CUDA images do)?"""
+    dockerfile = DOCKER_DIR / image_stack_of(stack) / "Dockerfile"
+    return dockerfile.is_file() and "ENV %s=" % AUTHOR_CODE_ENV in dockerfile.read_text()
 
 
 def missing_reason(stack: str) -> str:

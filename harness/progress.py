@@ -27,7 +27,7 @@ def expected_iterations(config) -> Optional[int]:
     """Iterations a cell will train (builtin data: known from the config), else None."""
     if config.get("dataset") != "builtin":
         return None
-    per_epoch = max(1, int(config["builtin_num_train"]) // int(config["batch_size"]))
+    per_epoch = -(-int(config["builtin_num_train"]) // int(config["batch_size"]))  # the last batch may be partial
     return per_epoch * int(config["num_epochs"])
 
 
@@ -127,14 +127,16 @@ class Progress:
 
     def _counts(self) -> str:
         c = self.counts
-        return "done %d (%d before), running %d, failed %d, diverged %d, skipped %d, queued %d" % (
-            c[CellState.DONE] + c[CellState.CACHED], c[CellState.CACHED], len(self.active),
+        stale = ", stale %d" % c[CellState.STALE] if c[CellState.STALE] else ""
+        return "done %d (%d before)%s, running %d, failed %d, diverged %d, skipped %d, queued %d" % (
+            c[CellState.DONE] + c[CellState.CACHED], c[CellState.CACHED], stale, len(self.active),
             c[CellState.FAILED], c[CellState.DIVERGED], c[CellState.SKIPPED], self.pending)
 
     def _nonzero_counts(self) -> str:
         """'2 done, 1 running, 3 queued': the terminal line names only what is there, so it fits."""
         c = self.counts
-        parts = [("done", c[CellState.DONE] + c[CellState.CACHED]), ("running", len(self.active)),
+        parts = [("done", c[CellState.DONE] + c[CellState.CACHED]), ("stale", c[CellState.STALE]),
+                 ("running", len(self.active)),
                  ("failed", c[CellState.FAILED]), ("diverged", c[CellState.DIVERGED]),
                  ("skipped", c[CellState.SKIPPED]), ("queued", self.pending)]
         return ", ".join("%d %s" % (n, what) for what, n in parts if n)
@@ -188,7 +190,7 @@ class Progress:
 
 
 _COUNTED = (CellState.DONE, CellState.FAILED, CellState.DIVERGED, CellState.SKIPPED, CellState.CACHED,
-            CellState.INTERRUPTED)
+            CellState.STALE, CellState.INTERRUPTED)
 
 
 def _where(p: Dict[str, object], short: bool = False) -> str:

@@ -1,26 +1,133 @@
-"""The one reader of a run folder (docs/run-folder.md): every file, with a note on each odd one.
+"""The run-folder contract in one module (docs/run-folder.md): its files, writing, reading, states.
 
-`read_run_folder(run_dir)` returns a `RunRecord`; `repro status`, live progress and
-`collect` all read folders through it, so "missing", "empty" and "torn" mean the same
-everywhere. Reading never raises and never writes.
+Write side: the harness owns cell.json, cell.yaml, status.json and the `.incomplete`
+marker (`prepare` before a launch, `finish` after it, `mark_skipped`), and sets aside
+the trainer's files when a cell is retrained from scratch (`set_aside_results`). Every
+write is atomic.
+
+Read side: `read_run_folder(run_dir)` returns a `RunRecord` holding every JSON file,
+the end of train.jsonl, and why any file could not be read. `repro run`, `repro status`,
+live progress and `collect` all read folders through it, so "missing", "empty" and
+"torn" mean the same everywhere. Reading never raises and never writes.
 """
 import dataclasses
 import datetime
 import json
+import os
+import shutil
+import socket
+import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from harness.fsutil import read_json_object
-from harness.rundir import MARKER, parse_time, tail_lines
+import yaml
+
+from harness.fsutil import atomic_write_json, atomic_write_text, read_json_object
 from harness.states import CellState
 
-__all__ = ["JSON_FILES", "TRAIN_LOG", "TrainTail", "RunRecord", "read_run_folder", "read_train_tail"]
+__all__ = ["MARKER", "JSON_FILES", "TRAIN_LOG", "EVAL_SCORES", "TRAINER_FILES", "PREVIOUS",
+           "prepare", "finish", "mark_skipped", "set_aside_results",
+           "TrainTail", "RunRecord", "read_run_folder", "read_train_tail", "read_scores", "folder_signature",
+           "tail_lines", "log_tail", "now", "parse_time"]
 
+MARKER = ".incomplete"
 # file -> RunRecord field; owners in docs/run-folder.md
 JSON_FILES = {"cell.json": "cell", "status.json": "status", "config.json": "config", "env.json": "env",
               "probe.json": "probe", "result.json": "result", "eval.json": "eval"}
 TRAIN_LOG = "train.jsonl"
+EVAL_SCORES = "eval_scores.csv"
+# what one training run of the trainer leaves (set aside before a cell is retrained from scratch)
+TRAINER_FILES = ("config.json", "env.json", TRAIN_LOG, "checkpoints", "result.json", "eval.json", EVAL_SCORES,
+                 "samples", "stdout.log", "probe.json")
+PREVIOUS = ".previous"   # the set-aside files of the run before (one generation kept)
+_TAIL_BYTES = 16384      # enough for the last few train.jsonl records and log lines
 
+
+# --------------------------------------------------------------------------- times
+
+def now() -> str:
+    """Local wall time, ISO 8601 with seconds (what status.json stores)."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def parse_time(text) -> Optional[datetime.datetime]:
+    """A status.json time (what `now` wrote) as a datetime; None when absent or not ISO 8601."""
+    if not isinstance(text, str) or not text:
+        return None
+    try:
+        return datetime.datetime.fromisoformat(text)
+    except ValueError:
+        return None
+
+
+# --------------------------------------------------------------------------- writing (the harness's files)
+
+def prepare(run_dir: Path, cell, *, threads: int, executor: str) -> Dict[str, Any]:
+    """Before launch: cell.json, cell.yaml, `.incomplete`, status.json(running).
+
+    Returns:
+        The status written; its attempt is the previous one's plus one (launches of this
+        cell, resumes included); an executor that relaunches the cell adds its own
+        launches through `Outcome.attempts`.
+    """
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(run_dir / "cell.json", cell.to_dict())
+    atomic_write_text(run_dir / "cell.yaml", yaml.safe_dump(cell.trainer_config(threads), sort_keys=True))
+    previous = _read(run_dir, "status.json") or {}
+    started = now()
+    # a retried cell's old verdict must not be read as this attempt's
+    _remove(run_dir / "result.json")
+    # the marker goes first: a crash from here on leaves evidence, never a silent half result
+    atomic_write_json(run_dir / MARKER, {"cell_id": cell.cell_id, "started": started,
+                                         "executor": executor, "host": socket.gethostname(),
+                                         "pid": os.getpid()})
+    status = {"state": CellState.RUNNING.value, "reason": "", "attempt": int(previous.get("attempt", 0)) + 1,
+              "started": started, "ended": None, "executor": executor,
+              "cell_id": cell.cell_id, "name": cell.name}
+    atomic_write_json(run_dir / "status.json", status)
+    return status
+
+
+def finish(run_dir: Path, status: Dict[str, Any], state: CellState, reason: str = "",
+           extra_attempts: int = 0) -> Dict[str, Any]:
+    """After the cell ended: final status.json (with relaunches the executor made), then the marker goes."""
+    status = dict(status, state=CellState(state).value, reason=reason, ended=now(),
+                  attempt=int(status.get("attempt", 0)) + extra_attempts)
+    atomic_write_json(run_dir / "status.json", status)
+    _remove(run_dir / MARKER)
+    return status
+
+
+def mark_skipped(run_dir: Path, cell, reason: str) -> None:
+    """Record a cell that cannot run here (the report shows why its row is empty)."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(run_dir / "cell.json", cell.to_dict())
+    atomic_write_json(run_dir / "status.json", {
+        "state": CellState.SKIPPED.value, "reason": reason, "attempt": 0, "started": None, "ended": now(),
+        "executor": cell.stack.executor, "cell_id": cell.cell_id, "name": cell.name})
+
+
+def set_aside_results(run_dir: Path) -> Path:
+    """Move the trainer's files into RUN_DIR/.previous/ (replacing an older set) so the next
+    launch trains from scratch instead of resuming from the old checkpoint; nothing is deleted
+    but the generation before. Returns the folder they went to."""
+    aside = run_dir / PREVIOUS
+    shutil.rmtree(aside, ignore_errors=True)
+    aside.mkdir(parents=True)
+    for name in TRAINER_FILES:
+        if (run_dir / name).exists():
+            os.replace(run_dir / name, aside / name)
+    return aside
+
+
+def _remove(path: Path) -> None:
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        pass
+
+
+# --------------------------------------------------------------------------- reading
 
 @dataclasses.dataclass(frozen=True)
 class TrainTail:
@@ -79,6 +186,12 @@ class RunRecord:
             return "cell.json %s: not a run folder" % self.whys["cell.json"]
         return ""
 
+    def needs_rescore(self) -> str:
+        """Why a done cell's scores must be computed again from its checkpoint ("" when they are fine)."""
+        if self.state != CellState.DONE or not self.whys["eval.json"]:
+            return ""
+        return "eval.json %s" % self.whys["eval.json"]
+
     def notes(self) -> List[str]:
         """One note per file that is odd for this state; a file the state explains away is no note.
 
@@ -109,6 +222,11 @@ def read_run_folder(run_dir: Path) -> RunRecord:
                      **values)
 
 
+def _read(run_dir: Path, name: str) -> Optional[Dict[str, Any]]:
+    """One JSON file of the folder as a dict; None when it could not be read."""
+    return read_json_object(run_dir / name)[0]
+
+
 def read_train_tail(run_dir: Path) -> TrainTail:
     """The last complete train.jsonl record and a torn-line flag (live progress reads only this)."""
     path = Path(run_dir) / TRAIN_LOG
@@ -123,9 +241,66 @@ def read_train_tail(run_dir: Path) -> TrainTail:
     return TrainTail(last, torn, "")
 
 
+def read_scores(run_dir: Path):
+    """eval_scores.csv as columns side, mad (numeric, finite rows only; empty if unreadable)."""
+    import numpy as np
+    import pandas as pd   # the report's reader only: `repro run` and `repro status` never load pandas
+    try:
+        scores = pd.read_csv(Path(run_dir) / EVAL_SCORES)
+    except (OSError, ValueError, pd.errors.ParserError):
+        return pd.DataFrame({"side": [], "mad": []})
+    cols = {c: pd.to_numeric(scores[c], errors="coerce") if c in scores else np.nan for c in ("side", "mad")}
+    return pd.DataFrame(cols).dropna()
+
+
+SETTLE_S = 2.0   # a folder changed more recently than this has no signature yet
+
+
+def folder_signature(run_dir) -> Optional[str]:
+    """A value that changes whenever a file a reader of this folder reads changes.
+
+    Every file but train.jsonl is replaced by rename (a new entry moves the folder's
+    mtime; samples/ likewise); train.jsonl grows in place (its size and mtime). None
+    when any of them changed in the last SETTLE_S seconds: a second write within one
+    tick of the file system's clock could keep the same stamp, so such a folder is
+    read again next time rather than trusted.
+    """
+    stamps = []
+    for path in (run_dir, os.path.join(run_dir, TRAIN_LOG), os.path.join(run_dir, "samples")):
+        try:
+            st = os.stat(path)
+        except OSError:
+            stamps.append("-")
+            continue
+        if time.time() - st.st_mtime < SETTLE_S:
+            return None
+        stamps.append("%d:%d" % (st.st_mtime_ns, st.st_size))
+    return "/".join(stamps)
+
+
 def _record(line: str) -> Optional[Dict[str, Any]]:
     try:
         value = json.loads(line)
     except ValueError:
         return None  # torn write in progress, or a crash mid-line
     return value if isinstance(value, dict) else None
+
+
+def log_tail(path: Path, n: int = 20) -> str:
+    """The last `n` non-empty lines of a log, joined by newlines ('' if none)."""
+    return "\n".join([l for l in tail_lines(path) if l.strip()][-n:])
+
+
+def tail_lines(path: Path) -> List[str]:
+    """The whole lines in the last few KiB of a file ([] when missing or unreadable)."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - _TAIL_BYTES))
+            data = f.read()
+    except OSError:
+        return []
+    lines = data.decode("utf-8", "replace").splitlines()
+    # the first line may start mid-way when we seeked into the file
+    return lines[1:] if size > _TAIL_BYTES else lines

@@ -1,6 +1,6 @@
 """`repro run` as a pipeline of small tasks (see harness/workflow.py).
 
-load_study -> expand_matrix -> select_cells -> plan_cells -> honor_dry_run ->
+load_study -> expand_matrix -> select_cells -> plan_cells -> check_settings -> honor_dry_run ->
 lock_results -> check_incomplete -> record_skipped -> run_cells -> print_summary ->
 final_reduce. Each task gets the previous one's value and the frozen RunConfig and
 returns the next value or an ExitCode (after logging one line).
@@ -9,29 +9,31 @@ import contextlib
 import dataclasses
 import enum
 import logging
-import os
 import sys
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from harness import executors
 from harness.cells import Cell, CellConfigError, expand, planned_numerics
-from harness.executors.base import ExecutorError
+from harness.executors.base import Executor, ExecutorError
+from harness.executors.settings import load_settings
 from harness.exitcodes import ExitCode
 from harness.feasibility import why_not_runnable
 from harness.host import Host, probe
 from harness.lock import LockedError, ResultsLock
 from harness.matrix import SWEPT_AXES, MatrixError, Study
 from harness.matrix import load_study as _load_study_file
-from harness.outcome import CellResult
+from harness.cellresult import CellResult
 from harness.progress import Progress
-from harness.rundir import is_incomplete, mark_skipped, read_cell, read_status
+from harness.runfolder import RunRecord, mark_skipped, read_run_folder, set_aside_results
+from harness.staleness import CHECKED_STATES, CodeNow
 from harness.states import FINISHED, CellState
 from harness.scheduler import run_cells as _run_cells
 from harness.workflow import execute
 
 __all__ = ["RunConfig", "Action", "Plan", "Planned", "RUN_TASKS", "run",
-           "load_study", "expand_matrix", "select_cells", "plan_cells", "honor_dry_run", "lock_results",
+           "load_study", "expand_matrix", "select_cells", "plan_cells", "check_settings", "honor_dry_run",
+           "lock_results",
            "check_incomplete", "record_skipped", "run_cells", "print_summary", "final_reduce"]
 
 log = logging.getLogger("repro")
@@ -45,8 +47,11 @@ class RunConfig:
     executor: Optional[str] = None         # None = each stack's own executor
     only: Tuple[str, ...] = ()             # KEY=VALUE filters (same key: any of; keys: all of)
     cells: Tuple[str, ...] = ()            # cell id prefixes
-    jobs: Optional[int] = None             # cells at once (None: default_jobs); CPU threads are divided among them
+    jobs: Optional[int] = None             # cells at once (None: each executor's schedule says)
+    executor_settings: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)  # executor ->
+    # setting -> value given on the command line (harness/executors/settings.py; None: not given)
     retry_failed: bool = False             # rerun failed/diverged cells
+    rerun_stale: bool = False              # retrain cells whose code changed since they ran (a selection does too)
     dry_run: bool = False                  # print the plan, run nothing
     stop_on_first_error: bool = False      # do not start more cells after a failure
     tty: Optional[bool] = None             # progress style; None = ask stderr
@@ -58,7 +63,10 @@ class Action(str, enum.Enum):
     RUN = "run"                  # never started
     RESUME = "resume"            # `.incomplete` left by a crash: go on from the checkpoint
     RETRY = "retry"              # failed/diverged before, --retry-failed
+    RERUN = "rerun"              # stale, and asked to: its old files set aside, trained from scratch
+    RESCORE = "rescore"          # done, but eval.json unreadable: evaluated again from its final checkpoint
     CACHED = "cached"            # done before: reported, not rerun
+    STALE = "stale"              # done before with other code: reported (with what changed), not rerun
     KEPT_FAILED = "kept-failed"  # failed/diverged before: reported, not rerun
     SKIP = "skip"                # cannot run here (the reason says why)
 
@@ -66,9 +74,9 @@ class Action(str, enum.Enum):
         return self.value
 
 
-_RUNS = (Action.RUN, Action.RESUME, Action.RETRY)
+_RUNS = (Action.RUN, Action.RESUME, Action.RETRY, Action.RERUN, Action.RESCORE)
 # the state a cell that is not run ends this run in (kept-failed: the one recorded before)
-_SETTLED = {Action.CACHED: CellState.CACHED, Action.SKIP: CellState.SKIPPED}
+_SETTLED = {Action.CACHED: CellState.CACHED, Action.SKIP: CellState.SKIPPED, Action.STALE: CellState.STALE}
 
 
 @dataclasses.dataclass
@@ -95,6 +103,7 @@ class Plan:
     host: Host
     items: List[Planned]
     results: List[CellResult] = dataclasses.field(default_factory=list)
+    settings: Dict[str, Any] = dataclasses.field(default_factory=dict)  # executor -> its validated settings
 
 
 # ---------------------------------------------------------------------------
@@ -142,9 +151,21 @@ def select_cells(cells: List[Cell], *, config: RunConfig):
 
 
 def plan_cells(cells: List[Cell], *, config: RunConfig) -> Plan:
-    """Decide per cell: run, resume, retry, cached (done), kept-failed or skip (with why)."""
-    host = probe()
-    return Plan(host=host, items=[_plan_one(c, host, config) for c in cells])
+    """Decide per cell: run, resume, retry, rerun, rescore, cached, stale, kept-failed or skip (with why)."""
+    host, code = probe(), CodeNow()
+    return Plan(host=host, items=[_plan_one(c, host, code, config) for c in cells])
+
+
+def check_settings(plan: Plan, *, config: RunConfig):
+    """Validate the settings of every executor that has cells to run (exit 2 with one line on a bad value)."""
+    for name in sorted({item.executor for item in plan.items if item.runs}):
+        model = executors.load(name).settings_model
+        try:
+            plan.settings[name] = load_settings(name, model, config.executor_settings.get(name)) if model else None
+        except ExecutorError as e:
+            log.error(str(e))
+            return ExitCode.CONFIG_ERROR
+    return plan
 
 
 def honor_dry_run(plan: Plan, *, config: RunConfig):
@@ -175,7 +196,7 @@ def check_incomplete(plan: Plan, *, config: RunConfig):
     """Cells left `.incomplete` by a crash resume; a folder holding another cell is refused."""
     for item in plan.items:
         run_dir = config.results / item.cell.cell_id
-        recorded = read_cell(run_dir)
+        recorded = read_run_folder(run_dir).cell
         if recorded and recorded.get("cell_id") != item.cell.cell_id:
             log.error("%s holds cell %s, not %s; move that folder away and run again",
                       run_dir, recorded.get("cell_id"), item.cell.cell_id)
@@ -192,44 +213,61 @@ def record_skipped(plan: Plan, *, config: RunConfig) -> Plan:
         if item.action != Action.SKIP:
             continue
         run_dir = config.results / item.cell.cell_id
-        status = read_status(run_dir) or {}
-        if status.get("state") not in FINISHED and not is_incomplete(run_dir):
+        record = read_run_folder(run_dir)
+        if record.state not in FINISHED and not record.incomplete:
             mark_skipped(run_dir, item.cell, item.reason)
         plan.results.append(CellResult(item.cell.cell_id, item.cell.name, CellState.SKIPPED, item.reason))
     return plan
 
 
 def run_cells(plan: Plan, *, config: RunConfig) -> List[CellResult]:
-    """Run the cells that need it; cached and kept-failed cells are reported as they are."""
+    """Run the cells that need it, each executor scheduling its own; cached, stale and kept-failed
+    cells are reported as they are."""
     for item in plan.items:
-        if item.action in (Action.CACHED, Action.KEPT_FAILED):
+        if item.action in (Action.CACHED, Action.STALE, Action.KEPT_FAILED):
             plan.results.append(CellResult(item.cell.cell_id, item.cell.name, item.settled_state, item.reason))
-    todo = [i for i in plan.items if i.runs]
-    jobs = config.jobs or default_jobs(todo, plan.host)
-    progress = Progress(total=len(plan.items), jobs=jobs, tty=config.tty)
+    by_executor: Dict[str, List[Cell]] = {}
+    for item in plan.items:
+        if item.runs:
+            by_executor.setdefault(item.executor, []).append(item.cell)
+    started = _start_executors(by_executor, plan, config)
+    if isinstance(started, ExitCode):
+        return started
+    progress = Progress(total=len(plan.items), jobs=max([s.jobs for _, s in started.values()] or [1]),
+                        tty=config.tty)
     for item in plan.items:
         if not item.runs:
             progress.settled(item.settled_state)
-    threads = _threads_per_cell(plan.host, jobs)
-    by_executor: Dict[str, List[Cell]] = {}
-    for item in todo:
-        by_executor.setdefault(item.executor, []).append(item.cell)
+    for item in plan.items:
+        if item.action == Action.RERUN:  # else the trainer would resume the old code's final checkpoint
+            set_aside_results(config.results / item.cell.cell_id)
     for name, cells in by_executor.items():
-        try:
-            executor = executors.load(name).create(threads=threads)
-        except ExecutorError as e:  # ray missing, cluster unreachable...: one line, folders untouched
-            log.error(str(e))
-            return ExitCode.CONFIG_ERROR
-        config.resources.callback(executor.close)
-        plan.results += _run_cells(cells, executor, config.results, jobs=jobs, threads=threads,
+        executor, schedule = started[name]
+        plan.results += _run_cells(cells, executor, config.results, jobs=schedule.jobs, threads=schedule.threads,
                                    progress=progress, stop_on_first_error=config.stop_on_first_error)
     return plan.results
 
 
+def _start_executors(by_executor: Dict[str, List[Cell]], plan: Plan, config: RunConfig):
+    """name -> (executor, its schedule) for every executor with cells to run; an executor that cannot
+    start (ray missing, a cluster or engine that does not answer) is one line and exit 2, before any
+    folder is touched."""
+    started = {}
+    for name, cells in by_executor.items():
+        try:
+            executor: Executor = executors.load(name).create(plan.settings[name])
+        except ExecutorError as e:
+            log.error(str(e))
+            return ExitCode.CONFIG_ERROR
+        config.resources.callback(executor.close)
+        started[name] = (executor, executor.schedule(cells, plan.host.cores, config.jobs))
+    return started
+
+
 def print_summary(results: List[CellResult], *, config: RunConfig) -> List[CellResult]:
-    """One line per cell that did not end well, then the counts."""
+    """One line per cell that did not end well or is stale, then the counts."""
     for r in results:
-        if not r and r.state != CellState.INTERRUPTED:
+        if (not r and r.state != CellState.INTERRUPTED) or r.state == CellState.STALE:
             print("%-8s %s  %s: %s" % (r.state, r.cell_id, r.name, (r.reason or "").splitlines()[0]
                                        if r.reason else ""), file=sys.stderr)
     counts: Dict[str, int] = {}
@@ -245,7 +283,7 @@ def final_reduce(results: List[CellResult], *, config: RunConfig):
     return ExitCode.OK if all(results) else ExitCode.CELLS_FAILED
 
 
-RUN_TASKS = (load_study, expand_matrix, select_cells, plan_cells, honor_dry_run, lock_results,
+RUN_TASKS = (load_study, expand_matrix, select_cells, plan_cells, check_settings, honor_dry_run, lock_results,
              check_incomplete, record_skipped, run_cells, print_summary, final_reduce)
 
 
@@ -276,39 +314,38 @@ def _axis_text(cell: Cell, key: str) -> str:
     return str(value).lower() if isinstance(value, bool) else str(value)
 
 
-def _plan_one(cell: Cell, host: Host, config: RunConfig) -> Planned:
+def _plan_one(cell: Cell, host: Host, code: CodeNow, config: RunConfig) -> Planned:
     name = config.executor or cell.stack.executor
-    status = read_status(config.results / cell.cell_id) or {}
-    state = CellState.parse(status.get("state"))
-    if state == CellState.DONE:
-        return Planned(cell, Action.CACHED, executor=name)
-    if state in FINISHED and not config.retry_failed:
-        first = (status.get("reason") or "").splitlines()[:1]
+    record = read_run_folder(config.results / cell.cell_id)
+    state = record.state
+    if state in FINISHED and state != CellState.DONE and not config.retry_failed:
+        first = ((record.status or {}).get("reason") or "").splitlines()[:1]
         return Planned(cell, Action.KEPT_FAILED, "%s earlier (%s); --retry-failed reruns it" % (
             state, first[0] if first else "no reason recorded"), name, earlier=state)
-    executor_cls = executors.load(name)
-    why = why_not_runnable(cell, executor_cls, host, name)
+    action, reason = _wanted(record, code, config)
+    if action in (Action.CACHED, Action.STALE):
+        return Planned(cell, action, reason, name)
+    why = why_not_runnable(cell, executors.load(name), host, name)
     if why:
         return Planned(cell, Action.SKIP, why, name)
+    return Planned(cell, action, reason, name)
+
+
+def _wanted(record: RunRecord, code: CodeNow, config: RunConfig) -> Tuple[Action, str]:
+    """What this run would do with a cell's folder, before asking whether it can run here."""
+    state = record.state
+    stale = code.check(record.env) if state in CHECKED_STATES else None
+    if stale is not None and stale.stale:
+        # asking for cells by name or axis value asks for them to be current
+        if config.rerun_stale or config.cells or config.only:
+            return Action.RERUN, "stale: " + stale.reason()
+        return Action.STALE, "%s; --rerun-stale reruns it" % stale.reason()
+    if state == CellState.DONE:
+        why = record.needs_rescore()
+        return (Action.RESCORE, why + ": evaluating its final checkpoint again") if why else (Action.CACHED, "")
     if state in FINISHED:
-        return Planned(cell, Action.RETRY, executor=name)
-    if is_incomplete(config.results / cell.cell_id):
-        return Planned(cell, Action.RESUME, executor=name)
-    return Planned(cell, Action.RUN, executor=name)
-
-
-def default_jobs(todo: List[Planned], host: Host) -> int:
-    # CPU cells: one 1-thread cell per core (two such made 8.6x the steps/s of one 2-thread
-    # cell on a loaded 2-core box: benches/bench_train_step.py --compare-jobs); a GPU cell
-    # among them: one at a time, since how many fit on a GPU is the user's call
-    return host.cores if todo and all(i.cell.stack.cuda is None for i in todo) else 1
-
-
-def _threads_per_cell(host: Host, jobs: int) -> int:
-    # divide the cores among parallel cells; an OMP_NUM_THREADS the user set is an upper bound
-    threads = max(1, host.cores // max(1, jobs))
-    cap = os.environ.get("OMP_NUM_THREADS", "")
-    return min(threads, int(cap)) if cap.isdigit() and int(cap) > 0 else threads
+        return Action.RETRY, ""
+    return (Action.RESUME if record.incomplete else Action.RUN), ""
 
 
 def _count(items: List[Planned]) -> Dict[str, int]:

@@ -13,9 +13,9 @@ from typing import Dict, List, Sequence, Tuple
 
 from harness.cells import Cell
 from harness.executors.base import Executor, Outcome, Submission
-from harness.outcome import CellResult, classify
+from harness.cellresult import CellResult, classify
 from harness.progress import Progress
-from harness.rundir import finish, prepare
+from harness.runfolder import finish, prepare
 from harness.states import CellState
 
 __all__ = ["run_cells"]
@@ -86,7 +86,7 @@ def _reap(executor: Executor, active: dict, progress: Progress):
 def _record(cell: Cell, run_dir: Path, status: dict, outcome: Outcome, t0: float, progress: Progress) -> CellResult:
     state, reason = classify(outcome, run_dir)
     if state != CellState.INTERRUPTED:  # an interrupted cell keeps its marker: the next run resumes it
-        finish(run_dir, status, state, reason)
+        finish(run_dir, status, state, reason, extra_attempts=outcome.attempts - 1)
     progress.ended(cell, state, reason)
     return CellResult(cell.cell_id, cell.name, state, reason, time.monotonic() - t0)
 

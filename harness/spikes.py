@@ -12,9 +12,9 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = ["SPIKE_FACTOR", "SPIKE_WINDOW", "SPIKE_MIN_HISTORY", "NETWORKS", "LOG_FIELDS",
-           "spike_mask", "spike_stats"]
+           "spike_mask", "spike_masks", "spike_stats"]
 
-SPIKE_FACTOR = 10.0     # k: a spike exceeds k x the running median (issue 20's default)
+SPIKE_FACTOR = 10.0     # k: a spike exceeds k x the running median
 SPIKE_WINDOW = 50       # logged values the running median looks back over
 SPIKE_MIN_HISTORY = 10  # earlier finite values needed before anything counts as a spike
 NETWORKS = ("netD", "netA", "netL", "netV", "netC")   # the original's names; train.jsonl grad_norm_<net>
@@ -61,8 +61,17 @@ def _leading_network(cols: dict, at: int) -> str | None:
     return max(norms, key=lambda n: np.inf if not np.isfinite(norms[n]) else norms[n])
 
 
-def spike_stats(cols: dict, factor: float = SPIKE_FACTOR) -> dict:
+def spike_masks(cols: dict, factor: float = SPIKE_FACTOR) -> tuple:
+    """(loss spikes, gradient-norm spikes) of one log's columns; a NaN norm was not logged, no spike."""
+    loss = np.asarray(cols.get("loss_total", []), dtype=float)
+    grad = np.asarray(cols.get("grad_norm", np.full(loss.size, np.nan)), dtype=float)
+    return spike_mask(loss, factor), spike_mask(grad, factor) & ~np.isnan(grad)
+
+
+def spike_stats(cols: dict, factor: float = SPIKE_FACTOR, masks: tuple | None = None) -> dict:
     """Summaries of one log's columns (arrays keyed as LOG_FIELDS; absent keys allowed).
+
+    masks: spike_masks(cols, factor) when the caller has them already.
 
     Returns:
         n_spikes (loss or gradient), n_loss_spikes, n_grad_spikes, first_spike_iter,
@@ -73,8 +82,7 @@ def spike_stats(cols: dict, factor: float = SPIKE_FACTOR) -> dict:
     n = loss.size
     grad = np.asarray(cols.get("grad_norm", np.full(n, np.nan)), dtype=float)
     iters = np.asarray(cols.get("iter", np.arange(n)), dtype=float)
-    loss_spikes = spike_mask(loss, factor)
-    grad_spikes = spike_mask(grad, factor) & ~np.isnan(grad)     # NaN = not logged, not a spike
+    loss_spikes, grad_spikes = masks if masks is not None else spike_masks(cols, factor)
     spikes = loss_spikes | grad_spikes
     nonfinite = ~np.isfinite(loss) | np.isinf(grad)
     anchor = np.flatnonzero(spikes if spikes.any() else nonfinite)

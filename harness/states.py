@@ -18,6 +18,7 @@ class CellState(str, enum.Enum):
     CACHED = "cached"            # this run only: done in an earlier run, not rerun
     INTERRUPTED = "interrupted"  # this run only: stopped after a checkpoint; `.incomplete` stays, next run resumes
     UNKNOWN = "unknown"          # a reader's verdict: status.json missing or names no known state
+    STALE = "stale"              # a reader's verdict: a result the code that would run it now did not make
 
     def __str__(self) -> str:
         return self.value
@@ -32,4 +33,5 @@ class CellState(str, enum.Enum):
 
 
 FINISHED = (CellState.DONE, CellState.FAILED, CellState.DIVERGED)  # a result exists: kept unless --retry-failed
-ENDED_WELL = (CellState.DONE, CellState.CACHED, CellState.SKIPPED)  # a run with only these exits OK
+# a run with only these exits OK (a stale cell is kept, like a cached one, and listed as stale)
+ENDED_WELL = (CellState.DONE, CellState.CACHED, CellState.SKIPPED, CellState.STALE)

@@ -4,6 +4,8 @@ from typing import Any, Dict, Tuple
 
 import yaml
 
+from model.config import YamlLoader, load_yaml
+
 __all__ = ["Marks", "load_with_marks", "line_of", "YamlSyntaxError"]
 
 Path_ = Tuple[Any, ...]
@@ -22,8 +24,8 @@ def load_with_marks(path: Path) -> Tuple[Any, Marks]:
     """
     text = Path(path).read_text()
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        node = yaml.compose(text, Loader=YamlLoader)
+        data = load_yaml(text)  # the cell files' reader: `lr: 1e-3` is a number in both
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         line = mark.line + 1 if mark else 1
@@ -51,8 +53,8 @@ def _walk(node, where: Path_, marks: Marks) -> None:
 
 
 def _scalar(node: "yaml.ScalarNode") -> Any:
-    # resolve the key the way safe_load does (so `1:` is the int 1, `on:` stays a string key)
-    return yaml.safe_load(yaml.serialize(node)) if node.tag != "tag:yaml.org,2002:str" else node.value
+    # resolve the key the way load_yaml does (so `1:` is the int 1, `on:` stays a string key)
+    return load_yaml(yaml.serialize(node)) if node.tag != "tag:yaml.org,2002:str" else node.value
 
 
 def line_of(marks: Marks, where: Path_) -> int:

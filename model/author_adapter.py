@@ -1,8 +1,10 @@
 """`impl: author`: train the original Unsup3D code, unmodified, under our run-folder contract.
 
 `python -m model.train` dispatches here. Their code (elliottwu/unsup3d @ dc96141) is
-imported from `author_code_dir` (else $REPRO_AUTHOR_CODE_DIR, else
-<project>/../shared/third_party/unsup3d) through model.author_shims, and THEIR
+imported from the checkout model.author_code finds (in this order: the cell's
+`author_code_dir`, $REPRO_AUTHOR_CODE_DIR, <project>/third_party/unsup3d where
+scripts/setup.sh fetches it, <project>/../shared/third_party/unsup3d) through
+model.author_shims, and THEIR
 `Trainer` + `Unsup3D` run with a cfgs dict generated from the resolved cell. What
 the study needs is added from outside, on the instances, never in their files:
 
@@ -35,12 +37,14 @@ from collections import OrderedDict
 import torch
 import torch.nn as nn
 
+from .author_code import find_author_code
 from .config import ConfigError
 from .data import make_loaders
-from .env import fingerprint
-from .evaluate import join_scores, score_batch
+from .env import fingerprint, write_env
+from .evaluate import Unscored, join_scores, score_batch
 from .exitcodes import EXIT_DIVERGED, EXIT_DONE, EXIT_TERMINATED
 from .geometry import intrinsics
+from .layouts import has_depth
 from .networks import NETWORK_NAMES
 from .renderer import RendererError
 from .runfiles import JsonlLog, read_jsonl, write_json
@@ -52,21 +56,16 @@ from .step import guarded_step, progress_line, should_log
 
 __all__ = ["train_author", "author_code_dir", "author_config", "author_cfgs", "AUTHOR_FIXED"]
 
-PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DEFAULT_AUTHOR_DIR = os.path.join(os.path.dirname(PROJECT_ROOT), "shared", "third_party", "unsup3d")
-
 # what their model.py / networks.py hard-code (64x64 layers, paper widths, Adam weight decay)
 AUTHOR_FIXED = OrderedDict([("image_size", 64), ("nf", 64), ("zdim", 256), ("conf_nf", 64),
                             ("conf_zdim", 128), ("enc_nf", 32), ("weight_decay", 5e-4)])
 
 
 def author_code_dir(cfg):
-    """The checkout of their code to import: cfg, then $REPRO_AUTHOR_CODE_DIR, then the snapshot."""
-    path = cfg.get("author_code_dir") or os.environ.get("REPRO_AUTHOR_CODE_DIR") or DEFAULT_AUTHOR_DIR
-    path = os.path.abspath(os.path.expanduser(path))
-    if not os.path.isfile(os.path.join(path, "unsup3d", "model.py")):
-        raise ConfigError("author_code_dir: no unsup3d/model.py under %s (expected a checkout of "
-                          "elliottwu/unsup3d at dc961410d61684561f19525c2f7e9ee6f4dacb91)" % path)
+    """The checkout of their code to import (model.author_code's lookup); ConfigError if none."""
+    path, why = find_author_code(cfg.get("author_code_dir"))
+    if path is None:
+        raise ConfigError(why)
     return path
 
 
@@ -88,7 +87,7 @@ def author_config(cfg, log=print):
 
 def author_cfgs(cfg, data_dir, out_dir, device):
     """Their cfgs dict (the keys of their experiments/train_synface.yml) for one cell."""
-    paired = cfg["dataset"] != "celeba"
+    paired = has_depth(cfg["dataset"])
     return {
         # trainer
         "run_train": True, "run_test": False, "num_epochs": cfg["num_epochs"],
@@ -283,8 +282,7 @@ def train_author(cfg, out_dir, log=None):
         raise ConfigError(str(e))
     os.makedirs(os.path.join(out_dir, "checkpoints"), exist_ok=True)
     data_dir = data_dir_for(cfg, out_dir, log)
-    splits = ("val", "test") if cfg["dataset"] != "celeba" else ("val",)
-    loaders = make_loaders(cfg, data_dir, splits=splits)
+    loaders = make_loaders(cfg, data_dir, splits=("val", "test"))
     runtime = _setup_runtime(pkg, cfg, device, in_force)
     cfgs = dict(runtime, **author_cfgs(cfg, data_dir, out_dir, device))
     trainer = pkg.Trainer(cfgs, pkg.Unsup3D)
@@ -293,12 +291,12 @@ def train_author(cfg, out_dir, log=None):
     perturb_init(cfg, model.netD)
 
     write_json(os.path.join(out_dir, "config.json"), dict(asked, perceptual=cfg["perceptual"]))
-    env = fingerprint(cfg, device, perceptual_why, in_force)
+    env = fingerprint(cfg, device, perceptual_why, in_force, author_code_dir=code_dir)
     env.update(author_code_info(code_dir))
     env.update({"impl": "author", "author_shims": dict(SHIM_STATE["used"]),
                 "author_align_corners": SHIM_STATE["align_corners"], "author_overrides": overrides,
                 "author_cfgs": cfgs, "author_resume": "per epoch (their checkpoints/checkpointNNN.pth)"})
-    write_json(os.path.join(out_dir, "env.json"), env)
+    write_env(out_dir, env)
 
     train_log = JsonlLog(os.path.join(out_dir, "train.jsonl"))
     hooks = _Hooks(cfg, trainer, out_dir, train_log, loaders, log)
@@ -315,14 +313,13 @@ def train_author(cfg, out_dir, log=None):
         return EXIT_TERMINATED
     finally:
         train_log.close()
-    if "test" in loaders:
+    if has_depth(cfg["dataset"]):
         scores = evaluate_author(cfg, model, loaders["test"], device)
         scores.summary["metric_source"] = "author forward (acc_sie_masked, acc_normal_masked)"
-        scores.write(out_dir)
-        save_author_samples(cfg, model, loaders["test"], os.path.join(out_dir, "samples", "test.png"))
-        log("done: " + scores.summary_line())
     else:
-        save_author_samples(cfg, model, loaders["val"], os.path.join(out_dir, "samples", "test.png"))
-        log("done (celeba: no ground-truth depth, no evaluation)")
+        scores = Unscored(cfg["dataset"], len(loaders["test"].dataset))
+    scores.write(out_dir)
+    save_author_samples(cfg, model, loaders["test"], os.path.join(out_dir, "samples", "test.png"))
+    log("done: " + scores.summary_line())
     write_json(os.path.join(out_dir, "result.json"), {"state": "done", "iteration": hooks.iteration})
     return EXIT_DONE

@@ -7,13 +7,14 @@ Runs on Python 3.6+ (the old CUDA images), hence plain dicts, no dataclasses.
 """
 import math
 import os
+import re
 
 import yaml
 
 from .factors import FACTORS, NUMERICS, STACK
 
-__all__ = ["ConfigError", "DEFAULTS", "PRESETS", "VGG_FROM_IMAGE", "VGG_ENV", "is_host_path", "resolve",
-           "load_config"]
+__all__ = ["ConfigError", "DEFAULTS", "PRESETS", "DATASET_CROP", "VGG_FROM_IMAGE", "VGG_ENV", "is_host_path", "resolve",
+           "load_config", "YamlLoader", "load_yaml"]
 
 
 CHANNELS_PER_GROUP = 4  # GroupNorm in the networks: the original's ratio at nf 64 (16 groups)
@@ -34,7 +35,7 @@ DEFAULTS = {
     # I/O and scale
     "preset": "cpu-small",       # 'paper' | 'cpu-small' | 'tiny' (see PRESETS)
     "impl": "ours",              # 'ours' | 'author' (the original code, via model.author_adapter)
-    "author_code_dir": None,     # impl=author: checkout of elliottwu/unsup3d (default: ../shared/third_party/unsup3d)
+    "author_code_dir": None,     # impl=author: checkout of elliottwu/unsup3d (None: model/author_code.py's lookup)
     "device": "auto",            # 'auto' (cuda if available) | 'cpu' | 'cuda'
     "threads": 0,                # torch CPU threads, 0 = torch's default
     "log_every": 1,              # iterations between train.jsonl lines
@@ -53,7 +54,8 @@ DEFAULTS = {
     "builtin_noise": 0.02,       # builtin: std of Gaussian pixel noise, in [0, 1] intensity units
     "builtin_background": 0.5,   # builtin_version 4: albedo of the flat backdrop behind the faces, 0 (black) to 1
     "image_size": 64,            # pixels; 64 in the paper, any power of two >= 16
-    "crop": None,                # centre crop before resize (synface: 170 for the 256px release)
+    "crop": None,                # before resize: int = centre crop, [y0, x0, h, w] = a box; None = the original's
+                                 # crop for the dataset (DATASET_CROP: synface 170 of its 256px; builtin, celeba none)
     "num_workers": 0,            # DataLoader workers; 0 keeps runs deterministic and simple
     # networks (paper sizes; presets shrink them)
     "nf": 64,                    # base width of depth/albedo nets
@@ -128,6 +130,11 @@ PRESETS = {
              "builtin_num_train": 16, "builtin_num_val": 4, "builtin_num_test": 8,
              "num_sample_images": 4},
 }
+
+# The original's crop per dataset (its experiments/train_*.yml): `crop: None` resolves to it.
+# synface's release is 256px with the face in the centre 170; celeba_crop.py already cropped
+# CelebA; the built-in faces are generated at image_size. To keep synface whole: crop: 256.
+DATASET_CROP = {"synface": 170}
 
 _CHOICES = {
     "preset": tuple(PRESETS),
@@ -211,6 +218,8 @@ def resolve(user, where=""):
     for key, value in user.items():
         cfg[key] = _check_type(key, value, DEFAULTS[key])
     _validate(cfg, where)
+    if cfg["crop"] is None:
+        cfg["crop"] = DATASET_CROP.get(cfg["dataset"])
     if cfg["border_depth"] is None:
         cfg["border_depth"] = 0.7 * cfg["max_depth"] + 0.3 * cfg["min_depth"]
     if cfg["perceptual"] == "auto" and cfg["vgg_weights"] != VGG_FROM_IMAGE:
@@ -223,6 +232,26 @@ def is_host_path(key, value):
     return value is not None and not (key == "vgg_weights" and value == VGG_FROM_IMAGE)
 
 
+class YamlLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, except that `1e-3` is a number.
+
+    PyYAML follows YAML 1.1, whose floats need a dot (`1.0e-3`), so `lr: 1e-3` came
+    back as the string '1e-3'; YAML 1.2 (and people) read it as a number. The one
+    YAML reader of cell files (load_config) and study files (harness/yamlmarks.py).
+    """
+
+
+# Appended after YAML 1.1's own resolvers, so ints, dotted floats, bools stay as they were.
+YamlLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float", re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"))
+
+
+def load_yaml(text):
+    """A YAML document (str or stream) as Python data, with YamlLoader."""
+    return yaml.load(text, Loader=YamlLoader)
+
+
 def load_config(path):
     """Read a cell YAML file and resolve it; errors name the file and the key."""
     where = "%s: " % path
@@ -230,7 +259,7 @@ def load_config(path):
         raise ConfigError("%sno such config file" % path)
     with open(path) as f:
         try:
-            user = yaml.safe_load(f) or {}
+            user = load_yaml(f) or {}
         except yaml.YAMLError as e:
             raise ConfigError("%sinvalid YAML (%s)" % (where, str(e).splitlines()[0]))
     return resolve(user, where)

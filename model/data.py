@@ -1,11 +1,4 @@
-"""Datasets and loaders for the authors' published layouts, read with PIL only.
-
-Two layouts, as the original's dataloaders.py reads them:
-
-* ``synface`` (also what the builtin generator writes): ``<split>/image/*.png``
-  paired with ``<split>/depth/*.png``; a depth file's name is the image file's
-  name with 'image' replaced by 'depth' (their paired_data_filename_diff).
-* ``celeba``: every image file found walking ``<split>/``.
+"""Datasets and loaders for the authors' published layouts (model.layouts), read with PIL only.
 
 Transforms match theirs (torchvision on PIL): optional centre crop, bilinear
 resize to image_size, horizontal flip on train only (the same flip for image
@@ -24,88 +17,13 @@ import torch
 import torch.utils.data
 from PIL import Image
 
+from .layouts import (DataError, IMG_EXTENSIONS, LAYOUT_HINTS, SPLITS, has_depth, layout_of, list_celeba,
+                      list_synface)
+
 __all__ = [
     "DataError", "IMG_EXTENSIONS", "SPLITS", "ImageDataset", "PairedDataset", "SeededSampler",
     "make_dataset", "make_loader", "make_loaders", "start_epoch", "load_image",
 ]
-
-# The original's list, including its 'webp' without a dot (matches '*webp').
-IMG_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.ppm', '.bmp', '.pgm', '.tif', '.tiff', 'webp')
-SPLITS = ("train", "val", "test")
-_PAIRED_DIRS = ("image", "depth")         # their paired_data_dir_names
-_PAIRED_NAME_DIFF = ("image", "depth")    # their paired_data_filename_diff
-_LAYOUT_HINTS = {
-    "synface": "the synface layout: {split}/image/*.png + {split}/depth/*.png",
-    "celeba": "the celeba layout: {split}/ holding image files (%s)" % " ".join(IMG_EXTENSIONS),
-}
-
-
-class DataError(ValueError):
-    """Missing or malformed data; str() is one line naming the path and what is expected."""
-
-
-def _fail(path, problem, layout, split):
-    hint = _LAYOUT_HINTS[layout].format(split=split)
-    raise DataError("data_dir: %s %s (expected %s)" % (path, problem, hint))
-
-
-# ---------------------------------------------------------------------------
-# file discovery (same walk and sort order as the original)
-
-def _is_image_file(filename):
-    return filename.lower().endswith(IMG_EXTENSIONS)
-
-
-def _walk_images(folder):
-    """Image files under `folder`, in the original's order (sorted walk, sorted names)."""
-    paths = []
-    for root, _, fnames in sorted(os.walk(folder)):
-        for fname in sorted(fnames):
-            if _is_image_file(fname):
-                paths.append(os.path.join(root, fname))
-    return paths
-
-
-def _require_dir(path, layout, split):
-    if not os.path.isdir(path):
-        _fail(path, "is not a folder", layout, split)
-
-
-def _list_celeba(split_dir, split):
-    _require_dir(split_dir, "celeba", split)
-    paths = _walk_images(split_dir)
-    if not paths:
-        _fail(split_dir, "has no images", "celeba", split)
-    return paths
-
-
-def _depth_path_for(image_path, image_dir, depth_dir):
-    """The original's pairing: same sub-folder under depth/, 'image' -> 'depth' in the name."""
-    root, fname = os.path.split(image_path)
-    depth_root = root.replace(image_dir, depth_dir, 1)
-    return os.path.join(depth_root, fname.replace(*_PAIRED_NAME_DIFF))
-
-
-def _list_synface(split_dir, split):
-    """(image_path, depth_path) pairs; every image must have its depth file.
-
-    The original silently drops images without depth; a partial download would
-    then shrink the test set unnoticed, so a missing depth file is an error here.
-    """
-    _require_dir(split_dir, "synface", split)
-    image_dir, depth_dir = (os.path.join(split_dir, name) for name in _PAIRED_DIRS)
-    _require_dir(image_dir, "synface", split)
-    _require_dir(depth_dir, "synface", split)
-    image_paths = _walk_images(image_dir)
-    if not image_paths:
-        _fail(image_dir, "has no images", "synface", split)
-    pairs = [(path, _depth_path_for(path, image_dir, depth_dir)) for path in image_paths]
-    missing = [depth for _, depth in pairs if not os.path.isfile(depth)]
-    if missing:
-        _fail(missing[0], "is missing (%d of %d depth files missing)" % (len(missing), len(pairs)),
-              "synface", split)
-    return pairs
-
 
 # ---------------------------------------------------------------------------
 # transforms (torchvision's CenterCrop / resize / hflip / to_tensor on PIL)
@@ -176,7 +94,7 @@ class _SplitDataset(torch.utils.data.Dataset):
 
 class ImageDataset(_SplitDataset):
     """celeba layout: images only; an item is a float tensor (3, S, S)."""
-    _list = staticmethod(_list_celeba)
+    _list = staticmethod(list_celeba)
 
     def __getitem__(self, item):
         index, hflip = _split_item(item)
@@ -185,7 +103,7 @@ class ImageDataset(_SplitDataset):
 
 class PairedDataset(_SplitDataset):
     """synface layout: an item is (image (3, S, S), depth image (3, S, S)), flipped together."""
-    _list = staticmethod(_list_synface)
+    _list = staticmethod(list_synface)
 
     def __getitem__(self, item):
         index, hflip = _split_item(item)
@@ -197,7 +115,7 @@ class PairedDataset(_SplitDataset):
 
 def make_dataset(layout, split_dir, image_size=64, crop=None, split="train"):
     """A dataset for `layout` ('synface', 'builtin' (written as synface) or 'celeba')."""
-    if layout == "celeba":
+    if not has_depth(layout):
         return ImageDataset(split_dir, image_size, crop, split)
     return PairedDataset(split_dir, image_size, crop, split)
 
@@ -260,11 +178,12 @@ def start_epoch(loader, epoch, skip_batches=0):
 # loaders
 
 def make_loader(dataset, batch_size, num_workers=0, seed=0, train=False):
-    """train: shuffled, flipped, drop_last; otherwise in file order, unflipped, every image."""
+    """train: shuffled and flipped; otherwise in file order, unflipped. Every image, every
+    epoch: the last batch may be partial (the original's loaders keep it: no drop_last)."""
     sampler = SeededSampler(len(dataset), seed=seed, shuffle=train, flip=train)
     return torch.utils.data.DataLoader(
         dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
-        drop_last=train, pin_memory=torch.cuda.is_available())
+        pin_memory=torch.cuda.is_available())
 
 
 def make_loaders(cfg, data_dir, splits=SPLITS):
@@ -279,10 +198,10 @@ def make_loaders(cfg, data_dir, splits=SPLITS):
     Raises:
         DataError: a folder is missing or empty, or an image has no depth file.
     """
-    layout = "celeba" if cfg["dataset"] == "celeba" else "synface"
+    layout = layout_of(cfg["dataset"])
     if not os.path.isdir(data_dir):
         raise DataError("data_dir: %s is not a folder (expected train/ val/ test/ in %s)"
-                        % (data_dir, _LAYOUT_HINTS[layout].format(split="<split>")))
+                        % (data_dir, LAYOUT_HINTS[layout].format(split="<split>")))
     loaders = {}
     for split in splits:
         dataset = make_dataset(cfg["dataset"], os.path.join(data_dir, split),

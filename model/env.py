@@ -1,4 +1,5 @@
-"""The env.json fingerprint: everything about the stack that can change a result."""
+"""The env.json fingerprint: everything about the stack and code that can change a result."""
+import json
 import os
 import platform
 import socket
@@ -8,13 +9,17 @@ import sys
 import torch
 
 from . import compat
+from .codedigest import imported_code
 from .factors import SPEED
+from .runfiles import write_json
 
-__all__ = ["fingerprint"]
+__all__ = ["fingerprint", "write_env"]
+
+PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _git_sha():
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    root = PROJECT_ROOT
     sha = os.environ.get("REPRO_GIT_SHA")
     if sha:
         return sha
@@ -60,11 +65,13 @@ def _cpu():
     return cpu
 
 
-def fingerprint(cfg, device, perceptual_reason, in_force):
+def fingerprint(cfg, device, perceptual_reason, in_force, author_code_dir=None):
     """A flat dict of versions, flags and provenance for env.json.
 
     cfg is settled (model.numerics.settle); in_force is that settle's record: the numerics
-    the cell ran with, whatever its config asked (`stack` values included).
+    the cell ran with, whatever its config asked (`stack` values included). `code` holds a
+    digest of every model/ file imported by now (and of the authors' files, for
+    `impl: author`): model.codedigest says what a digest covers and why.
     """
     env = {
         "python": platform.python_version(),
@@ -87,6 +94,8 @@ def fingerprint(cfg, device, perceptual_reason, in_force):
         "image_digest": os.environ.get("REPRO_IMAGE_DIGEST"),
         "image": os.environ.get("REPRO_IMAGE"),
         "git_sha": _git_sha(),
+        "harness_version": os.environ.get("REPRO_HARNESS_VERSION"),
+        "code": imported_code(PROJECT_ROOT, author_code_dir),
         "host": socket.gethostname(),
         "platform": platform.platform(),
         "argv": sys.argv,
@@ -95,3 +104,34 @@ def fingerprint(cfg, device, perceptual_reason, in_force):
     env.update(_gpu(device))
     env.update(_cpu())
     return env
+
+
+def write_env(out_dir, env):
+    """Write env.json; a launch that resumes a checkpoint made by other code says which files changed.
+
+    The checkpoint's weights were trained by the earlier code, so the cell mixes two
+    versions: `code_changed_mid_run` lists the files (kept across later resumes).
+    """
+    path = os.path.join(out_dir, "env.json")
+    earlier = _read_object(path) if _has_checkpoint(out_dir) else {}
+    changed = set(earlier.get("code_changed_mid_run") or [])
+    before, now = earlier.get("code") or {}, env.get("code") or {}
+    if before:
+        changed.update(k for k in set(before) | set(now) if k in before and before.get(k) != now.get(k))
+    if changed:
+        env = dict(env, code_changed_mid_run=sorted(changed))
+    write_json(path, env)
+
+
+def _has_checkpoint(out_dir):
+    folder = os.path.join(out_dir, "checkpoints")
+    return os.path.isdir(folder) and any(not n.endswith(".tmp") for n in os.listdir(folder))
+
+
+def _read_object(path):
+    try:
+        with open(path) as f:
+            value = json.load(f)
+    except (OSError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}

@@ -1,4 +1,8 @@
-"""Test-set evaluation (SIDE, MAD as the original computes them, the exact angle) and sample grids."""
+"""Test-set evaluation (SIDE, MAD as the original computes them, the exact angle) and sample grids.
+
+A dataset without ground-truth depth (celeba) has no SIDE or MAD: its eval.json says
+so (`Unscored`) and its test images still give the decomposition grid.
+"""
 import csv
 import io
 import os
@@ -6,11 +10,13 @@ import os
 import torch
 
 from .geometry import normals_from_depth
+from .layouts import has_depth
 from .metrics import erode, gt_depth_from_image, mad, mad_published, side, summarize
 from .runfiles import write_json, write_text
 from .samples import decomposition_rows, save_decomposition_grid
 
-__all__ = ["SCORE_KEYS", "Scores", "evaluate", "evaluate_into", "score_batch", "join_scores", "save_samples"]
+__all__ = ["SCORE_KEYS", "Scores", "Unscored", "evaluate", "evaluate_into", "score_batch", "join_scores",
+           "save_samples"]
 
 
 # per-image scores of one test set (score_batch's keys, each a (N,) tensor)
@@ -53,6 +59,20 @@ class Scores(object):
         for i, row in enumerate(zip(self.side.tolist(), self.mad.tolist(), self.mad_published.tolist())):
             writer.writerow([i] + ["%.8g" % v for v in row])
         write_text(os.path.join(out_dir, "eval_scores.csv"), table.getvalue())
+        write_json(os.path.join(out_dir, "eval.json"), self.summary)
+
+
+class Unscored(object):
+    """The test set of a dataset without ground-truth depth: eval.json says why there are no scores."""
+
+    def __init__(self, dataset, n_images):
+        self.summary = {"n_images": n_images, "depth": False,
+                        "reason": "dataset %s has no ground-truth depth: no SIDE, no MAD" % dataset}
+
+    def summary_line(self):
+        return self.summary["reason"]
+
+    def write(self, out_dir):
         write_json(os.path.join(out_dir, "eval.json"), self.summary)
 
 
@@ -108,8 +128,11 @@ def save_samples(cfg, model, loader, device, path):
 
 
 def evaluate_into(cfg, model, loader, device, out_dir):
-    """Score the test set into out_dir: eval.json, eval_scores.csv, samples/test.png."""
-    scores = evaluate(cfg, model, loader, device)
+    """Score the test set into out_dir: eval.json, eval_scores.csv (with depth), samples/test.png."""
+    if has_depth(cfg["dataset"]):
+        scores = evaluate(cfg, model, loader, device)
+    else:
+        scores = Unscored(cfg["dataset"], len(loader.dataset))
     scores.write(out_dir)
     save_samples(cfg, model, loader, device, os.path.join(out_dir, "samples", "test.png"))
     return scores

@@ -23,7 +23,7 @@ from . import compat
 from .config import ConfigError, load_config
 from .cpu_isa import reexec_with_cpu_isa
 from .data import DataError, make_loaders, start_epoch
-from .env import fingerprint
+from .env import fingerprint, write_env
 from .numerics import apply_flags, settle
 from .evaluate import evaluate_into, save_samples
 from .exitcodes import EXIT_DIVERGED, EXIT_DONE, EXIT_TERMINATED, EXIT_USAGE
@@ -103,7 +103,7 @@ def train(cfg, out_dir, log=print):
     model = build_model(cfg, device, vgg_state)
     optimizer = make_optimizer(cfg, model)
     write_json(os.path.join(out_dir, "config.json"), dict(asked, perceptual=cfg["perceptual"]))
-    write_json(os.path.join(out_dir, "env.json"), fingerprint(cfg, device, perceptual_why, in_force))
+    write_env(out_dir, fingerprint(cfg, device, perceptual_why, in_force))
 
     ckpt = os.path.join(out_dir, CHECKPOINT)
     position, elapsed = {"epoch": 0, "batch": 0, "iteration": 0}, 0.0
@@ -135,7 +135,7 @@ def train(cfg, out_dir, log=print):
 def _run_epochs(cfg, model, optimizer, loaders, out_dir, position, elapsed, train_log, stop, device, log):
     ckpt = os.path.join(out_dir, CHECKPOINT)
     loader = loaders["train"]
-    per_epoch = len(loader.sampler) // cfg["batch_size"]
+    per_epoch = -(-len(loader.dataset) // cfg["batch_size"])  # the last batch may be partial
     total = per_epoch * cfg["num_epochs"]
     start = time.time() - elapsed
     model.train()

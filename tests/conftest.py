@@ -4,13 +4,12 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared"
-AUTHOR_CODE = SHARED / "third_party" / "unsup3d"
 
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-pytest_plugins = ["tests.helpers.engine"]  # the Docker engine fixture `client` (marker: docker)
+# the Docker engine fixture `client` (marker: docker); the authors' checkout `author_code`
+pytest_plugins = ["tests.helpers.engine", "tests.helpers.author_code"]
 
 
 @pytest.fixture(autouse=True)

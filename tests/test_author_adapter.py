@@ -8,7 +8,8 @@ import yaml
 from model import train as trainer
 from model.author_adapter import AUTHOR_FIXED, author_code_dir, author_config
 from model.config import ConfigError, resolve
-from tests.helpers.author_code import AUTHOR_ROOT
+from model.author_code import FETCHED_DIR, SHARED_DIR
+from tests.helpers.author_code import needs_author_code as needs_author
 from tests.helpers.trainer import train
 
 CONTRACT = ["config.json", "env.json", "train.jsonl", "result.json", "eval.json", "eval_scores.csv",
@@ -17,8 +18,6 @@ CONTRACT = ["config.json", "env.json", "train.jsonl", "result.json", "eval.json"
 SMALL = {"preset": "tiny", "impl": "author", "threads": 1, "batch_size": 2, "builtin_num_train": 4,
          "builtin_num_val": 2, "builtin_num_test": 2, "num_sample_images": 2}
 
-needs_author = pytest.mark.skipif(not (AUTHOR_ROOT / "unsup3d" / "model.py").is_file(),
-                                  reason="author code snapshot not found at %s" % AUTHOR_ROOT)
 
 
 def _cell(tmp_path, **keys):
@@ -55,9 +54,10 @@ def test_missing_author_code_is_a_one_line_config_error(tmp_path, capsys):
 
 
 @needs_author
-def test_default_author_code_dir_is_the_shared_snapshot(monkeypatch):
+def test_default_author_code_dir_is_the_fetched_checkout_else_the_shared_snapshot(monkeypatch):
     monkeypatch.delenv("REPRO_AUTHOR_CODE_DIR", raising=False)
-    assert Path(author_code_dir({"author_code_dir": None})).resolve() == AUTHOR_ROOT.resolve()
+    fetched = Path(FETCHED_DIR, "unsup3d", "model.py").is_file()
+    assert Path(author_code_dir({"author_code_dir": None})) == Path(FETCHED_DIR if fetched else SHARED_DIR)
 
 
 @needs_author

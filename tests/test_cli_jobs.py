@@ -1,4 +1,4 @@
-"""`repro run --jobs`: a positive count or 'auto' (one cell per usable core)."""
+"""`repro run --jobs` (a positive count or 'auto': the executor's schedule) and the executor settings' options."""
 import re
 from pathlib import Path
 
@@ -23,6 +23,7 @@ def _dry_run(tmp_path, jobs):
 
 
 @pytest.mark.parametrize("jobs", ["auto", "2"])
+@pytest.mark.usefixtures("author_checkout_here")
 def test_jobs_accepts_auto_and_counts(tmp_path, jobs):
     res = _dry_run(tmp_path, jobs)
     assert res.exit_code == 0, res.output
@@ -39,10 +40,18 @@ def test_jobs_rejects_anything_else_in_one_line(tmp_path, jobs):
 
 def test_without_jobs_cpu_cells_run_one_per_core_and_gpu_cells_one_at_a_time():
     from harness.cells import expand
+    from harness.executors.base import Schedule, host_schedule
     from harness.matrix import load_study
-    from harness.runner import Action, Planned, default_jobs
     cells = expand(load_study(ROOT / "matrix.yml"))
-    cpu = [Planned(c, Action.RUN) for c in cells if c.axis["stack"] == "cpu"]
-    gpu = [Planned(c, Action.RUN) for c in cells if c.axis["stack"] == "cuda11.3"]
-    assert default_jobs(cpu, Host("h", 4)) == 4
-    assert default_jobs(cpu + gpu[:1], Host("h", 4)) == 1
+    cpu = [c for c in cells if c.axis["stack"] == "cpu"]
+    gpu = [c for c in cells if c.axis["stack"] == "cuda11.3"]
+    assert host_schedule(cpu, cores=4, jobs=None) == Schedule(jobs=4, threads=1)
+    assert host_schedule(cpu + gpu[:1], cores=4, jobs=None) == Schedule(jobs=1, threads=4)
+    assert host_schedule(cpu, cores=4, jobs=2) == Schedule(jobs=2, threads=2)
+
+
+def test_a_bad_executor_setting_is_one_line_exit_2(tmp_path):
+    res = CliRunner().invoke(main, ["run", "--matrix", str(ROOT / "matrix.yml"), "--results", str(tmp_path),
+                                    "--dry-run", "--local-term-grace-s", "soon"])
+    assert res.exit_code == 2 and "Traceback" not in res.output
+    assert "--local-term-grace-s='soon': input should be a valid number" in res.output

@@ -23,15 +23,17 @@ def results(tmp_path):
 
 
 def _row(results):
-    df, skipped = collect(results)
-    assert len(df) == 1 and skipped == []
+    got = collect(results)
+    df, skipped = got.table, got.skipped
+    assert len(df) == 1 and skipped == ()
     return df.iloc[0]
 
 
 def test_a_real_run_folder_fills_every_column_from_what_the_trainer_wrote(results, real_run):
     run = copy_run(real_run, results)
-    df, skipped = collect(results)
-    assert skipped == [] and list(df.columns) == list(COLUMNS)
+    got = collect(results)
+    df, skipped = got.table, got.skipped
+    assert skipped == () and list(df.columns) == list(COLUMNS)
     row = df.iloc[0]
     env = json.loads((run / "env.json").read_text())
     ev = json.loads((run / "eval.json").read_text())
@@ -109,7 +111,8 @@ def test_stray_and_hidden_folders_are_skipped_with_why(results, real_run):
     (results / "brokencell").mkdir()
     (results / "brokencell" / "cell.json").write_text('{"cell_id": ')
     (results / "runs.csv").write_text("old table, a file: ignored")
-    df, skipped = collect(results)
+    got = collect(results)
+    df, skipped = got.table, got.skipped
     assert list(df.cell_id) == [real_run.name]
     reasons = {s.folder: s.reason for s in skipped}
     assert reasons[".data"].startswith("hidden folder")
@@ -129,7 +132,7 @@ def test_states_without_outputs_and_divergence(results, real_run):
         {"state": "diverged", "iteration": 3, "network": "netD", "reason": "non-finite gradient in netD"}))
     set_status(diverged, state="diverged", reason="iteration 3, network netD")
     (copy_run(real_run, results, "nostatus") / "status.json").unlink()
-    df = collect(results)[0]
+    df = collect(results).table
     df.index = [Path(p).name for p in df.run_dir]  # the copies share one cell_id; folders tell them apart
     assert df.loc["skip", "state"] == "skipped" and pd.isna(df.loc["skip", "problems"])
     assert pd.isna(df.loc["skip", "wall_s"])
@@ -140,15 +143,16 @@ def test_states_without_outputs_and_divergence(results, real_run):
 
 
 def test_empty_or_missing_results_dir(tmp_path):
-    df, skipped = collect(tmp_path / "nothing")
-    assert df.empty and list(df.columns) == list(COLUMNS) and skipped == []
+    got = collect(tmp_path / "nothing")
+    df, skipped = got.table, got.skipped
+    assert df.empty and list(df.columns) == list(COLUMNS) and skipped == ()
 
 
 def test_write_table_parquet_and_csv_round_trip(results, real_run):
     copy_run(real_run, results, "aaa")
     skipped = copy_run(real_run, results, "bbb")
     set_status(skipped, state="skipped", reason="needs a GPU")
-    df, _ = collect(results)
+    df = collect(results).table
     paths = write_table(df, results)
     assert [p.name for p in paths] == ["runs.parquet", "runs.csv"]
     back = pd.read_parquet(paths[0])

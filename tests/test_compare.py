@@ -93,23 +93,38 @@ def test_equal_failure_rates_are_no_significant_difference_and_all_pass_is_no_te
     assert np.isnan(table.loc["degenerate", "p"]) and table.loc["degenerate", "test"] == "none"
 
 
-def test_causes_md_corrects_across_hypotheses_and_names_missing_cells(tmp_path):
+def test_causes_md_corrects_across_hypotheses(tmp_path):
     planted = _cells([False, True], range(5), side_offset={True: 0.002})
     null = _cells([False], range(5), rng_seed=9).assign(tf32=False, align_corners="false")
     df = pd.concat([planted.assign(align_corners="true"), null])
     df.loc[df.index[-1], "state"] = "failed"
-    table, notes = causes.hypotheses(df)
-    assert {"tf32", "align_corners"} == set(table["factor"])
+    table, untested, not_factors = causes.hypotheses(df)
+    assert {"tf32", "align_corners"} == set(table["factor"]) and untested == [] and not_factors == []
     assert table.set_index(["factor", "metric"]).loc[("tf32", "SIDE"), "effect"]
     tested = table["p"].notna()   # rows without spread are no hypothesis: left out of the correction
     assert (table.loc[tested, "p_adjusted"] >= table.loc[tested, "p"] - 1e-12).all()
     assert table.loc[~tested, "p_adjusted"].isna().all() and (~tested).any()
-    assert any("did not end" in n and "seed=4" in n for n in notes)
-    paths, verdicts, _ = causes.write_causes(df, tmp_path)
-    assert any(v.startswith("tf32 false -> true: SIDE") for v in verdicts)
+    paths, verdicts, untested_lines, key = causes.write_causes(df, tmp_path)
+    assert any(v.startswith("tf32 false -> true: SIDE") for v in verdicts) and untested_lines == [] and key
     text = (tmp_path / "causes.md").read_text()
     assert "tf32 false -> true" in text and "a significant difference at 95%" in text and (tmp_path / "causes.png").stat().st_size > 0
     assert paths[0].name == "causes.md"
+
+
+def test_untested_values_are_one_line_and_values_that_move_with_another_key_are_not_factors(tmp_path):
+    """GPU stacks skipped here: untested, with why, no cell names; an lr that only changes with the
+    stack (its preset) is no factor of the study."""
+    cpu = _cells([False], range(3)).assign(stack="cpu", lr=1e-3)
+    gpus = [_cells([False], range(3)).assign(stack=s, lr=2e-4, state="skipped") for s in ("cuda10.0", "cuda11.3")]
+    table, untested, not_factors = causes.hypotheses(pd.concat([cpu, *gpus], ignore_index=True))
+    assert table.empty
+    assert untested == [("stack=cuda10.0", "no cell ended (skipped; Table 3 says why)"),
+                        ("stack=cuda11.3", "no cell ended (skipped; Table 3 says why)")]
+    assert not_factors == ["lr"]
+    assert causes.untested_line(untested) == "stack=cuda10.0, stack=cuda11.3: no cell ended (skipped; Table 3 says why)"
+    causes.write_causes(pd.concat([cpu, *gpus], ignore_index=True), tmp_path)
+    text = (tmp_path / "causes.md").read_text()
+    assert "## Not tested" in text and "lr: the same within every stack" in text and "seed=" not in text
 
 
 def test_a_number_matches_however_it_is_spelt():
@@ -127,3 +142,12 @@ def test_groups_by_the_cpu_kernels_env_json_records():
     result = cmp.compare(df, "cpu_capability=avx2", "cpu_capability=avx512")
     assert result.effects[0].metric == "SIDE" and result.effects[0].significant
     assert "cpu_capability (avx2 -> avx512): a significant difference at 95%" in result.verdict
+
+
+def test_stale_cells_of_a_group_are_counted_and_said():
+    df = _cells([False, True], range(3), stale=False)
+    df.loc[df.tf32 & (df.seed < 2), "stale"] = True
+    result = cmp.compare(df, "tf32=false", "tf32=true")
+    assert (result.stale_a, result.stale_b) == (0, 2)
+    assert result.stale_note.startswith("group tf32=true: 2 cells stale")
+    assert cmp.compare(df.assign(stale=None), "tf32=false", "tf32=true").stale_note == ""

@@ -93,10 +93,10 @@ def test_centre_crop_then_bilinear_resize_matches_pil(tmp_path):
     assert torch.equal(dataset[0], expected)
 
 
-def test_loaders_shapes_drop_last_and_test_keeps_every_image(tmp_path):
+def test_loaders_keep_the_last_partial_batch_as_the_original_does(tmp_path):
     root = _make_synface(tmp_path / "synface")
     loaders = make_loaders(_cfg(), str(root))
-    assert len(loaders["train"]) == 3                    # 10 // 3, last partial batch dropped
+    assert [len(image) for image, _ in loaders["train"]] == [3, 3, 3, 1]   # 10 images, batch 3
     assert len(loaders["test"]) == 2                     # 5 images: 3 + 2
     image, depth = next(iter(loaders["train"]))
     assert image.shape == (3, 3, 8, 8) and depth.shape == (3, 3, 8, 8)

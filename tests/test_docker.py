@@ -21,7 +21,7 @@ import pytest
 from harness import images
 from harness.executors.base import Outcome
 from harness.executors.docker import DockerExecutor, DockerSettings
-from harness.outcome import classify
+from harness.cellresult import classify
 from harness.states import CellState
 from tests.helpers import cells
 from tests.helpers.cells import MATRIX, run_to_end, wait_for
@@ -65,7 +65,7 @@ def containers_of(client, cell_id):
 def test_cpu_image_builds_on_local_base_with_labels(cpu_image, client):
     assert cpu_image.name == "repro-unsup3d:cpu" and cpu_image.id.startswith("sha256:")
     assert cpu_image.labels["cuda"] == "none" and cpu_image.labels["pytorch"] == "2.13.0"
-    assert cpu_image.labels["python"] == "3.11" and not cpu_image.needs_gpu
+    assert cpu_image.labels["python"] == "3.11" and cpu_image.labels["cuda"] == "none"
     listed = dict(images.list_images(client))
     assert listed["cpu"].id == cpu_image.id
     assert set(listed) >= {"cpu", "cuda9.2", "cuda10.0", "cuda11.3"}

@@ -1,10 +1,13 @@
 """The Dockerfiles and the scripts they run, checked without an engine: pins, labels, the author fetch, the NMR patch."""
 import re
+import shlex
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+
+from model.author_shims import AUTHOR_COMMIT
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -36,13 +39,18 @@ def _unpinned_pip_specs(run):
 
 
 @pytest.mark.parametrize("stack", ["cuda9.2", "cuda10.0", "cuda11.3"])
-def test_cuda_images_fetch_and_verify_the_pinned_author_commit(stack):
-    text = (ROOT / "docker" / stack / "Dockerfile").read_text()
-    assert "ARG UNSUP3D_COMMIT=dc961410d61684561f19525c2f7e9ee6f4dacb91" in text
-    assert "COPY fetch-author.sh /tmp/fetch-author.sh" in text
-    assert 'sh /tmp/fetch-author.sh "${UNSUP3D_COMMIT}" /opt/unsup3d' in text
-    assert "ENV REPRO_AUTHOR_CODE_DIR=/opt/unsup3d" in text
-    assert 'test "$(git rev-parse HEAD)" = "$commit"' in (ROOT / "docker" / "fetch-author.sh").read_text()
+def test_cuda_images_fetch_the_pinned_author_commit_where_the_trainer_looks(stack):
+    instr = _instructions(ROOT / "docker" / stack / "Dockerfile")
+    args = dict(a.split("=", 1) for i, a in instr if i == "ARG" and "=" in a)
+    assert args["UNSUP3D_COMMIT"] == AUTHOR_COMMIT   # the commit the adapter's provenance names
+    copied = [a.split() for i, a in instr if i == "COPY" and "fetch-author.sh" in a]
+    assert copied and copied[0][0] == "fetch-author.sh"
+    # the script runs with the pinned commit, into one folder, which the trainer is pointed at
+    (run,) = [a for i, a in instr if i == "RUN" and copied[0][1] in a]
+    call = shlex.split(run[run.index(copied[0][1]) - len("sh "):].split("&&")[0])
+    assert call[:3] == ["sh", copied[0][1], "${UNSUP3D_COMMIT}"]
+    env = dict(a.split("=", 1) for i, a in instr if i == "ENV" and "=" in a)
+    assert env["REPRO_AUTHOR_CODE_DIR"] == call[3]
 
 
 def _git(cwd, *args):

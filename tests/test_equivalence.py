@@ -48,13 +48,12 @@ import torch
 from PIL import Image
 
 from model.config import resolve
-from tests.helpers.author_code import AUTHOR_ROOT, build_author_and_ours, seeded_vgg_state
+from tests.helpers.author_code import AUTHOR_ROOT, build_author_and_ours, needs_author_code, seeded_vgg_state
 
 TOL = 1e-4
 REACHED = {}
 
-pytestmark = pytest.mark.skipif(not (AUTHOR_ROOT / "unsup3d" / "model.py").is_file(),
-                                reason="author code snapshot not found at %s" % AUTHOR_ROOT)
+pytestmark = needs_author_code
 
 
 def _faces(n=2, size=64):

@@ -15,10 +15,7 @@ from model.evaluate import score_batch
 from model.geometry import normals_from_depth
 from model.metrics import depth_to_image, erode, mad, mad_published
 from model.photogeo import Camera, Decomposition
-from tests.helpers.author_code import AUTHOR_ROOT, load_author_package
-
-needs_author = pytest.mark.skipif(not (AUTHOR_ROOT / "unsup3d" / "model.py").is_file(),
-                                  reason="needs the authors' code at %s" % AUTHOR_ROOT)
+from tests.helpers.author_code import load_author_package, needs_author_code
 
 
 def _faces(size, seed, n=4):
@@ -40,7 +37,7 @@ def _theirs(size, depth_pred, depth_gt, mask):
     return angles.view(b, -1).sum(1) / mask.view(b, -1).sum(1)
 
 
-@needs_author
+@needs_author_code
 @pytest.mark.parametrize("size", [32, 64])
 def test_published_mad_equals_the_authors_on_face_depth_maps(size):
     cfg, camera, depth_gt, valid, foreground = _faces(size, seed=1)
@@ -52,7 +49,7 @@ def test_published_mad_equals_the_authors_on_face_depth_maps(size):
     assert (ours > 5).all()  # the maps really differ: not a comparison of two floors
 
 
-@needs_author
+@needs_author_code
 def test_the_table3_column_is_the_authors_mad_of_what_the_trainer_scores():
     """score_batch (what eval.json's mad_published_* average) against their code on the same maps."""
     size = 64

@@ -1,4 +1,5 @@
 """matrix.yml schema, expansion, ids, selection and feasibility (no training: fast)."""
+import json
 import textwrap
 from pathlib import Path
 
@@ -225,6 +226,7 @@ def test_cpu_cell_runs_locally_without_gpu():
     # the 8 cpu-torch1.8 cells run only where Docker answers and their image is built
     (Host("h", 2, docker=True, images=frozenset({"cpu", "cpu-torch1.8"})), "16 run, 48 skip"),
 ])
+@pytest.mark.usefixtures("author_checkout_here")
 def test_dry_run_lists_the_cpu_cells_runnable_and_the_gpu_cells_skipped(tmp_path, monkeypatch, host, counts):
     from harness.cli import main
     monkeypatch.setattr("harness.runner.probe", lambda: host)  # the verdicts, not this machine's GPUs
@@ -233,6 +235,21 @@ def test_dry_run_lists_the_cpu_cells_runnable_and_the_gpu_cells_skipped(tmp_path
     assert res.exit_code == 0, res.output
     assert "64 cells: %s" % counts in res.output
     assert list(tmp_path.iterdir()) == []  # a dry run writes nothing
+
+
+@pytest.mark.usefixtures("no_author_checkout")
+def test_without_the_authors_code_their_cells_are_skipped_with_the_reason_never_failed(tmp_path, monkeypatch):
+    from harness.cli import main
+    monkeypatch.setattr("harness.runner.probe", lambda: Host("h", 2))
+    args = ["run", "--matrix", str(ROOT / "matrix.yml"), "--results", str(tmp_path / "results")]
+    dry = CliRunner().invoke(main, args + ["--dry-run"])
+    assert dry.exit_code == 0 and "64 cells: 6 run, 58 skip" in dry.output
+    author = [line for line in dry.output.splitlines() if "cpu/author/" in line]
+    assert len(author) == 2 and all(" skip " in line and "the authors' code is not here" in line for line in author)
+    ran = CliRunner().invoke(main, args + ["--only", "stack=cpu", "--only", "impl=author"])
+    assert ran.exit_code == 0, ran.output
+    states = [json.loads(p.read_text()) for p in (tmp_path / "results").glob("*/status.json")]
+    assert len(states) == 2 and all(s["state"] == "skipped" and "scripts/setup.sh" in s["reason"] for s in states)
 
 
 # --- pipeline and lock ---------------------------------------------------------------------------
@@ -302,3 +319,17 @@ def test_cudnn_benchmark_is_a_factor_axis(tmp_path):
     study = CPU.replace("  clip: [none, norm]\n", "  clip: [none, norm]\n  cudnn_benchmark: [true, false]\n")
     cells = expand(load_study(write(tmp_path, study)))
     assert sorted(c.config["cudnn_benchmark"] for c in cells if c.axis["clip"] == "none") == [False, False, True, True]
+
+
+def test_numbers_as_people_write_them_are_numbers_in_cell_and_study_files(tmp_path):
+    """PyYAML (YAML 1.1) reads `1e-3` as a string; both readers take it as the number 0.001."""
+    from model.config import load_config
+    cell_file = write(tmp_path, "preset: tiny\nlr: 1e-3\nweight_decay: 5E-4\nclip_threshold: 1.5e+1\nseed: 7\n",
+                      name="cell.yaml")
+    cfg = load_config(str(cell_file))
+    assert (cfg["lr"], cfg["weight_decay"], cfg["clip_threshold"], cfg["seed"]) == (1e-3, 5e-4, 15.0, 7)
+    study = CPU + "  lr: [1e-3, 5e-4]\nconfig: {weight_decay: 2e-4, num_epochs: 1}\n"
+    cells = expand(load_study(write(tmp_path, study)))
+    assert sorted({c.config["lr"] for c in cells}) == [5e-4, 1e-3]
+    assert {c.config["weight_decay"] for c in cells} == {2e-4} and {c.config["num_epochs"] for c in cells} == {1}
+    assert all(isinstance(c.config["lr"], float) for c in cells)

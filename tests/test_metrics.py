@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import AUTHOR_CODE
 from model.metrics import depth_to_image, erode, gt_depth_from_image, mad, side, summarize
+from tests.helpers.author_code import AUTHOR_ROOT as AUTHOR_CODE
 
 
 def _depth(batch=2, size=8, seed=0):

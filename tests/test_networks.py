@@ -7,7 +7,7 @@ from tests.helpers.author_code import install_torchvision_stub, load_author_modu
 
 
 @pytest.fixture(scope="module")
-def author_networks():
+def author_networks(author_code):
     install_torchvision_stub()
     return load_author_module("networks")
 

@@ -15,7 +15,7 @@ import pytest
 
 from harness import images
 from harness.executors.docker import DockerExecutor, DockerSettings
-from harness.outcome import classify
+from harness.cellresult import classify
 from harness.states import CellState
 from tests.helpers.cells import make_cell, wait_ended
 from tests.helpers.engine import local_base

@@ -18,12 +18,13 @@ import pytest
 
 from harness.cells import expand
 from harness.executors.base import ExecutorError
-from harness.executors.ray import RayExecutor, RaySettings, arch_resource, pack_folder, unpack_folder
+from harness.executors.node import pack_folder, unpack_folder
+from harness.executors.ray import RayExecutor, RaySettings, arch_resource
 from harness.matrix import load_study
-from harness.outcome import classify
+from harness.cellresult import classify
 from harness.states import CellState
 from harness.progress import Progress
-from harness.rundir import prepare, read_status
+from harness.runfolder import prepare, read_run_folder
 from harness.scheduler import run_cells
 from harness.status import scan
 
@@ -94,7 +95,7 @@ def cluster():
 
 @pytest.fixture
 def executor(cluster):
-    ex = RayExecutor(RaySettings(retries=2, cancel_grace_s=20), threads=1)
+    ex = RayExecutor(RaySettings(retries=2, cancel_grace_s=20))
     try:
         yield ex
     finally:
@@ -150,7 +151,7 @@ def test_unreachable_address_is_one_line(tmp_path):
         port = s.getsockname()[1]
     t0 = time.monotonic()
     res = repro("run", "--matrix", study(tmp_path), "--results", tmp_path / "results", "--executor", "ray",
-                "--address", "127.0.0.1:%d" % port)
+                "--ray-address", "127.0.0.1:%d" % port)
     assert res.returncode == 2, res.stderr
     errors = [l for l in res.stderr.splitlines() if l.startswith("repro: error:")]
     assert len(errors) == 1 and errors[0].startswith("repro: error: cannot reach the Ray cluster at "
@@ -168,7 +169,7 @@ def test_tiny_matrix_through_the_cluster_ends_with_correct_run_folders(tmp_path,
     for cell in cells:
         run_dir = results / cell.cell_id
         assert [f for f in CONTRACT if not (run_dir / f).is_file()] == []
-        status = read_status(run_dir)
+        status = _status(run_dir)
         assert (status["state"], status["attempt"], status["executor"]) == ("done", 1, "ray")
         assert not (run_dir / ".incomplete").exists()
         assert (run_dir / "stdout.log").read_text().count(DONE_LINE) == 1
@@ -185,7 +186,7 @@ def test_tiny_matrix_through_the_cluster_ends_with_correct_run_folders(tmp_path,
 def test_without_a_shared_filesystem_the_head_writes_the_returned_folder(tmp_path, cluster):
     (cell,) = cells_of(study(tmp_path))
     results = tmp_path / "results"
-    ex = RayExecutor(RaySettings(shared_fs=False), threads=1)
+    ex = RayExecutor(RaySettings(shared=False))
     try:
         (result,) = run([cell], ex, results)
     finally:
@@ -193,14 +194,14 @@ def test_without_a_shared_filesystem_the_head_writes_the_returned_folder(tmp_pat
     run_dir = results / cell.cell_id
     assert result.state == "done", result.reason
     assert [f for f in CONTRACT if not (run_dir / f).is_file()] == []
-    assert read_status(run_dir)["state"] == "done" and not (run_dir / ".incomplete").exists()
+    assert _status(run_dir)["state"] == "done" and not (run_dir / ".incomplete").exists()
     # the trainer ran in a scratch folder on the node: its data cache (RUN_DIR/../.data) stayed there
     assert not (results / ".data").exists()
 
 
 @pytest.mark.ray
 def test_cancel_leaves_the_cell_resumable_and_the_local_executor_finishes_it(tmp_path, executor):
-    from harness.executors.local import LocalExecutor, LocalSettings
+    from harness.executors.local import LocalExecutor
     # 512 tiny iterations (several seconds): Ray's cancel takes about a second to reach the task,
     # and a 64-iteration cell sometimes finished first
     (cell,) = cells_of(study(tmp_path, config="{builtin_num_train: 1024, num_epochs: 2}"))
@@ -216,7 +217,7 @@ def test_cancel_leaves_the_cell_resumable_and_the_local_executor_finishes_it(tmp
     assert list(executor.poll([sub])) == [] and executor.placements == {}
     assert classify(sub.outcome, run_dir)[0] == CellState.INTERRUPTED   # as a local trainer stopped by SIGTERM
     # the next run, on another executor, resumes from that checkpoint and finishes
-    (result,) = run([cell], LocalExecutor(LocalSettings(threads=1)), tmp_path / "results")
+    (result,) = run([cell], LocalExecutor(threads=1), tmp_path / "results")
     assert result.state == "done", result.reason
     log = (run_dir / "stdout.log").read_text()
     assert "resuming from" in log and log.count(DONE_LINE) == 1
@@ -241,13 +242,13 @@ def test_a_node_killed_mid_cell_has_its_cell_retried_elsewhere_once(tmp_path, cl
     finally:
         cluster.add_node(num_cpus=1, num_gpus=1)   # later tests see two workers again
     assert sorted(r.state for r in out) == ["done", "done"], [(r.state, r.reason) for r in out]
-    status = read_status(results / victim)
+    status = _status(results / victim)
     assert status["attempt"] == 2 and status["state"] == "done"
     log = (results / victim / "stdout.log").read_text()
     assert "resuming from" in log                          # shared folder: from the last checkpoint
     assert log.count(DONE_LINE) == 1                       # no cell ran twice to completion
     assert jsonl_iters(results / victim) == list(range(64))
-    other = read_status(results / cells[1].cell_id)
+    other = _status(results / cells[1].cell_id)
     assert other["state"] == "done" and (results / cells[1].cell_id / "stdout.log").read_text().count(DONE_LINE) == 1
 
 
@@ -258,10 +259,5 @@ def _lines(path):
         return []
 
 
-def test_a_bad_ray_setting_is_one_line_naming_the_variable(monkeypatch):
-    monkeypatch.setenv("REPRO_RAY_RETRIES", "two")
-    with pytest.raises(ExecutorError, match=r"^REPRO_RAY_RETRIES='two': expected a whole number >= 0"):
-        RaySettings.from_env()
-    monkeypatch.setenv("REPRO_RAY_RETRIES", "3")
-    monkeypatch.setenv("REPRO_RAY_SHARED", "no")
-    assert (RaySettings.from_env().retries, RaySettings.from_env().shared_fs) == (3, False)
+def _status(run_dir):
+    return read_run_folder(run_dir).status

@@ -47,7 +47,7 @@ def _row(table, label, impl):
 
 
 def test_table3_mean_std_over_seeds_and_seed_values_beside(study):
-    df, _ = collect(study)
+    df = collect(study).table
     table = table3(df, "none")
     cpu = _row(table, "CPU", "ours")
     assert cpu.n_seeds == 3
@@ -84,7 +84,7 @@ def test_duplicate_cells_of_one_seed_count_once(tmp_path):
     results = tmp_path / "results"
     write_run(results, "a", seed=0, side=0.01)
     write_run(results, "b", seed=0, side=0.03)
-    row = _row(table3(collect(results)[0]), "CPU", "ours")
+    row = _row(table3(collect(results).table), "CPU", "ours")
     assert row.n_seeds == 1 and row.side == pytest.approx(2.0) and math.isnan(row.side_std)
 
 
@@ -127,7 +127,9 @@ def test_latex_escapes_notes():
 def test_index_html_has_tables_figures_cells_and_links(built):
     _, reports = built
     page = (reports / "index.html").read_text()
-    assert page.count("<table>") == 3  # two Table 3 variants + the cells table
+    assert page.count("<h3>Table 3") == 2 and "<h2>Cells</h2><table>" in page  # two Table 3 variants + the cells
+    # a stack none of whose cells started here is one folded line per table, its rows inside
+    assert page.count('<tr class="notrun"><td>CUDA 11.3</td>') == 2 and "not run here: skipped: needs a GPU" in page
     for name in ("fig8_losses.png", "grad_norms.png", "fig7_decompositions.png", "table3.md"):
         assert f'src="{name}"' in page or f"href='{name}'" in page
     assert 'href="cells/cpu-none-0.html"' in page and "../results/runs.csv" in page  # rows link cell pages
@@ -150,3 +152,31 @@ def test_fig7_shows_a_factor_studys_baseline_cell_not_its_variant():
                        "samples_grid": "grid.png"})
     (_, _, _, cell), = fig7_cells(df)
     assert cell["cell_id"] == "baseline"
+
+
+@pytest.mark.parametrize("stacks", [[("cpu", None)], [("cpu", None), ("cuda11.3", "11.3")]])
+def test_fig7_titles_do_not_overlap(tmp_path, stacks):
+    """Every text of Fig. 7 (the two-line title, each panel's two-line title) has its own box on the canvas,
+    with one row of panels (a CPU-only study) as with several."""
+    import collections
+
+    import torch
+
+    from harness.report.figures import fig7_figure
+    from harness.report.grids import GRID_ROWS
+    from model.samples import save_decomposition_grid
+    grid = tmp_path / "test.png"
+    save_decomposition_grid(str(grid), collections.OrderedDict(
+        (name, torch.rand(4, 3, 16, 16)) for name in GRID_ROWS))
+    cells = [{"cell_id": f"{stack}-{clip}", "stack": stack, "impl": "ours", "clip": clip, "stack_cuda": cuda,
+              "seed": 0, "state": "done", "samples_grid": str(grid)}
+             for stack, cuda in stacks for clip in ("none", "norm")]
+    fig = fig7_figure(pd.DataFrame(cells))
+    renderer = fig.canvas.get_renderer()
+    fig.draw(renderer)   # constrained layout places the texts on draw
+    texts = [fig._suptitle] + [ax.title for ax in fig.axes if ax.get_title()]
+    boxes = [t.get_window_extent(renderer) for t in texts]
+    assert len(boxes) == 1 + 2 * len(stacks) and all(b.height > 20 for b in boxes)   # two lines each
+    overlaps = [(texts[i].get_text(), texts[j].get_text()) for i in range(len(boxes))
+                for j in range(i + 1, len(boxes)) if boxes[i].overlaps(boxes[j])]
+    assert overlaps == []

@@ -30,12 +30,17 @@ var errors = [];
 window.addEventListener('error', function (e) {
   errors.push(e.target && e.target.src ? 'load ' + e.target.src : 'script ' + e.message); }, true);
 </script>"""
-_PROBE = """<script>
+_PROBE = r"""<script>
 window.addEventListener('load', function () {
   var broken = [].slice.call(document.images).filter(function (i) { return !(i.complete && i.naturalWidth > 0); })
     .map(function (i) { return i.src; });
   var out = document.createElement('pre'); out.id = 'probe';
-  out.textContent = JSON.stringify({images: document.images.length, broken: broken, errors: errors});
+  var table3 = [].slice.call(document.querySelectorAll('h3 + table tbody tr'));
+  var scored = table3.filter(function (r) { return /\d\.\d+ ± \d/.test(r.textContent); })
+    .map(function (r) { return r.getBoundingClientRect().bottom; });
+  out.textContent = JSON.stringify({images: document.images.length, broken: broken, errors: errors,
+    svgs: document.querySelectorAll('svg path').length, height: window.innerHeight, width: window.innerWidth,
+    first_scored_row_bottom: scored.length ? Math.min.apply(null, scored) : null});
   document.body.appendChild(out); });
 </script>"""
 
@@ -51,15 +56,18 @@ def reports(tmp_path_factory):
     return out
 
 
-def _load(page: Path) -> dict:
-    """Open a probe copy of page in headless Chromium; return what the probe saw."""
+def _load(page: Path, screenshot: Path | None = None) -> dict:
+    """Open a probe copy of page in headless Chromium at 1400x900; return what the probe saw."""
     probe = page.with_name("_probe-" + page.name)
     html = page.read_text()
     doctype = re.match(r"(?is)\s*<!doctype[^>]*>", html)
     head = doctype.end() if doctype else 0
     probe.write_text(html[:head] + _LISTEN + html[head:].replace("</body>", _PROBE + "</body>"))
-    res = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=10000",
-                          "--enable-logging=stderr", "--v=0", "--dump-dom", probe.as_uri()], capture_output=True, text=True, timeout=120)
+    args = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=10000",
+            "--window-size=1400,900", "--hide-scrollbars", "--enable-logging=stderr", "--v=0"]
+    if screenshot:   # the page itself, without the probe (the probe's output goes below everything)
+        subprocess.run(args + [f"--screenshot={screenshot}", page.as_uri()], capture_output=True, timeout=120)
+    res = subprocess.run(args + ["--dump-dom", probe.as_uri()], capture_output=True, text=True, timeout=120)
     probe.unlink()
     found = re.search(r'<pre id="probe">(.*?)</pre>', res.stdout)
     assert found, "no probe output; chromium said: " + res.stderr[-2000:]
@@ -70,11 +78,24 @@ def _load(page: Path) -> dict:
 @pytest.mark.parametrize("page", ["index.html", f"cells/{A}.html", f"compare-{A}-{B}.html"])
 def test_page_loads_in_chromium_with_every_image_and_no_error(reports, page):
     seen = _load(reports / page)
-    assert seen["images"] >= 3 and seen["broken"] == [] and seen["errors"] == [] and seen["console"] == []
+    assert seen["broken"] == [] and seen["errors"] == [] and seen["console"] == []
+    if page.startswith("cells/"):   # curves drawn by cellplot.js as SVG, the grid as the trainer's PNG
+        assert seen["svgs"] >= 2 and seen["images"] >= 1   # a loss and a grad-norm line
+    else:
+        assert seen["images"] >= 3
     # every relative link on it names a file that exists (the browser would open it)
     html = (reports / page).read_text()
     for href in re.findall(r'href="([^"#:]+)"', html) + re.findall(r"href='([^'#:]+)'", html):
         assert ((reports / page).parent / href).resolve().exists(), (page, href)
+
+
+def test_the_first_screen_shows_a_table3_row_with_numbers(reports, tmp_path):
+    """At 1400x900 a row of Table 3 with scores is visible without scrolling (not-run stacks are folded below)."""
+    shot = tmp_path / "first-screen.png"
+    seen = _load(reports / "index.html", screenshot=shot)
+    assert seen["width"] == 1400 and seen["height"] >= 800   # headless chromium keeps ~90 px of 900 for itself
+    assert seen["first_scored_row_bottom"] is not None and seen["first_scored_row_bottom"] <= seen["height"]
+    assert shot.stat().st_size > 10_000   # a real rendering (kept in pytest's tmp folder to look at)
 
 
 def test_the_probe_sees_a_broken_image_and_console_errors(reports):

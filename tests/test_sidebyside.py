@@ -1,4 +1,4 @@
-"""`repro report --compare A B`: two real cells on one page, and one-line errors for bad references."""
+"""`repro report --side-by-side A B`: two real cells on one page, and one-line errors for bad references."""
 import re
 
 import pandas as pd
@@ -72,9 +72,9 @@ def test_a_plain_report_keeps_linking_pages_made_before(report, results):
 ])
 def test_bad_references_are_one_line_and_exit_2(results, tmp_path, refs, message):
     res = CliRunner().invoke(main, ["report", "--results", str(results), "--reports", str(tmp_path / "r"),
-                                    "--compare", *refs])
+                                    "--side-by-side", *refs])
     assert res.exit_code == 2
-    assert res.stderr.startswith("repro: error: report --compare: " + message.replace("RESULTS", str(results)))
+    assert res.stderr.startswith("repro: error: report --side-by-side: " + message.replace("RESULTS", str(results)))
     assert len(res.stderr.strip().splitlines()) == 1 and not (tmp_path / "r").exists()  # nothing written
 
 

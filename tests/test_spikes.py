@@ -61,7 +61,7 @@ def test_a_real_nan_gradient_names_the_first_non_finite_iteration_and_network(tm
     (tmp_path / "nan.yml").write_text(yaml.safe_dump(study))
     subprocess.run([sys.executable, "-m", "harness.cli", "run", "--matrix", str(tmp_path / "nan.yml"),
                     "--results", str(tmp_path / "results")], cwd=ROOT, capture_output=True, text=True, timeout=300)
-    row = collect(tmp_path / "results")[0].iloc[0]
+    row = collect(tmp_path / "results").table.iloc[0]
     assert row.state == "diverged" and row.diverged_iter == 5
     assert row.first_nonfinite_iter == 5 and row.spike_network == "netD"
 

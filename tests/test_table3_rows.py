@@ -43,7 +43,7 @@ def test_rows_are_labelled_with_what_ran_and_short_runs_are_smoke_checks(results
     config = json.loads((real / "config.json").read_text())
     steps = max(json.loads(line)["iter"] for line in (real / "train.jsonl").read_text().splitlines()) + 1
     assert steps < SMOKE_MAX_STEPS  # the tiny preset: a smoke run
-    table = table3(with_ran(collect(results)[0]))
+    table = table3(with_ran(collect(results).table))
     ran = f"{config['preset']}, {config['image_size']} px, nf {config['nf']}"
     ran_with = "data builtin; no TF32, align_corners True, benchmark off, deterministic off, our renderer"
     assert _label(table, "CPU") == f"CPU ({ran}, {steps} steps; {ran_with}) [{SMOKE_MARK}]"
@@ -52,7 +52,7 @@ def test_rows_are_labelled_with_what_ran_and_short_runs_are_smoke_checks(results
 
 def test_the_footnote_lists_env_keys_that_differ_between_cpu_rows(results, real):
     env = json.loads((real / "env.json").read_text())
-    (note,) = [n for n in footnotes(collect(results)[0]) if n.startswith("CPU rows")]
+    (note,) = [n for n in footnotes(collect(results).table) if n.startswith("CPU rows")]
     assert note.startswith("CPU rows (CPU vs cpu-torch1.8): env.json keys that differ between their cells (2): ")
     assert f"python {env['python']} vs 3.9.2" in note and f"torch {env['torch']} vs 1.8.1+cu102" in note
     assert not re.search(r"\b(argv|host) ", note.split("Left out")[0])  # per-run keys are no stack property
@@ -60,14 +60,14 @@ def test_the_footnote_lists_env_keys_that_differ_between_cpu_rows(results, real)
 
 def test_one_cpu_row_has_no_such_footnote(real, tmp_path):
     copy_run(real, tmp_path)
-    assert not [n for n in footnotes(collect(tmp_path)[0]) if n.startswith("CPU rows")]
+    assert not [n for n in footnotes(collect(tmp_path).table) if n.startswith("CPU rows")]
 
 
 def test_index_figure_captions_link_the_cells_each_figure_draws(results, tmp_path):
     build_report(results, tmp_path)
     index = (tmp_path / "index.html").read_text()
     captions = dict(re.findall(r"<figcaption class='small'>(\S+\.png) · (.*?)</figcaption>", index))
-    df = collect(results)[0]
+    df = collect(results).table
     for figure in ("fig8_losses.png", "grad_norms.png", "fig7_decompositions.png"):
         linked = re.findall(r'<a href="cells/(\w+)\.html"', captions[figure])
         assert sorted(linked) == sorted(df["cell_id"]), figure

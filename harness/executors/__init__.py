@@ -3,7 +3,11 @@
 Each entry names the module and class of an executor. A module is imported only
 when its executor is asked for, so docker and ray (extra packages) cost nothing
 until used. `repro run --dry-run` is a flag, not an executor. A new executor: a
-module with an `Executor` subclass whose `name` is its key here, and one line below.
+module with an `Executor` subclass whose `name` is its key here (its settings a
+`settings_model`, which becomes `repro run --<name>-*` options and `REPRO_<NAME>_*`
+variables; its `schedule` if its cells run elsewhere; a cluster executor runs cells on
+its nodes with harness/executors/node.py), and one line below. tests/helpers/fake_executor.py
+is such a module, run by the contract suite.
 """
 import importlib
 from typing import Dict, Optional, Type

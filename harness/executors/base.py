@@ -1,20 +1,34 @@
 """The one interface every executor implements (local, docker, ray).
 
-The core never branches on an executor's name: it reads `capabilities` and calls
-`submit` / `poll` / `cancel` / `close`. A cell's whole output crosses this boundary
-as files in its run folder (see docs/run-folder.md), so an executor only has to
-start `python -m model.train --config RUN_DIR/cell.yaml --out RUN_DIR` somewhere
-and report how it ended.
+The core never branches on an executor's name: it reads `capabilities`, builds the
+executor from its declared `settings_model` (harness/executors/settings.py), asks it
+how to `schedule` the cells (how many at once, CPU threads each), and calls `submit` /
+`poll` / `cancel` / `close`. A cell's whole output crosses this boundary as files in its
+run folder (see docs/run-folder.md), so an executor only has to start
+`python -m model.train --config RUN_DIR/cell.yaml --out RUN_DIR` somewhere (on a
+cluster node: harness/executors/node.py) and report how it ended.
 """
 import abc
 import dataclasses
+import importlib.metadata
+import os
 import sys
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Optional
+from typing import Any, ClassVar, Iterable, Iterator, Optional, Sequence
 
 from harness.states import CellState
 
-__all__ = ["ExecutorError", "Capabilities", "Submission", "Outcome", "Executor", "trainer_command"]
+__all__ = ["ExecutorError", "Capabilities", "Schedule", "Submission", "Outcome", "Executor", "trainer_command", "trainer_env",
+           "host_schedule"]
+
+
+def trainer_env() -> dict:
+    """Variables every executor gives the trainer: the harness version, for env.json's provenance."""
+    try:
+        version = importlib.metadata.version("repro-unsup3d")
+    except importlib.metadata.PackageNotFoundError:   # run from a source tree that was never installed
+        version = "unknown"
+    return {"REPRO_HARNESS_VERSION": version}
 
 
 def trainer_command(run_dir: Path, python: str = sys.executable) -> list:
@@ -41,6 +55,30 @@ class Outcome:
     exit_code: Optional[int]    # None when the process never started
     reason: str = ""            # one line for status.json when it did not end well
     state: Optional[CellState] = None  # executor-decided (SKIPPED, FAILED); None: from the exit code
+    attempts: int = 1           # launches this submission took (an executor that relaunches a lost cell counts them)
+
+
+@dataclasses.dataclass(frozen=True)
+class Schedule:
+    """How an executor runs a set of cells: this many at once, with this many CPU threads each."""
+    jobs: int
+    threads: int
+
+
+def host_schedule(cells: Sequence, cores: int, jobs: Optional[int]) -> Schedule:
+    """The schedule of an executor that runs cells on this host (local, docker).
+
+    Without `jobs`: CPU cells one per core, each with one thread (on this repo's 2-core
+    box that ran more steps per second than one cell with all the threads:
+    benches/bench_train_step.py --compare-jobs); any GPU cell among them: one at a time,
+    since how many fit on a GPU is the user's call. The cores are divided among the
+    cells at once; an OMP_NUM_THREADS the user set is an upper bound.
+    """
+    if jobs is None:
+        jobs = cores if cells and all(c.stack.cuda is None for c in cells) else 1
+    threads = max(1, cores // max(1, jobs))
+    cap = os.environ.get("OMP_NUM_THREADS", "")
+    return Schedule(jobs=jobs, threads=min(threads, int(cap)) if cap.isdigit() and int(cap) > 0 else threads)
 
 
 @dataclasses.dataclass
@@ -55,11 +93,27 @@ class Submission:
 class Executor(abc.ABC):
     name = "base"
     capabilities = Capabilities()
+    settings_model: ClassVar[Optional[type]] = None  # its ExecutorSettings subclass; None: nothing to set
+    threads: int = 0    # CPU threads per cell (0: the environment's default); `schedule` sets it
 
     @classmethod
-    def create(cls, *, threads: int = 0) -> "Executor":
-        """Build the executor for one `repro run`; `threads` = CPU threads per cell (0 = default)."""
-        return cls()
+    def create(cls, settings=None) -> "Executor":
+        """Build the executor for one `repro run` from its validated settings (connects, if it has to).
+
+        Raises:
+            ExecutorError: what it needs is missing or does not answer (one line).
+        """
+        return cls() if settings is None else cls(settings)
+
+    def schedule(self, cells: Sequence, cores: int, jobs: Optional[int] = None) -> Schedule:
+        """How many of `cells` to run at once (`jobs` if the user gave it) and the CPU threads of each.
+
+        `cores` are this host's; an executor whose cells run elsewhere sizes them by
+        where they run. Remembers the threads for the cells it then submits.
+        """
+        plan = host_schedule(cells, cores, jobs)
+        self.threads = plan.threads
+        return plan
 
     @abc.abstractmethod
     def submit(self, cell, run_dir: Path) -> Submission:

@@ -27,12 +27,14 @@ import subprocess
 import threading
 import time
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Annotated, Iterable, Iterator, Optional, Tuple
 
+import pydantic
 import yaml
 
 from harness import PROJECT_ROOT, host, images
-from harness.executors.base import Capabilities, Executor, Outcome, Submission, trainer_command
+from harness.executors.base import Capabilities, Executor, ExecutorError, Outcome, Submission, trainer_command, trainer_env
+from harness.executors.settings import ExecutorSettings
 from harness.fsutil import atomic_write_json
 from harness.states import CellState
 from model.config import is_host_path
@@ -76,27 +78,27 @@ print("REPRO_PROBE " + json.dumps(out))
 '''
 
 
-@dataclasses.dataclass(frozen=True)
-class DockerSettings:
-    cpus: float = 2.0            # CPU limit per container, in cores; 0 = no limit
-    memory: str = "8g"           # memory limit per container (docker syntax); "" = no limit
-    shm_size: str = "1g"         # /dev/shm; DataLoader workers pass batches through it (docker default: 64m)
-    timeout_s: float = 0.0       # per-cell wall clock before the container is killed; 0 = none
-    gpus: tuple | None = None    # GPU indices cells may use; None = every GPU nvidia-smi lists
-    user: str = ""               # "uid:gid" to run as; "" = the invoking user's (files stay theirs)
-    term_grace_s: float = 30.0   # cancel: seconds between SIGTERM (trainer checkpoints) and SIGKILL
-    probe_timeout_s: float = 180.0  # the GPU probe container's limit (first CUDA init can be slow)
-    pids_limit: int = 4096       # processes+threads per container: DataLoader workers x OpenMP threads fit
+def _gpu_list(value):
+    """REPRO_DOCKER_GPUS=0,2 -> ("0", "2")."""
+    return tuple(g.strip() for g in value.split(",") if g.strip()) if isinstance(value, str) else value
 
-    @classmethod
-    def from_env(cls, threads: int = 0) -> "DockerSettings":
-        """Defaults, then REPRO_DOCKER_{CPUS,MEMORY,TIMEOUT_S,GPUS}; `threads` sets cpus."""
-        env = os.environ
-        gpus = env.get("REPRO_DOCKER_GPUS")
-        return cls(cpus=float(env.get("REPRO_DOCKER_CPUS", threads or cls.cpus)),
-                   memory=env.get("REPRO_DOCKER_MEMORY", cls.memory),
-                   timeout_s=float(env.get("REPRO_DOCKER_TIMEOUT_S", cls.timeout_s)),
-                   gpus=tuple(g for g in gpus.split(",") if g) if gpus is not None else None)
+
+class DockerSettings(ExecutorSettings):
+    cpus: Optional[float] = pydantic.Field(
+        None, ge=0, description="CPU limit per container, in cores (0: no limit; unset: the cell's share of the "
+                                "host's cores, the threads the schedule gives it).")
+    memory: str = pydantic.Field("8g", description="Memory limit per container, docker syntax ('': no limit).")
+    shm_size: str = pydantic.Field("1g", description="Size of /dev/shm; DataLoader workers pass batches through it.")
+    timeout_s: float = pydantic.Field(0.0, ge=0, description="Wall-clock seconds before a cell's container is "
+                                                             "killed (0: none).")
+    gpus: Optional[Annotated[Tuple[str, ...], pydantic.BeforeValidator(_gpu_list)]] = pydantic.Field(
+        None, description="GPU indices cells may use, comma-separated (unset: every GPU nvidia-smi lists).")
+    user: str = pydantic.Field("", description="uid:gid to run as ('': the invoking user's, so files stay theirs).")
+    term_grace_s: float = pydantic.Field(30.0, ge=0, description="Cancel: seconds between SIGTERM (the trainer "
+                                                                 "checkpoints) and SIGKILL.")
+    probe_timeout_s: float = pydantic.Field(180.0, gt=0, description="Limit of the GPU probe container, seconds "
+                                                                     "(first CUDA init can be slow).")
+    pids_limit: int = pydantic.Field(4096, gt=0, description="Processes and threads per container.")
 
 
 class GpuPool:
@@ -167,18 +169,22 @@ class _Run:
 class DockerExecutor(Executor):
     name = "docker"
     capabilities = Capabilities(isolated_fs=True, gpu=True, async_submit=True, needs_image=True)
+    settings_model = DockerSettings
 
-    def __init__(self, settings: DockerSettings = DockerSettings(), client=None):
+    def __init__(self, settings: DockerSettings = DockerSettings(), client=None, threads: int = 0):
         """Connect to the engine (raises images.ImageError, one line, when none answers)."""
-        self.settings = settings
+        self.settings, self.threads = settings, threads
         self.client = client or images.connect()
         self.gpus = GpuPool(settings.gpus if settings.gpus is not None else tuple(g.index for g in host.probe_gpus()))
         self._probes: dict = {}   # (image id, gpu) -> probe record; one probe per pair per run
         self._git_sha = _git_sha()
 
     @classmethod
-    def create(cls, *, threads: int = 0) -> "DockerExecutor":
-        return cls(DockerSettings.from_env(threads))
+    def create(cls, settings: DockerSettings = DockerSettings()) -> "DockerExecutor":
+        try:
+            return cls(settings)
+        except images.ImageError as e:
+            raise ExecutorError(str(e)) from None
 
     # -- the interface -------------------------------------------------------
 
@@ -326,12 +332,13 @@ class DockerExecutor(Executor):
         """Options shared by the trainer and probe containers."""
         import docker
         s = self.settings
-        threads = str(max(1, int(s.cpus))) if s.cpus else "0"
+        cpus = self.threads if s.cpus is None else s.cpus   # unset: the cell's share of the host
+        threads = str(max(1, int(cpus))) if cpus else "0"
         env = {"HOME": "/tmp", "MPLCONFIGDIR": "/tmp/matplotlib", "XDG_CACHE_HOME": "/tmp/.cache",
                "TORCH_HOME": "/tmp/torch", "PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1",
                "PYTHONPATH": str(PROJECT_ROOT), "REPRO_IMAGE": run.image.name,
-               "REPRO_IMAGE_DIGEST": run.image.id, "REPRO_GIT_SHA": self._git_sha}
-        if s.cpus:  # torch sizes its pool from the host's cores, not the CPU quota
+               "REPRO_IMAGE_DIGEST": run.image.id, "REPRO_GIT_SHA": self._git_sha, **trainer_env()}
+        if cpus:  # torch sizes its pool from the host's cores, not the CPU quota
             env.update(OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads)
         kwargs = dict(user=s.user or "%d:%d" % (os.getuid(), os.getgid()), network_mode="none",
                       environment=env, working_dir=str(PROJECT_ROOT), shm_size=s.shm_size,
@@ -339,8 +346,8 @@ class DockerExecutor(Executor):
                       volumes=volumes,
                       # training needs no privilege: no capabilities, no setuid gain, a fork-bomb cap
                       cap_drop=["ALL"], security_opt=["no-new-privileges"], pids_limit=s.pids_limit)
-        if s.cpus:
-            kwargs["nano_cpus"] = int(s.cpus * 1e9)
+        if cpus:
+            kwargs["nano_cpus"] = int(cpus * 1e9)
         if s.memory:
             kwargs["mem_limit"] = s.memory
         if run.gpu is not None:
@@ -417,7 +424,7 @@ def _exit_outcome(state: dict, memory: str) -> Outcome:
     """Outcome of an exited container; the harness maps exit codes (and adds the log tail)."""
     if state.get("OOMKilled"):
         return Outcome(state.get("ExitCode"), "out of memory: the container limit is %s "
-                       "(raise it with REPRO_DOCKER_MEMORY)" % (memory or "unset"), CellState.FAILED)
+                       "(raise it with --docker-memory or REPRO_DOCKER_MEMORY)" % (memory or "unset"), CellState.FAILED)
     return Outcome(exit_code=state.get("ExitCode"))
 
 

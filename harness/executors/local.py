@@ -5,7 +5,6 @@ The trainer also gets SIGTERM if `repro run` itself dies (even by `kill -9`), so
 orphan never keeps writing into a folder that the next run resumes.
 """
 import ctypes
-import dataclasses
 import os
 import signal
 import subprocess
@@ -14,29 +13,27 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from harness import PROJECT_ROOT
-from harness.executors.base import Capabilities, Executor, Outcome, Submission, trainer_command
+import pydantic
+
+from harness.executors.base import Capabilities, Executor, Outcome, Submission, trainer_command, trainer_env
+from harness.executors.settings import ExecutorSettings
 
 __all__ = ["LocalExecutor", "LocalSettings"]
 
 _PR_SET_PDEATHSIG = 1
 
 
-@dataclasses.dataclass(frozen=True)
-class LocalSettings:
-    threads: int = 0            # torch/OpenMP threads per cell; 0 = leave the environment's default
-    term_grace_s: float = 10.0  # cancel: seconds between SIGTERM and SIGKILL
+class LocalSettings(ExecutorSettings):
+    term_grace_s: float = pydantic.Field(10.0, ge=0, description="Cancel: seconds between SIGTERM and SIGKILL.")
 
 
 class LocalExecutor(Executor):
     name = "local"
     capabilities = Capabilities(isolated_fs=False, gpu=False, async_submit=True, needs_image=False)
+    settings_model = LocalSettings
 
-    def __init__(self, settings: LocalSettings = LocalSettings()):
-        self.settings = settings
-
-    @classmethod
-    def create(cls, *, threads: int = 0) -> "LocalExecutor":
-        return cls(LocalSettings(threads=threads))
+    def __init__(self, settings: LocalSettings = LocalSettings(), threads: int = 0):
+        self.settings, self.threads = settings, threads
 
     def submit(self, cell, run_dir: Path) -> Submission:
         run_dir = Path(run_dir).resolve()
@@ -71,9 +68,10 @@ class LocalExecutor(Executor):
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
         env["PYTHONUNBUFFERED"] = "1"  # stdout.log stays current for `repro status`
-        if self.settings.threads:
+        env.update(trainer_env())
+        if self.threads:
             for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-                env[var] = str(self.settings.threads)
+                env[var] = str(self.threads)
         return env
 
 

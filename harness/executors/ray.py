@@ -7,66 +7,52 @@ the task runs the cell with the executor that node would use by itself: local fo
 cpu stack in this environment, docker (restricted to the GPU Ray assigned) otherwise.
 Ray never runs inside the old images.
 
-Run folders either live on a path every node mounts (`shared_fs`, the default: the
+Run folders either live on a path every node mounts (`shared`, the default: the
 task writes straight into RUN_DIR and a retried cell resumes from its checkpoint),
 or the head sends the folder to the task as tar bytes and writes back what the task
-returns. Either way the head's results/ ends with the normal run-folder contract.
+returns (harness/executors/node.py). Either way the head's results/ ends with the normal
+run-folder contract.
 
 A task whose worker or node dies is launched again (up to `retries` times, each
-launch counted as `attempt` in status.json); a cell the trainer itself failed is not.
+launch counted in the outcome's `attempts`, which the scheduler adds to status.json's
+`attempt`); a cell the trainer itself failed is not.
 """
 from __future__ import annotations
 
 import dataclasses
-import io
 import logging
 import os
-import shutil
 import socket
-import tarfile
-import tempfile
-import time
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, Optional, Sequence
 
-from harness.executors.base import Capabilities, Executor, ExecutorError, Outcome, Submission
-from harness.rundir import MARKER, read_status, write_status
+import pydantic
+
+from harness.executors import node
+from harness.executors.base import Capabilities, Executor, ExecutorError, Outcome, Schedule, Submission
+from harness.executors.settings import ExecutorSettings
 from harness.states import CellState
 from model.exitcodes import EXIT_TERMINATED
 
-__all__ = ["RayExecutor", "RaySettings", "arch_resource", "pack_folder", "unpack_folder"]
+__all__ = ["RayExecutor", "RaySettings", "arch_resource"]
 
 log = logging.getLogger("repro")
 _INSTALL_HINT = "ray is not installed in this environment: pip install '.[ray]'"
-_HARNESS_FILES = ("status.json", MARKER)   # the head's copies are authoritative: never sent back
-_TASK_POLL_S = 0.05                         # how often a task checks its trainer
 
 
-@dataclasses.dataclass(frozen=True)
-class RaySettings:
-    address: str = ""            # cluster to join (HOST:PORT or "auto"); "" = RAY_ADDRESS, else a local Ray
-    gpus_per_cell: float = 1.0   # GPUs a CUDA stack's cell reserves (cpu stacks reserve none)
-    cpus_per_cell: float = 1.0   # CPUs every cell reserves
-    memory_gb: float = 0.0       # memory a cell reserves, GiB; 0 = reserve none
-    shared_fs: bool = True       # run folders sit on a path every node mounts; False = tar them back
-    retries: int = 2             # relaunches of a cell whose worker or node died (0 = none)
-    connect_timeout_s: float = 5.0  # an address that does not answer a TCP connect in this long is refused
-    cancel_grace_s: float = 30.0    # Ctrl-C: seconds to let cancelled trainers checkpoint
-
-    @classmethod
-    def from_env(cls) -> "RaySettings":
-        """Defaults, then REPRO_RAY_{ADDRESS,GPUS,CPUS,MEMORY_GB,SHARED,RETRIES} (--address sets the first).
-
-        Raises:
-            ExecutorError: a variable that is not a number (one line naming it).
-        """
-        env = os.environ
-        return cls(address=env.get("REPRO_RAY_ADDRESS", cls.address),
-                   gpus_per_cell=_env_number("REPRO_RAY_GPUS", cls.gpus_per_cell, float),
-                   cpus_per_cell=_env_number("REPRO_RAY_CPUS", cls.cpus_per_cell, float),
-                   memory_gb=_env_number("REPRO_RAY_MEMORY_GB", cls.memory_gb, float),
-                   shared_fs=env.get("REPRO_RAY_SHARED", "1").lower() not in ("0", "false", "no"),
-                   retries=_env_number("REPRO_RAY_RETRIES", cls.retries, int))
+class RaySettings(ExecutorSettings):
+    address: str = pydantic.Field("", description="Ray cluster to join, HOST:PORT or 'auto' ('': RAY_ADDRESS, "
+                                                  "else a Ray on this host).")
+    gpus: float = pydantic.Field(1.0, ge=0, description="GPUs a CUDA stack's cell reserves (cpu stacks reserve none).")
+    cpus: float = pydantic.Field(1.0, gt=0, description="CPUs every cell reserves; also its torch threads.")
+    memory_gb: float = pydantic.Field(0.0, ge=0, description="Memory a cell reserves, GiB (0: none).")
+    shared: bool = pydantic.Field(True, description="Run folders sit on a path every node mounts (false: sent to "
+                                                    "the node and back as tar bytes).")
+    retries: int = pydantic.Field(2, ge=0, description="Relaunches of a cell whose worker or node died.")
+    connect_timeout_s: float = pydantic.Field(5.0, gt=0, description="An address that does not answer a TCP "
+                                                                     "connect in this long is refused.")
+    cancel_grace_s: float = pydantic.Field(30.0, ge=0, description="Ctrl-C: seconds to let cancelled trainers "
+                                                                   "checkpoint.")
 
 
 @dataclasses.dataclass
@@ -103,48 +89,33 @@ def arch_resource(capabilities: Iterable[str], cluster: dict) -> str | None:
     return max(present, key=lambda w: offered[w])
 
 
-def pack_folder(folder: Path, skip: Iterable[str] = ()) -> bytes:
-    """A run folder as gzip'd tar bytes (names relative to the folder), leaving out `skip`."""
-    skip = set(skip)
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        for path in sorted(Path(folder).rglob("*")):
-            rel = path.relative_to(folder)
-            if path.is_file() and rel.parts[0] not in skip:
-                tar.add(path, arcname=str(rel), recursive=False)
-    return buf.getvalue()
-
-
-def unpack_folder(data: bytes, folder: Path) -> None:
-    """Write tar bytes from pack_folder into `folder` (files replaced, others kept)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
-        tar.extractall(folder, filter="data")
-
-
 class RayExecutor(Executor):
     name = "ray"
     # the cluster, not this host, decides GPUs and images: feasibility asks the nodes at run time
     capabilities = Capabilities(isolated_fs=False, gpu=True, async_submit=True, needs_image=False, remote=True)
+    settings_model = RaySettings
 
-    def __init__(self, settings: RaySettings = RaySettings(), threads: int = 0):
+    def __init__(self, settings: RaySettings = RaySettings()):
         """Join (or start) the Ray cluster.
 
         Raises:
             ExecutorError: ray is not installed, or the address does not answer (one line each).
         """
-        self.settings, self.threads = settings, threads
+        self.settings = settings
+        self.threads = max(1, int(settings.cpus))   # a cell's torch threads: the CPUs it reserves
         self._ray = _import_ray()
         self._owns_connection = not self._ray.is_initialized()
         if self._owns_connection:
             _connect(self._ray, settings)
-        self._remote = self._ray.remote(max_retries=0)(_cell_task)  # retries are ours: they bump `attempt`
+        self._remote = self._ray.remote(max_retries=0)(_cell_task)  # retries are ours: they count in `attempts`
         self._cluster = self._ray.cluster_resources()
         self.placements: dict = {}   # cell_id -> (host, node id) of the launch now running
 
-    @classmethod
-    def create(cls, *, threads: int = 0) -> "RayExecutor":
-        return cls(RaySettings.from_env(), threads=threads)
+    def schedule(self, cells: Sequence, cores: int, jobs: Optional[int] = None) -> Schedule:
+        """Sized by the cluster, not by this head: as many cells at once as its CPUs hold (Ray queues
+        GPU cells until a GPU is free), each with the threads of the CPUs it reserves."""
+        held = int(self._cluster.get("CPU", 1) // self.settings.cpus)
+        return Schedule(jobs=jobs or max(1, held), threads=self.threads)
 
     # -- the interface -------------------------------------------------------
 
@@ -189,17 +160,17 @@ class RayExecutor(Executor):
     def _launch(self, sub: Submission) -> None:
         task: _Task = sub.handle
         cell = task.cell
-        gpus = self.settings.gpus_per_cell if cell.stack.needs_gpu else 0
+        gpus = self.settings.gpus if cell.stack.needs_gpu else 0
         resources = {}
         if gpus:
             arch = arch_resource(cell.stack.gpu_capabilities, self._cluster)
             if arch:
                 resources[arch] = gpus
-        options = dict(num_gpus=gpus, num_cpus=self.settings.cpus_per_cell, resources=resources,
+        options = dict(num_gpus=gpus, num_cpus=self.settings.cpus, resources=resources,
                        num_returns="streaming")
         if self.settings.memory_gb:
             options["memory"] = int(self.settings.memory_gb * 2 ** 30)
-        payload = None if self.settings.shared_fs else pack_folder(sub.run_dir, skip=_HARNESS_FILES)
+        payload = None if self.settings.shared else node.pack_folder(sub.run_dir, skip=node.HARNESS_FILES)
         task.ref = self._remote.options(**options).remote(cell, str(sub.run_dir), self.threads, payload)
         task.launches += 1
         task.node = task.host = ""
@@ -235,8 +206,8 @@ class RayExecutor(Executor):
             return
         self.placements.pop(sub.cell_id, None)
         if item.get("folder") is not None:
-            unpack_folder(item["folder"], sub.run_dir)
-        sub.outcome = Outcome(**item["outcome"])
+            node.unpack_folder(item["folder"], sub.run_dir)
+        sub.outcome = Outcome(**dict(item["outcome"], attempts=task.launches))
 
     def _relaunch_or_fail(self, sub: Submission, error: Exception) -> None:
         task: _Task = sub.handle
@@ -244,11 +215,10 @@ class RayExecutor(Executor):
         where = "on %s (node %s)" % (task.host, task.node[:8]) if task.node else "before it reported a node"
         if task.launches > self.settings.retries:
             sub.outcome = Outcome(None, "Ray lost the cell %s %d time(s), last: %s" % (
-                where, task.launches, _last_line(error)), CellState.FAILED)
+                where, task.launches, _last_line(error)), CellState.FAILED, attempts=task.launches)
             return
         log.warning("ray: %s lost %s (%s); launching it again (%d of %d retries)", task.cell.name, where,
                     type(error).__name__, task.launches, self.settings.retries)
-        _count_attempt(sub.run_dir)
         self._launch(sub)
 
 
@@ -259,44 +229,8 @@ def _cell_task(cell, run_dir: str, threads: int, payload):
     """Yield {node, host} as soon as it starts, then {outcome, folder} when the cell ended."""
     import ray
     yield {"node": ray.get_runtime_context().get_node_id(), "host": socket.gethostname()}
-    scratch = None
-    work = Path(run_dir)
-    if payload is not None:  # no shared filesystem: run in a scratch copy of the head's folder
-        scratch = Path(tempfile.mkdtemp(prefix="repro-ray-"))
-        work = scratch / work.name
-        unpack_folder(payload, work)
-    try:
-        outcome = _run_here(cell, work, threads, [str(g) for g in ray.get_gpu_ids()])
-        folder = pack_folder(work, skip=_HARNESS_FILES) if scratch else None
-    finally:
-        if scratch:
-            shutil.rmtree(scratch, ignore_errors=True)
-    yield {"outcome": dataclasses.asdict(outcome), "folder": folder}
-
-
-def _run_here(cell, run_dir: Path, threads: int, gpus: list) -> Outcome:
-    """Run the cell on this node with its own executor; Ctrl-C (ray.cancel) stops it resumably."""
-    executor = _node_executor(cell, threads, gpus)
-    try:
-        sub = executor.submit(cell, run_dir)
-        try:
-            while sub.outcome is None and list(executor.poll([sub])):
-                time.sleep(_TASK_POLL_S)
-        except BaseException:  # ray.cancel raises KeyboardInterrupt here
-            executor.cancel([sub])
-            raise
-    finally:
-        executor.close()
-    return sub.outcome
-
-
-def _node_executor(cell, threads: int, gpus: list) -> Executor:
-    """local for a cpu stack of this environment, else docker on the GPU(s) Ray assigned."""
-    if cell.stack.image == "local" and not cell.stack.needs_gpu:
-        from harness.executors.local import LocalExecutor, LocalSettings
-        return LocalExecutor(LocalSettings(threads=threads))
-    from harness.executors.docker import DockerExecutor, DockerSettings
-    return DockerExecutor(dataclasses.replace(DockerSettings.from_env(threads), gpus=tuple(gpus)))
+    outcome, folder = node.run_cell(cell, Path(run_dir), threads, [str(g) for g in ray.get_gpu_ids()], payload)
+    yield {"outcome": outcome, "folder": folder}
 
 
 # ---------------------------------------------------------------------------
@@ -331,28 +265,7 @@ def _check_reachable(address: str, timeout_s: float) -> None:
         socket.create_connection((host, int(port)), timeout=timeout_s).close()
     except OSError as e:
         raise ExecutorError("cannot reach the Ray cluster at %s: %s; start it with `ray start --head "
-                            "--port %s` there, or fix --address" % (address, e.strerror or e, port)) from None
-
-
-def _env_number(name: str, default, kind):
-    value = os.environ.get(name)
-    if value is None:
-        return default
-    try:
-        number = kind(value)
-    except ValueError:
-        number = -1
-    if number < 0:
-        raise ExecutorError("%s=%r: expected %s >= 0 (unset it for the default, %s)" % (
-            name, value, "a whole number" if kind is int else "a number", default))
-    return number
-
-
-def _count_attempt(run_dir: Path) -> None:
-    """A relaunch is another attempt of the cell: status.json says so (the scheduler keeps it)."""
-    status = read_status(run_dir)
-    if status is not None:
-        write_status(run_dir, dict(status, attempt=int(status.get("attempt", 0)) + 1))
+                            "--port %s` there, or fix --ray-address" % (address, e.strerror or e, port)) from None
 
 
 def _last_line(error: Exception) -> str:

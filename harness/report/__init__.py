@@ -3,33 +3,36 @@
     summary = build_report("results", "reports")
     print(summary)
 
-Reading (harness.collect) and rendering (this package) are separate: `render`
-takes only the DataFrame, the collect's skipped list and the curves it loads
-through `curves.load_curves` from paths named in the table.
+Reading (harness.collect) and rendering (this package) are separate: `render` takes
+only collect's `Results` (the table, each cell's series, the skipped folders). A report
+remembers what it drew (harness.report.state): the next one reads again only the run
+folders that changed and redraws only the pages and figures whose inputs changed.
 """
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 import time
 from pathlib import Path
-from typing import Sequence
+from typing import Callable
 
 import pandas as pd
 
 from ..spikes import SPIKE_FACTOR
-from ..collect import Skipped, collect, write_table
-from ..fsutil import atomic_write
+from ..collect import Results, Skipped, collect, write_table
 from .causes import write_causes
 from .edge import write_edge
 from .cellpage import write_cell_pages
-from .curves import load_curves
 from .cellref import CellRefError, resolve_pair
 from .figures import fig7_cells, fig7_decompositions, fig8_losses, grad_norms, plotted_cells
 from .html import render_index
 from .ran import with_ran
+from .rows import variant_axes
 from .sidebyside import compare_href, write_compare_page
+from .state import ReportState, load_state, save_state
 from .table3 import footnotes, write_tables
+from ..fsutil import atomic_write
 
 __all__ = ["CellRefError", "ReportSummary", "build_report", "render"]
 
@@ -40,12 +43,13 @@ class ReportSummary:
     results_dir: Path
     reports_dir: Path
     cells: int                           # run folders read into the table
+    reread: int                          # folders read this time (the others had not changed since the last report)
     states: dict[str, int]               # cells per state (done, skipped, ...)
     skipped: tuple[Skipped, ...]         # folders that were not run folders, with why
     problems: tuple[str, ...]            # "cell_id: missing/empty/torn file" notes
     outputs: tuple[Path, ...]            # files written (tables, figures, page)
     seconds: float                       # wall time of collect + render
-    compare_page: Path | None = None     # reports/compare-<a>-<b>.html when --compare asked for one
+    compare_page: Path | None = None     # reports/compare-<a>-<b>.html when --side-by-side asked for one
 
     @property
     def index(self) -> Path:
@@ -54,7 +58,8 @@ class ReportSummary:
 
     def __str__(self) -> str:
         states = ", ".join(f"{n} {s}" for s, n in self.states.items()) or "none"
-        lines = [f"report: {self.cells} cells ({states}), {len(self.skipped)} folders skipped, "
+        lines = [f"report: {self.cells} cells ({states}), {self.reread} folders read (the rest unchanged), "
+                 f"{len(self.skipped)} folders skipped, "
                  f"{len(self.problems)} cells with file problems, {self.seconds:.1f}s -> {self.index}"]
         lines += [f"  skipped {s}" for s in self.skipped]
         lines += [f"  problem {p}" for p in self.problems[:20]]
@@ -65,49 +70,84 @@ class ReportSummary:
         return "\n".join(lines)
 
 
-def _drawn(df: pd.DataFrame, curves: dict) -> dict[str, pd.DataFrame]:
+def _drawn(df: pd.DataFrame, series: dict) -> dict[str, pd.DataFrame]:
     """Figure file name -> the rows it draws (for the captions' cell lists)."""
-    curve_cells = df[df["cell_id"].isin(curves.keys())] if len(df) else df
+    curve_cells = df[df["cell_id"].isin(series.keys())] if len(df) else df
     chosen = [cell["cell_id"] for *_, cell in fig7_cells(df) if cell is not None]
     fig7 = df.set_index("cell_id").loc[chosen].reset_index() if chosen else df.iloc[:0]
     return {"fig8_losses.png": curve_cells, "grad_norms.png": curve_cells, "fig7_decompositions.png": fig7}
 
 
-def render(df: pd.DataFrame, reports_dir: str | os.PathLike, skipped: Sequence[Skipped] = (),
-           runs_csv: str | os.PathLike | None = None,
-           compare: tuple[pd.Series, pd.Series] | None = None) -> list[Path]:
-    """Write every report file from the tidy table and the run files its rows name.
+def _signatures(results: Results) -> dict[str, str | None]:
+    return {read.row["cell_id"]: read.signature for read in results.reads.values() if isinstance(read.row, dict)}
 
-    Besides the table, only each cell's config.json (Table 3's labels, the cell and
-    comparison pages), eval_scores.csv, train.jsonl and samples PNGs are read.
+
+def _key(cells, signatures: dict, *context) -> str:
+    """A figure's key: the cells it draws as they were read, and what else shapes it ('' = always redraw)."""
+    stamps = [(c, signatures.get(c)) for c in cells]
+    if any(s is None for _, s in stamps):
+        return ""
+    return hashlib.sha1(repr((stamps, context)).encode()).hexdigest()
+
+
+def _figures(df: pd.DataFrame, results: Results, out: Path, previous: dict) -> tuple[list[Path], dict]:
+    """Fig. 8, the gradient norms and Fig. 7, each redrawn only when its key changed (or its file is gone)."""
+    signatures, series = _signatures(results), results.series
+    plotted = plotted_cells(df)
+    curves_key = _key(list(plotted["cell_id"]) if len(plotted) else [], signatures, variant_axes(df) if len(df) else [])
+    chosen = [(name, clip, None if cell is None else cell["cell_id"]) for name, _, clip, cell in fig7_cells(df)]
+    draws: dict[str, tuple[str, Callable[[Path], Path]]] = {
+        "fig8_losses.png": (curves_key, lambda path: fig8_losses(plotted, series, path)),
+        "grad_norms.png": (curves_key, lambda path: grad_norms(plotted, series, path)),
+        "fig7_decompositions.png": (_key([c for *_, c in chosen if c], signatures, chosen),
+                                    lambda path: fig7_decompositions(df, path)),
+    }
+    keys, paths = {}, []
+    for name, (key, draw) in draws.items():
+        path = out / name
+        if not key or previous.get(name) != key or not path.is_file():
+            draw(path)
+        keys[name] = key
+        paths.append(path)
+    return paths, keys
+
+
+def render(results: Results, reports_dir: str | os.PathLike, runs_csv: str | os.PathLike | None = None,
+           compare: tuple[pd.Series, pd.Series] | None = None,
+           previous: ReportState | None = None) -> tuple[list[Path], ReportState]:
+    """Write every report file from collect's Results, redrawing only what changed since `previous`.
 
     Args:
-        df: the table from collect(); skipped: its skipped folders (listed in notes);
-        reports_dir: output folder (created); runs_csv: linked from the page;
-        compare: two rows of df (cellref.resolve_pair) to put side by side.
+        results: what collect returned; reports_dir: output folder (created);
+        runs_csv: linked from the page; compare: two rows of the table (cellref.resolve_pair)
+        to put side by side; previous: the last report's state (harness.report.state).
 
     Returns:
-        Paths written: table3.md/.tex/.csv, the three figures, the comparison page when
-        asked for, the cell pages, index.html.
+        (paths written or kept: table3.md/.tex/.csv, the three figures, the causes files, the
+        comparison page when asked for, the cell pages redrawn, index.html; the new state).
     """
     out = Path(reports_dir)
     out.mkdir(parents=True, exist_ok=True)
-    df = with_ran(df)
+    previous = previous or ReportState()
+    df = with_ran(results.table)
     tables, written = write_tables(df, out)
-    curves = load_curves(plotted_cells(df))
-    figures = [fig8_losses(df, curves, out / "fig8_losses.png"),
-               grad_norms(df, curves, out / "grad_norms.png"),
-               fig7_decompositions(df, out / "fig7_decompositions.png")]
-    causes_files, verdicts, causes_notes = write_causes(df, out)
+    figures, figure_keys = _figures(df, results, out, previous.figure_keys)
+    causes_files, verdicts, causes_notes, causes_key = write_causes(df, out, previous.figure_keys.get("causes.png"))
+    figure_keys["causes.png"] = causes_key
     edge_files = write_edge(df, out)
-    page = render_index(df, tables, figures, skipped, out / "index.html", runs_csv,
+    ids = set(df["cell_id"]) if len(df) else set()
+    compared = [pair for pair in previous.compared if set(pair) <= ids and (out / compare_href(*pair)).is_file()]
+    if compare:
+        pair = (compare[0]["cell_id"], compare[1]["cell_id"])
+        write_compare_page(results.series, *compare, out)
+        compared = [p for p in compared if p != pair] + [pair]
+    pages, page_keys = write_cell_pages(results, out, compared, previous.page_keys)
+    page = render_index(df, tables, figures, results.skipped, out / "index.html", runs_csv,
                         causes=(verdicts, causes_notes, len(causes_files) > 1), notes=footnotes(df),
-                        drawn=_drawn(df, curves))
-    # before the cell pages, so that theirs link it
-    compared = [write_compare_page(df, *compare, out)] if compare else []
-    pages = write_cell_pages(df, out)
-    return (written + figures + causes_files + edge_files + compared + pages
-            + [atomic_write(out / "index.html", page)])
+                        drawn=_drawn(df, results.series))
+    state = ReportState(results=results, page_keys=page_keys, figure_keys=figure_keys, compared=compared)
+    index = atomic_write(out / "index.html", page, durable=False)
+    return written + figures + causes_files + edge_files + pages + [index], state
 
 
 def build_report(results_dir: str | os.PathLike, reports_dir: str | os.PathLike,
@@ -132,13 +172,16 @@ def build_report(results_dir: str | os.PathLike, reports_dir: str | os.PathLike,
             (raised before anything is written).
     """
     start = time.perf_counter()
-    df, skipped = collect(results_dir, spike_factor=spike_factor)
+    previous = load_state(reports_dir)
+    results = collect(results_dir, spike_factor=spike_factor, previous=previous.results)
+    df, skipped = results.table, results.skipped
     pair = resolve_pair(df, compare, str(results_dir)) if compare else None
     tables = write_table(df, results_dir) if Path(results_dir).is_dir() else []
-    outputs = tables + render(df, reports_dir, skipped, tables[1] if tables else None, compare=pair)
+    written, state = render(results, reports_dir, tables[1] if tables else None, compare=pair, previous=previous)
+    outputs = tables + written + [save_state(reports_dir, state)]
     problems = tuple(f"{c}: {p}" for c, p in zip(df["cell_id"], df["problems"]) if isinstance(p, str))
     return ReportSummary(
-        results_dir=Path(results_dir), reports_dir=Path(reports_dir), cells=len(df),
+        results_dir=Path(results_dir), reports_dir=Path(reports_dir), cells=len(df), reread=results.reread,
         states={str(k): int(v) for k, v in df["state"].value_counts().items()},
         skipped=tuple(skipped), problems=problems, outputs=tuple(outputs),
         seconds=time.perf_counter() - start,

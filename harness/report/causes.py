@@ -10,6 +10,7 @@ corrected p is below 0.05. Intervals are the uncorrected 95% intervals of each t
 """
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import matplotlib
@@ -58,16 +59,35 @@ def _matching(baseline: pd.DataFrame, varied: pd.DataFrame, design: list) -> pd.
     return baseline[keep]
 
 
-def _missing(group: pd.DataFrame) -> list:
-    return sorted(group.loc[~group["state"].isin(("done", "diverged")), "name"].astype(str))
+def _follows_the_stack(df: pd.DataFrame, column: str) -> bool:
+    """A factor axis no (stack, impl) varies (lr set by each stack's preset): not a factor of the study.
+
+    The same rule splits Table 3's rows (harness.report.rows.variant_axes).
+    """
+    if column not in FACTOR_AXES or not {"stack", "impl"} <= set(df.columns):
+        return False
+    return bool((df.groupby(["stack", "impl"])[column].agg(lambda v: cmp.normalized(v).nunique()) <= 1).all())
+
+
+def _why_untested(varied: pd.DataFrame, baseline: pd.DataFrame) -> str:
+    """Why a factor value could not be tested: its cells did not end, nothing matches it, or too few seeds."""
+    if cmp.ended_seeds(varied) == 0:
+        return "no cell ended (%s; Table 3 says why)" % ", ".join(sorted(set(varied["state"].astype(str))))
+    if baseline.empty:
+        return "no baseline cell matches it in every other key"
+    return "fewer than %d ended seeds on a side (%d vs %d)" % (
+        cmp.MIN_SEEDS, cmp.ended_seeds(baseline), cmp.ended_seeds(varied))
 
 
 def hypotheses(df: pd.DataFrame) -> tuple:
-    """(rows, notes): one row per (factor value, metric) with its interval and corrected verdict.
+    """(rows, untested, not_factors) of the factors the results vary.
 
-    notes: one line per factor that could not be tested, or per group with cells that did not end.
+    rows: one per (factor value, metric) with its interval and corrected verdict.
+    untested: (factor=value, why) for values whose cells could not be compared.
+    not_factors: factor axes that only change with the stack (lr follows each stack's preset):
+    not factors of this study, so neither tested nor called untested.
     """
-    rows, notes = [], []
+    rows, untested, not_factors = [], [], []
     for factor in FACTORS:
         try:
             column = cmp.factor_column(df, factor)
@@ -76,18 +96,17 @@ def hypotheses(df: pd.DataFrame) -> tuple:
         values = cmp.normalized(df[column])
         if values.nunique() < 2:
             continue
+        if _follows_the_stack(df, column):
+            not_factors.append(factor)
+            continue
         base = _baseline_value(values)
         design = cmp.design_columns(df, column)
         modes = {c: _baseline_value(cmp.normalized(df[c])) for c in design}
         for value in sorted(set(values) - {base}):
             varied = _at_baseline(df[values == value], design, modes)
             baseline = _matching(df[values == base], varied, design)
-            missing = _missing(varied) + _missing(baseline)
-            if missing:
-                notes.append("%s=%s: cells that did not end: %s" % (factor, value, ", ".join(missing)))
             if min(cmp.ended_seeds(varied), cmp.ended_seeds(baseline)) < cmp.MIN_SEEDS:
-                notes.append("%s=%s: not tested, fewer than %d ended seeds on a side (%d vs %d)" % (
-                    factor, value, cmp.MIN_SEEDS, cmp.ended_seeds(baseline), cmp.ended_seeds(varied)))
+                untested.append(("%s=%s" % (factor, value), _why_untested(varied, baseline)))
                 continue
             result = cmp.compare_groups(baseline, varied, factor, base, value)
             for e in result.effects:
@@ -103,7 +122,15 @@ def hypotheses(df: pd.DataFrame) -> tuple:
             table.loc[tested, "p_adjusted"] = stats.false_discovery_control(table.loc[tested, "p"].clip(0.0, 1.0),
                                                                             method="bh")
         table["effect"] = (table["p_adjusted"] < ALPHA).where(tested, table["significant"]).astype(bool)
-    return table, notes
+    return table, untested, not_factors
+
+
+def untested_line(untested: list) -> str:
+    """One line: the values that could not be tested, grouped by why ("" when none)."""
+    by_why: dict[str, list[str]] = {}
+    for label, why in untested:
+        by_why.setdefault(why, []).append(label)
+    return "; ".join("%s: %s" % (", ".join(labels), why) for why, labels in by_why.items())
 
 
 def _verdict(group: pd.DataFrame) -> str:
@@ -144,16 +171,17 @@ def _save(fig, path: Path) -> Path:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110)
     plt.close(fig)
-    return atomic_write(path, buf.getvalue())
+    return atomic_write(path, buf.getvalue(), durable=False)
 
 
-def write_causes(df: pd.DataFrame, reports_dir: Path) -> tuple:
-    """Write causes.md (and causes.png when anything was tested).
+def write_causes(df: pd.DataFrame, reports_dir: Path, previous_key: str | None = None) -> tuple:
+    """Write causes.md (and causes.png when anything was tested; redrawn only when its key changed).
 
     Returns:
-        (paths written, the verdict lines, the missing/untested notes) for index.html.
+        (paths written, the verdict lines, the untested line (a list of at most one), the plot's key)
+        for index.html and the report's state.
     """
-    table, notes = hypotheses(df)
+    table, untested, not_factors = hypotheses(df)
     verdicts = [_verdict(g) for _, g in table.groupby(["factor", "value"], sort=True)] if len(table) else []
     lines = ["# Causes: which factors change SIDE, MAD, spikes and divergence", "",
              "Generated by `repro report` from results/ (harness/report/causes.py); do not edit.", "",
@@ -162,17 +190,23 @@ def write_causes(df: pd.DataFrame, reports_dir: Path) -> tuple:
              "t interval, else Welch), 95% intervals. Verdicts are corrected for multiple comparisons across all "
              "factors and metrics with Benjamini-Hochberg (FDR 5%). SIDE x1e-2, MAD degrees, spikes per cell, "
              "divergence rate per cell.", ""]
-    written = []
+    written, key = [], ""
     if len(table):
         lines += ["## Verdicts", ""] + ["- " + v for v in verdicts]
         shown = table[["factor", "baseline", "value", "metric", "seeds_a", "seeds_b", "mean_a", "mean_b", "diff",
                        "low", "high", "p", "p_adjusted", "paired", "effect"]]
-        lines += ["", "## Effects", "", shown.to_markdown(index=False, floatfmt=".4g"), "",
-                  "![forest plot](causes.png)", ""]
-        written.append(_forest(table, Path(reports_dir) / "causes.png"))
+        effects = shown.to_markdown(index=False, floatfmt=".4g")
+        lines += ["", "## Effects", "", effects, "", "![forest plot](causes.png)", ""]
+        key = hashlib.sha1(effects.encode()).hexdigest()
+        plot = Path(reports_dir) / "causes.png"
+        written.append(plot if key == previous_key and plot.is_file() else _forest(table, plot))
     else:
         lines += ["No factor varies with enough ended seeds on both sides to test (run matrices/causes-cpu.yml).", ""]
-    if notes:
-        lines += ["## Missing or untested", ""] + ["- " + n for n in notes] + [""]
+    untested_text = untested_line(untested)
+    if untested_text:
+        lines += ["## Not tested", "", untested_text, ""]
+    if not_factors:
+        lines += ["## Not factors of this study", "", "%s: the same within every stack (set by its preset), "
+                  "so their values are the stacks' and are not tested apart from them." % ", ".join(not_factors), ""]
     written.insert(0, atomic_write(Path(reports_dir) / "causes.md", "\n".join(lines)))
-    return written, verdicts, notes
+    return written, verdicts, [untested_text] if untested_text else [], key

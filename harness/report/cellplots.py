@@ -16,8 +16,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from ..cellseries import CellSeries  # noqa: E402
 from ..fsutil import atomic_write  # noqa: E402
-from ..spikes import spike_mask  # noqa: E402
 from .grids import draw_grid  # noqa: E402
 
 __all__ = ["save_png", "curves_png", "scores_png", "grids_png"]
@@ -33,9 +33,8 @@ def save_png(fig, path: Path, dpi: int = 90) -> Path:
     return atomic_write(path, buf.getvalue())
 
 
-def _marks(ax, it, values, label: str, color, clipped) -> None:
-    """Spikes (harness/spikes.py; non-finite ones at the top) and clipped steps of one curve."""
-    spikes = spike_mask(values)
+def _marks(ax, it, values, spikes, label: str, color, clipped) -> None:
+    """Spikes (harness/spikes.py, from collect; non-finite ones at the top) and clipped steps of one curve."""
     if spikes.any():
         top = np.nanmax(np.where(np.isfinite(values), values, np.nan)) if np.isfinite(values).any() else 1.0
         ax.plot(it[spikes], np.where(np.isfinite(values[spikes]), values[spikes], top), "v", color=color,
@@ -44,17 +43,17 @@ def _marks(ax, it, values, label: str, color, clipped) -> None:
         ax.plot(it[clipped], values[clipped], ".", color=color, ms=3, label=f"{label}clipped ({int(clipped.sum())})")
 
 
-def curves_png(items: Sequence[tuple[str, dict]], path: Path) -> Path:
-    """Loss and pre-clip grad norm of each (label, curve), overlaid; spikes and clipped steps marked."""
+def curves_png(items: Sequence[tuple[str, CellSeries]], path: Path) -> Path:
+    """Loss and pre-clip grad norm of each (label, series), overlaid; spikes and clipped steps marked."""
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
     for ax, (field, name) in zip(axes, _CURVES):
         for n, (label, curve) in enumerate(items):
             it, values = np.asarray(curve["iter"]), np.asarray(curve[field], dtype=float)
-            clipped = np.asarray(curve.get("clipped", np.zeros_like(it)), dtype=float) > 0.5
+            clipped = np.asarray(curve["clipped"], dtype=bool)
             prefix = f"{label}: " if label else ""
             # dashed after the first, so two identical curves both stay visible
             line, = ax.plot(it, values, lw=0.8, color=f"C{n}", ls="-" if n == 0 else "--", label=label or name)
-            _marks(ax, it, values, prefix, line.get_color(), clipped)
+            _marks(ax, it, values, curve.spikes(field), prefix, line.get_color(), clipped)
         ax.set_xlabel("iteration")
         ax.set_title(name)
         ax.legend(fontsize=8)

@@ -1,4 +1,4 @@
-"""Which cell a user means: `repro report --compare A B` takes ids, unique id prefixes or names.
+"""Which cell a user means: `repro report --side-by-side A B` takes ids, unique id prefixes or names.
 
 An exact id or name wins over a prefix, so a short id that is also another id's prefix
 still names itself. Anything else is a CellRefError whose text is the one line to print.

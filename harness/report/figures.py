@@ -1,7 +1,8 @@
 """Fig. 8 (training loss), gradient norms and Fig. 7 (decomposition grids).
 
-Each figure is drawn from the tidy table plus the curves of `curves.load_curves`;
-the only files opened here are the sample PNGs named by the table. Panels are
+Each figure is drawn from the tidy table plus the cells' series (harness.cellseries, from
+collect: curves and the spike marks at the report's k); the only files opened here are the
+sample PNGs named by the table. Panels are
 one per (stack, impl); lines are the clipping modes (and any other axis that
 varies), each the mean over seeds with the min-max spread shaded. No smoothing,
 so single-iteration spikes stay visible.
@@ -19,7 +20,6 @@ import pandas as pd  # noqa: E402
 
 from model.config import DEFAULTS  # noqa: E402
 
-from .. import spikes  # noqa: E402
 from ..compare import canonical, normalized  # noqa: E402
 from ..matrix import FACTOR_AXES  # noqa: E402
 from .cellplots import save_png  # noqa: E402
@@ -28,7 +28,7 @@ from .rows import impl_name, row_order, variant_axes  # noqa: E402
 from .table3 import stack_label  # noqa: E402
 from ..failure import with_failures  # noqa: E402
 
-__all__ = ["fig8_losses", "grad_norms", "fig7_decompositions", "panels", "plotted_cells", "fig7_cells",
+__all__ = ["fig8_losses", "grad_norms", "fig7_figure", "fig7_decompositions", "panels", "plotted_cells", "fig7_cells",
            "MAX_SEEDS_PER_LINE"]
 
 # A line's band is drawn from at most this many seeds (lowest first): enough to
@@ -125,11 +125,11 @@ def _mark_failed(ax, cell_curves: list, field: str, color) -> None:
 
 
 def _mark_spikes(ax, cell_curves: list, field: str, color) -> None:
-    """An x on each cell's curve where it spikes (harness/spikes.py), non-finite steps at the top."""
+    """An x on each cell's curve where it spikes (harness/spikes.py, from collect); non-finite ones are not drawn."""
     xs, ys = [], []
     for curve in cell_curves:
         values = np.asarray(curve[field], dtype=float)
-        mask = spikes.spike_mask(values) & ~np.isnan(values)
+        mask = curve.spikes(field) & ~np.isnan(values)
         finite = np.isfinite(values)
         xs += list(np.asarray(curve["iter"])[mask & finite])
         ys += list(values[mask & finite])
@@ -152,7 +152,7 @@ def _scale(ax) -> None:
 def _grid(n: int, width: float, height: float):
     cols = min(n, 3)
     rows = -(-n // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(width * cols, height * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(width * cols, height * rows), squeeze=False, layout="constrained")
     for ax in axes.flat[n:]:
         ax.set_visible(False)
     return fig, list(axes.flat[:n])
@@ -222,18 +222,18 @@ def fig7_cells(df: pd.DataFrame) -> list[tuple[str, str, str, pd.Series | None]]
             for stack, impl, name in panels(has) for clip in modes]
 
 
-def fig7_decompositions(df: pd.DataFrame, path: str | Path) -> Path:
-    """Fig. 7: per stack, the final decomposition grid of one seed, clipped vs not.
+def fig7_figure(df: pd.DataFrame):
+    """Fig. 7 as a matplotlib figure (None when no cell has a grid): rows per stack, columns per clip mode.
 
-    Depth and normal rows are stretched per tile (harness.report.grids) so relief shows.
+    Constrained layout keeps the two-line panel titles clear of each other and of the title above.
     """
     chosen = fig7_cells(df)
     if not chosen:
-        return _empty(Path(path), "no decomposition grids (samples/*.png) yet")
+        return None
     modes = list(dict.fromkeys(clip for _, _, clip, _ in chosen))
     n_rows = len(chosen) // len(modes)
     fig, axes = plt.subplots(n_rows, len(modes), figsize=(5.2 * len(modes), 4.6 * n_rows),
-                             squeeze=False)
+                             squeeze=False, layout="constrained")
     for ax, (name, _, clip, cell) in zip(axes.flat, chosen):
         if cell is None or not draw_grid(ax, cell["samples_grid"], max_cols=6):
             ax.axis("off")
@@ -243,4 +243,15 @@ def fig7_decompositions(df: pd.DataFrame, path: str | Path) -> Path:
                      fontsize=10)
     fig.suptitle("Fig. 7: decompositions per stack, one seed each, without clipping (left) and "
                  f"with clipping (right)\n{STRETCH_CAPTION}", fontsize=10)
+    return fig
+
+
+def fig7_decompositions(df: pd.DataFrame, path: str | Path) -> Path:
+    """Fig. 7: per stack, the final decomposition grid of one seed, clipped vs not.
+
+    Depth and normal rows are stretched per tile (harness.report.grids) so relief shows.
+    """
+    fig = fig7_figure(df)
+    if fig is None:
+        return _empty(Path(path), "no decomposition grids (samples/*.png) yet")
     return save_png(fig, Path(path), dpi=100)

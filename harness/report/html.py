@@ -5,7 +5,6 @@ the collect's skipped list; it opens no run file.
 """
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Sequence
@@ -21,31 +20,50 @@ from .table3 import format_rows, title
 __all__ = ["render_index"]
 
 
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]], empty_col: int | None = None) -> str:
+def _row_html(row: Sequence[str], cls: str = "") -> str:
+    return (f'<tr class="{cls}">' if cls else "<tr>") + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>"
+
+
+def _folded_stack(label: str, header: Sequence[str], rows: list[list[str]]) -> str:
+    """One line for a stack none of whose cells started here: its reason, the seed's numbers, the rows folded."""
+    seed_cols = [i for i, h in enumerate(header) if h.lower().startswith(("seed report", "published"))]
+    note = rows[0][-1] if rows[0][-1] not in ("", "not run") else ""
+    why = f"not run here: {esc(note)}" if note else "not run here"
+    cells = [f"<td>{esc(label)}</td>", f"<td>{esc(' / '.join(r[1] for r in rows))}</td>",
+             f"<td colspan='{max(1, (seed_cols[0] if seed_cols else len(header) - 1) - 2)}'>{why}</td>"]
+    cells += [f"<td>{'<br>'.join(esc(r[1] + ': ' + r[i]) for r in rows)}</td>" for i in seed_cols]
+    inner = "".join(_row_html(r) for r in rows)
     head = "".join(f"<th>{esc(h)}</th>" for h in header)
-    body = []
-    for row in rows:
-        cls = ' class="empty"' if empty_col is not None and row[empty_col] == "-" else ""
-        body.append(f"<tr{cls}>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    rest = len(header) - (seed_cols[-1] + 1 if seed_cols else len(header) - 1)
+    cells.append(f"<td colspan='{max(1, rest)}'><details><summary>{len(rows)} rows</summary>"
+                 f"<table><thead><tr>{head}</tr></thead><tbody>{inner}</tbody></table></details></td>")
+    return f'<tr class="notrun">{"".join(cells)}</tr>'
+
+
+def _table3_html(table: pd.DataFrame, with_seed: bool) -> str:
+    """The rows whose cells started first; each stack none of whose cells started here folded into one line."""
+    header, rows = format_rows(table, with_seed=with_seed)
+    started = [row for row, n in zip(rows, table["n_trained"]) if n > 0]
+    folded: dict[str, list[list[str]]] = {}
+    for row, label, n in zip(rows, table["row"], table["n_trained"]):
+        if not n > 0:
+            folded.setdefault(label, []).append(row)
+    head = "".join(f"<th>{esc(h)}</th>" for h in header)
+    body = "".join(_row_html(r) for r in started) + "".join(_folded_stack(k, header, v) for k, v in folded.items())
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
 def _tables_html(tables: dict[str, pd.DataFrame], notes: Sequence[str]) -> str:
-    parts = []
-    for clip, table in tables.items():
-        header, rows = format_rows(table, with_seed=clip == "none")
-        parts.append(f"<h3>{esc(title(clip))}</h3>" + _table(header, rows, empty_col=2))
+    parts = [f"<h3>{esc(title(clip))}</h3>" + _table3_html(table, with_seed=clip == "none")
+             for clip, table in tables.items()]
     items = "".join(f"<li>{esc(f)}</li>" for f in notes)
-    return "\n".join(parts) + f'<ul class="small">{items}</ul>'
+    return "\n".join(parts) + f'<details class="small"><summary>Notes on Table 3</summary><ul>{items}</ul></details>'
 
 
-def _env_details(env_json) -> str:
-    if not isinstance(env_json, str):
-        return "<span class='small'>no env.json</span>"
-    env = json.loads(env_json)
-    short = " ".join(f"{k} {env[k]}" for k in ("torch", "cuda", "gpu_name") if env.get(k))
-    return (f"<details><summary>{esc(short or 'env')}</summary>"
-            f"<pre>{esc(json.dumps(env, indent=1, sort_keys=True))}</pre></details>")
+def _env_short(torch, cuda, gpu) -> str:
+    """torch, CUDA and GPU of a cell (its page has the whole env.json)."""
+    parts = [f"{k} {v}".strip() for k, v in (("torch", torch), ("cuda", cuda), ("", gpu)) if isinstance(v, str) and v]
+    return esc(" ".join(parts)) or "<span class='small'>no env.json</span>"
 
 
 def _num(value, fmt: str) -> str:
@@ -56,7 +74,8 @@ def _cells_html(df: pd.DataFrame, reports_dir: Path) -> str:
     header = ["cell", "stack", "impl", "clip", "seed", "state", "reason / problems", "SIDE ×10⁻²",
               "MAD", "spikes", "max grad", "clipped", "perceptual", "env"]
     rows = []
-    for r in df.itertuples(index=False):
+    envs = [_env_short(*v) for v in zip(df["env.torch"], df["env.cuda"], df["env.gpu"])] if len(df) else []
+    for r, env in zip(df.itertuples(index=False), envs):
         link = cell_href(r.cell_id)  # the cell's page; it links the raw run files
         why = "; ".join(esc(x) for x in (r.reason, r.problems) if esc(x))
         perceptual = {True: "on", False: "off"}.get(r.perceptual, "?")
@@ -64,19 +83,19 @@ def _cells_html(df: pd.DataFrame, reports_dir: Path) -> str:
                  esc(r.seed), f'<span class="state-{esc(r.state)}">{esc(r.state)}</span>', why,
                  _num(r.side_mean * 100, ".4f"), _num(r.mad_mean, ".2f"), _num(r.n_spikes, ".0f"),
                  _num(r.max_grad_norm, ".3g"), _num(r.clipped_frac * 100, ".1f") + ("%" if pd.notna(r.clipped_frac) else ""),
-                 perceptual, _env_details(r.env_json)]
+                 perceptual, env]
         rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
     head = "".join(f"<th>{esc(h)}</th>" for h in header)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
 
 
-def _causes_html(verdicts: Sequence[str], notes: Sequence[str], has_plot: bool) -> str:
-    """Verdicts per factor (reports/causes.md has the effects table and the method)."""
+def _causes_html(verdicts: Sequence[str], untested: Sequence[str], has_plot: bool) -> str:
+    """The factors tested, then one line for what could not be (causes.md has the effects and the method)."""
     if not verdicts:
-        body = "<p>No factor varies with enough seeds to test here (run matrices/causes-cpu.yml).</p>"
+        body = "<p>No factor varies with enough ended seeds on both sides to test here (run matrices/causes-cpu.yml).</p>"
     else:
-        body = "<ul>" + "".join(f"<li>{esc(v)}</li>" for v in verdicts) + "</ul>"
-    body += "".join(f"<p class='small'>{esc(n)}</p>" for n in notes)
+        body = "<p>Tested:</p><ul>" + "".join(f"<li>{esc(v)}</li>" for v in verdicts) + "</ul>"
+    body += "".join(f"<p class='small'>Not tested here: {esc(n)}.</p>" for n in untested)
     plot = "<figure><img src='causes.png' alt='causes'><figcaption class='small'>causes.png</figcaption></figure>"
     return body + (plot if has_plot else "") + "<p class='small'>Method and effects: <a href='causes.md'>causes.md</a></p>"
 

@@ -2,14 +2,14 @@
 
 A row's label must not repeat the matrix's stack override (`preset: cpu-small`) when the
 cells ran something else (the Author's CPU cells: their 64 px, original-width nets for
-16 steps). So the label is read from each cell's resolved config.json (preset, image
+16 steps). So the label is read from each cell's resolved config (collect's config_json) (preset, image
 size, widths nf) and its train.jsonl (steps = iterations run, the tidy table's last_iter + 1).
 """
 from __future__ import annotations
 
 import pandas as pd
 
-from ..runfolder import read_run_folder
+from ..collect import configs_of
 
 __all__ = ["SMOKE_MAX_STEPS", "RAN_KEYS", "RAN_FOOTNOTE", "with_ran", "describe", "is_smoke"]
 
@@ -27,7 +27,7 @@ def with_ran(df: pd.DataFrame) -> pd.DataFrame:
     """df with columns ran.preset, ran.image_size, ran.nf (from config.json) and ran.steps."""
     if df.empty:
         return df.assign(**{f"ran.{k}": [] for k in RAN_KEYS + ("steps",)})
-    configs = [read_run_folder(d).cell_config for d in df["run_dir"]]
+    configs = configs_of(df)
     trained = pd.to_numeric(df["train_lines"], errors="coerce").fillna(0) > 0
     steps = (pd.to_numeric(df["last_iter"], errors="coerce") + 1).where(trained)
     return df.assign(**{f"ran.{k}": [c.get(k) for c in configs] for k in RAN_KEYS}, **{"ran.steps": steps})

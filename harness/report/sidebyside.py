@@ -1,4 +1,4 @@
-"""reports/compare-<a>-<b>.html: two cells on one page (`repro report --compare A B`).
+"""reports/compare-<a>-<b>.html: two cells on one page (`repro report --side-by-side A B`).
 
 Both cells' loss and grad-norm curves overlaid, their per-image score histograms
 overlaid, their decomposition grids side by side, their scores in one table, and
@@ -16,12 +16,10 @@ from ..fsutil import atomic_write
 from .cellplots import curves_png, grids_png, scores_png
 from .grids import STRETCH_CAPTION
 from .page import esc, link, page, table
-from ..runfolder import read_run_folder
-from .runfiles import cell_curves, read_env, read_scores
+from ..collect import configs_of
+from .runfiles import read_env, read_scores
 
-__all__ = ["COMPARE_GLOB", "compare_href", "comparison_pages", "write_compare_page"]
-
-COMPARE_GLOB = "compare-*-*.html"
+__all__ = ["compare_href", "write_compare_page"]
 
 # (label, column, scale, format) of the scores table
 _SCORES = (("SIDE ×10⁻² (test mean)", "side_mean", 100, ".4f"),
@@ -43,19 +41,6 @@ _SCORES = (("SIDE ×10⁻² (test mean)", "side_mean", 100, ".4f"),
 def compare_href(a_id: str, b_id: str) -> str:
     """The comparison page's path relative to reports/."""
     return f"compare-{a_id}-{b_id}.html"
-
-
-def comparison_pages(reports_dir: str | Path) -> dict[str, list[tuple[str, str]]]:
-    """cell_id -> (page name, other cell id) for every comparison page already in reports_dir.
-
-    Cell ids are hex hashes (no '-'), so the name splits at its last '-'.
-    """
-    found: dict[str, list[tuple[str, str]]] = {}
-    for path in sorted(Path(reports_dir).glob(COMPARE_GLOB)):
-        a, _, b = path.stem.removeprefix("compare-").rpartition("-")
-        found.setdefault(a, []).append((path.name, b))
-        found.setdefault(b, []).append((path.name, a))
-    return found
 
 
 def _number(value, scale: float) -> float | None:
@@ -93,10 +78,9 @@ def _diff_table(a: dict, b: dict, what: str) -> str:
     return f"<p>{len(differ)} of {len(keys)} {what} keys differ (highlighted).</p>{shown}{folded}"
 
 
-def _figures(a: pd.Series, b: pd.Series, df: pd.DataFrame, out: Path, folder: str) -> str:
+def _figures(a: pd.Series, b: pd.Series, curves: dict, out: Path, folder: str) -> str:
     labels = {a["cell_id"]: f"A {a['cell_id']}", b["cell_id"]: f"B {b['cell_id']}"}
     parts = []
-    curves = cell_curves(df[df["cell_id"].isin(labels)])
     items = [(labels[c], curves[c]) for c in labels if c in curves]
     if items:
         curves_png(items, out / "curves.png")
@@ -118,8 +102,10 @@ def _who(r: pd.Series, which: str) -> list[str]:
             f"<span class='state-{esc(r['state'])}'>{esc(r['state'])}</span>", esc(r.get("reason"))]
 
 
-def write_compare_page(df: pd.DataFrame, a: pd.Series, b: pd.Series, reports_dir: str | Path) -> Path:
+def write_compare_page(series: dict, a: pd.Series, b: pd.Series, reports_dir: str | Path) -> Path:
     """Write reports_dir/compare-<a>-<b>.html (and its figures) for rows a and b of the tidy table.
+
+    series: collect's cell_id -> CellSeries (the curves drawn).
 
     Returns:
         The page's path.
@@ -131,8 +117,8 @@ def write_compare_page(df: pd.DataFrame, a: pd.Series, b: pd.Series, reports_dir
     body = (f"<p>{link('index.html', 'report')}</p><h1>{esc(a['cell_id'])} vs {esc(b['cell_id'])}</h1>"
             + table(["", "cell", "name", "state", "reason"], [_who(a, "A"), _who(b, "B")])
             + "<h2>Scores (highlighted: differ)</h2>" + _scores_table(a, b)
-            + _figures(a, b, df, out, folder)
-            + "<h2>Config</h2>" + _diff_table(read_run_folder(a["run_dir"]).cell_config, read_run_folder(b["run_dir"]).cell_config, "config")
+            + _figures(a, b, series, out, folder)
+            + "<h2>Config</h2>" + _diff_table(*configs_of(pd.DataFrame([a, b])), "config")
             + "<h2>Environment (env.json)</h2>"
             + _diff_table(read_env(a["env_json"]), read_env(b["env_json"]), "env.json"))
     return atomic_write(Path(reports_dir) / name, page(f"{a['cell_id']} vs {b['cell_id']}", body))

@@ -96,6 +96,9 @@ def _aggregate(cells: pd.DataFrame) -> dict:
     note = _why(others) if len(others) else ""
     if len(ok) and note:
         note = f"{len(per_seed)} of {cells['seed'].map(str).nunique()} seeds; " + note
+    stale = _stale(ok)
+    if stale:
+        note = "; ".join(filter(None, [stale, note]))
     without, trained = _no_perceptual(cells)
     if without:
         note = "; ".join(filter(None, [f"{PERCEPTUAL_MARK} no perceptual loss in {without} of {trained} cells", note]))
@@ -109,7 +112,7 @@ def _aggregate(cells: pd.DataFrame) -> dict:
             "n_unscored": unscored, "n_test": scored, "dataset": _distinct(cells, "dataset"),
             "numerics": numerics_label(cells), "failed": _failed(cells), "side_img_std": side_img_std,
             "mad_img_std": mad_img_std, "note": note, "flat_side": flat_side, "flat_mad": flat_mad,
-            "n_no_perceptual": without, "ran": describe(cells), "smoke": is_smoke(cells),
+            "n_no_perceptual": without, "n_trained": trained, "ran": describe(cells), "smoke": is_smoke(cells),
             **_spikes(cells)}
 
 
@@ -156,6 +159,15 @@ def _spikes(cells: pd.DataFrame) -> dict:
             "clipped": float(clipped.mean()) if clipped.notna().any() else math.nan}
 
 
+def _stale(ok: pd.DataFrame) -> str:
+    """'2 of 3 cells stale (model/step.py changed)': the row's scores mix in results of other code."""
+    flags = ok["stale"].astype("boolean").fillna(False) if "stale" in ok else pd.Series(False, index=ok.index)
+    if not flags.any():
+        return ""
+    reasons = sorted({str(r) for r in ok.loc[flags, "stale_reason"].dropna()})
+    return f"{int(flags.sum())} of {len(ok)} cells stale ({'; '.join(reasons)})"
+
+
 def _no_perceptual(cells: pd.DataFrame) -> tuple[int, int]:
     """(cells that trained without the perceptual loss, cells that trained: not skipped/queued)."""
     trained = cells[~cells["state"].isin(("skipped", "queued"))]
@@ -168,7 +180,7 @@ def _empty_row(label: str, impl: str) -> dict:
             "mad_exact": math.nan, "mad_exact_std": math.nan, "n_unscored": math.nan, "n_test": math.nan,
             "dataset": "", "numerics": "", "failed": "-",
             "side_img_std": math.nan, "mad_img_std": math.nan, "flat_side": math.nan, "flat_mad": math.nan,
-            "note": "not run", "n_no_perceptual": 0, "ran": "", "smoke": False, "spikes": math.nan,
+            "note": "not run", "n_no_perceptual": 0, "n_trained": 0, "ran": "", "smoke": False, "spikes": math.nan,
             "clipped": math.nan}
 
 
@@ -184,7 +196,8 @@ def table3(df: pd.DataFrame, clip: str = "none") -> pd.DataFrame:
         One row per (stack label, impl, variant) with columns row, impl, variant,
         clip, n_seeds, n_cells, side (x1e-2), side_std, mad (deg), mad_std (over
         seeds), side_img_std, mad_img_std (over test images, averaged over seeds),
-        n_no_perceptual (cells that trained without the perceptual loss), ran (what the cells ran),
+        n_no_perceptual (cells that trained without the perceptual loss), n_trained (cells that
+        started: not skipped or queued), ran (what the cells ran),
         smoke (a smoke check, not a score), note, and seed_side/seed_side_std/seed_mad/seed_mad_std
         (the published values; NaN where the seed has none or clip != 'none').
     """
@@ -294,6 +307,9 @@ FOOTNOTES = (
     "Spikes / clipped: logged steps per trained cell whose loss or pre-clip gradient norm is non-finite or "
     "over k x its running median (harness/spikes.py; k in the report's notes), and the share of steps on which "
     "clipping changed the gradient.",
+    "Stale: the row's scores include cells trained by other code than would run them now (their env.json "
+    "records a digest of each model/ file; `repro status --why CELL` names the files, `repro run --rerun-stale` "
+    "retrains them).",
     "Seed report values: Table 3 of the seed report (harness/report/seed_table3.csv), trained "
     "without clipping; its ± is read as the spread over test images (its text gives 0.7792 ± "
     "0.1387 for one run, as the paper's 0.793 ± 0.140), so compare it with the ¹ columns.",

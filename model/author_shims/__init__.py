@@ -46,9 +46,9 @@ import types
 import torch
 import torch.nn.functional as F
 
-__all__ = ["AUTHOR_COMMIT", "load_author_code", "author_code_info", "SHIM_STATE"]
+from ..author_code import AUTHOR_COMMIT  # the pinned elliottwu/unsup3d commit
 
-AUTHOR_COMMIT = "dc961410d61684561f19525c2f7e9ee6f4dacb91"  # the pinned elliottwu/unsup3d commit
+__all__ = ["AUTHOR_COMMIT", "load_author_code", "author_code_info", "SHIM_STATE"]
 
 # Per-process settings the rebinding shims read at call time.
 SHIM_STATE = {

@@ -4,8 +4,8 @@ from pathlib import Path
 
 from harness.cells import expand
 from harness.matrix import load_study
-from harness.outcome import classify
-from harness.rundir import prepare
+from harness.cellresult import classify
+from harness.runfolder import prepare
 
 __all__ = ["MATRIX", "make_cell", "run_to_end", "wait_ended", "wait_for"]
 

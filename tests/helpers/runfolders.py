@@ -15,6 +15,8 @@ import sys
 from pathlib import Path
 from typing import NamedTuple
 
+from model.codedigest import file_digest
+
 __all__ = ["ROOT", "ONE_CELL_MATRIX", "RealStudy", "repro", "real_study", "real_run_folder", "copy_run", "rewrite_train_log",
            "set_status", "train_lines", "write_run", "png_bytes"]
 
@@ -138,7 +140,8 @@ def write_run(results, cell_id, *, stack="cpu", impl="ours", clip="none", seed=0
             "gpu_capability": "9.0" if cuda else None, "driver": "550.54" if cuda else None,
             "tf32": False, "tf32_mode": "off", "cudnn_deterministic": True, "cudnn_benchmark": False,
             "CUBLAS_WORKSPACE_CONFIG": None, "image_digest": "sha256:abc", "git_sha": "1234abc",
-            "host": "box", "perceptual": perceptual, "perceptual_reason": "no vgg_weights given"}))
+            "host": "box", "perceptual": perceptual, "perceptual_reason": "no vgg_weights given",
+            "code": {"model/step.py": file_digest(ROOT / "model" / "step.py")}}))
     if lines is None:
         lines = train_lines() if state in ("done", "diverged", "running") else []
     if lines:

@@ -1,11 +1,11 @@
-"""Results are values: how a cell ended, decided in one place from exit code + result.json."""
+"""How a cell ended in this run (`CellResult`), decided in one place from the executor's `Outcome` and result.json."""
 import dataclasses
 from pathlib import Path
 from typing import Any, Dict, Optional, Tuple
 
 from harness.executors.base import Outcome
-from harness.fsutil import read_json
-from harness.rundir import log_tail
+from harness.fsutil import read_json_object
+from harness.runfolder import log_tail
 from harness.states import ENDED_WELL, CellState
 from model.exitcodes import EXIT_DIVERGED, EXIT_DONE, EXIT_TERMINATED, EXIT_USAGE
 
@@ -24,14 +24,6 @@ class CellResult:
     def __bool__(self) -> bool:
         return self.state in ENDED_WELL
 
-    def to_dict(self) -> Dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: Dict[str, Any]) -> "CellResult":
-        fields = {f.name: data[f.name] for f in dataclasses.fields(cls) if f.name in data}
-        return cls(**dict(fields, state=CellState.parse(fields.get("state"))))
-
 
 def classify(outcome: Outcome, run_dir: Path) -> Tuple[CellState, str]:
     """Map an ended submission to (state, reason) using the trainer's result.json and log.
@@ -45,8 +37,7 @@ def classify(outcome: Outcome, run_dir: Path) -> Tuple[CellState, str]:
     """
     if outcome.state:
         return CellState(outcome.state), outcome.reason
-    result = read_json(run_dir / "result.json")
-    result = result if isinstance(result, dict) else {}
+    result = read_json_object(run_dir / "result.json")[0] or {}
     code = outcome.exit_code
     if code == EXIT_DONE and result.get("state") == CellState.DONE:
         return CellState.DONE, ""
