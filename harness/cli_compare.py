@@ -11,8 +11,6 @@ from pathlib import Path
 
 import click
 
-from harness.failure import KINDS, describe_rate
-
 from harness.exitcodes import ExitCode
 
 __all__ = ["compare_command"]
@@ -49,6 +47,7 @@ def compare_command(group_a, group_b, where, results, as_json):
 
 
 def _render(result) -> str:
+    from harness.failure import KINDS, describe_rate  # scipy: imported when used, so every `repro` starts fast
     table = result.table()
     shown = table[["n_a", "n_b", "mean_a", "mean_b", "diff", "low", "high", "p", "test", "lost_a", "lost_b"]]
     seeds = "seeds %s vs %s" % (list(result.seeds_a), list(result.seeds_b))
