@@ -54,13 +54,16 @@ gradient norm over k x its running median, k = SPIKE_FACTOR or collect's
 from __future__ import annotations
 
 import dataclasses
+import functools
 import io
 import json
+import operator
 import os
 import re
 from pathlib import Path
 from typing import Sequence
 
+import msgspec
 import numpy as np
 import pandas as pd
 
@@ -125,7 +128,6 @@ COLUMNS = (
 
 # Only these train.jsonl keys are parsed; everything else on a line is ignored.
 _LOG_FIELDS = spikes.LOG_FIELDS
-_CHUNK_FILES = 512      # train logs parsed per pyarrow call (bounds memory)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -344,28 +346,25 @@ def _python_parse(body: bytes, fields: Sequence[str]) -> tuple[dict[str, np.ndar
     return columns, len(rows), bad
 
 
-def _arrow_parse(bodies: list[bytes], counts: list[int], fields: Sequence[str]) -> list[dict[str, np.ndarray]] | None:
-    """Fast path: parse many logs in one pyarrow call, then slice per file.
+@functools.lru_cache(maxsize=8)
+def _line_decoder(fields: tuple[str, ...]) -> msgspec.json.Decoder:
+    """Decodes a JSON array of log records, keeping only `fields` (null or absent: None)."""
+    line = msgspec.defstruct("LogLine", [(f, (bool if f == "clipped" else float) | None, None) for f in fields])
+    return msgspec.json.Decoder(list[line])
 
-    Returns None when the batch cannot be parsed as one (a bad line, a blank
-    line shifting the offsets, a key of another type); callers fall back.
+
+def _fast_parse(body: bytes, fields: Sequence[str]) -> tuple[dict[str, np.ndarray], int] | None:
+    """Fast path: the whole log as one JSON array, only `fields` decoded (msgspec: 2-3x pyarrow here).
+
+    Returns (columns, lines read), or None when the log cannot be read this way (a bad or blank line, NaN or Infinity
+    as Python's json writes them, a key of another type); callers fall back to `_python_parse`.
     """
-    import pyarrow as pa
-    from pyarrow import json as pa_json
-
-    schema = pa.schema([(f, pa.bool_() if f == "clipped" else pa.float64()) for f in fields])
-    options = pa_json.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore")
     try:
-        # no threads: collect runs one reader per core (harness.forkmap)
-        table = pa_json.read_json(io.BytesIO(b"".join(bodies)), parse_options=options,
-                                  read_options=pa_json.ReadOptions(use_threads=False))
-    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        rows = _line_decoder(tuple(fields)).decode(b"[" + body.rstrip(b"\n").replace(b"\n", b",") + b"]")
+    except msgspec.MsgspecError:
         return None
-    if table.num_rows != sum(counts):
-        return None
-    arrays = {f: table.column(f).cast(pa.float64()).to_numpy() for f in fields}
-    bounds = np.concatenate([[0], np.cumsum(counts)])
-    return [{f: a[lo:hi] for f, a in arrays.items()} for lo, hi in zip(bounds[:-1], bounds[1:])]
+    table = np.array(list(map(operator.attrgetter(*fields), rows)), dtype=float).reshape(len(rows), len(fields))
+    return {f: table[:, k].copy() for k, f in enumerate(fields)}, len(rows)   # None (null, absent) -> NaN
 
 
 def read_train_logs(paths: Sequence[str | os.PathLike | None],
@@ -380,7 +379,6 @@ def read_train_logs(paths: Sequence[str | os.PathLike | None],
         One TrainLog per path, None where the path was None or the file is missing.
     """
     out: list[TrainLog | None] = [None] * len(paths)
-    pending: list[tuple[int, bytes]] = []
     for i, path in enumerate(paths):
         if path is None:
             continue
@@ -390,25 +388,13 @@ def read_train_logs(paths: Sequence[str | os.PathLike | None],
         except OSError as exc:
             out[i] = TrainLog({f: np.empty(0) for f in fields}, error=f"unreadable ({exc})")
             continue
-        out[i] = TrainLog({}, lines=body.count(b"\n"), torn=torn)
-        pending.append((i, body))
-    for start in range(0, len(pending), _CHUNK_FILES):
-        _parse_chunk(pending[start:start + _CHUNK_FILES], out, fields)
-    return out
-
-
-def _parse_chunk(chunk: list[tuple[int, bytes]], out: list, fields: Sequence[str]) -> None:
-    parsed = _arrow_parse([body for _, body in chunk], [out[i].lines for i, _ in chunk], fields)
-    if parsed is None and len(chunk) > 1:  # find the odd file without losing the others
-        half = len(chunk) // 2
-        _parse_chunk(chunk[:half], out, fields)
-        _parse_chunk(chunk[half:], out, fields)
-        return
-    for k, (i, body) in enumerate(chunk):
+        parsed = _fast_parse(body, fields)
         if parsed is not None:
-            out[i].columns = parsed[k]
+            out[i] = TrainLog(*parsed, torn=torn)
         else:
-            out[i].columns, out[i].lines, out[i].bad = _python_parse(body, fields)
+            columns, lines, bad = _python_parse(body, fields)
+            out[i] = TrainLog(columns, lines=lines, torn=torn, bad=bad)
+    return out
 
 
 def _log_columns(log: TrainLog | None, spike_factor: float, masks: tuple | None) -> dict:
