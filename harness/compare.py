@@ -171,7 +171,14 @@ def canonical(value) -> str:
 
 
 def normalized(values: pd.Series) -> pd.Series:
-    return values.map(canonical)
+    """canonical() of each value, worked out once per distinct (type, value): a column holds few,
+    and the causes section normalises columns of 10,000 rows hundreds of times."""
+    seen: dict = {}
+    try:
+        spelled = [seen[key] if (key := (type(v), v)) in seen else seen.setdefault(key, canonical(v)) for v in values]
+    except TypeError:   # an unhashable value (a list from a hand-made table)
+        return values.map(canonical)
+    return pd.Series(spelled, index=values.index, name=values.name)
 
 
 def _select(df: pd.DataFrame, selectors: Iterable[tuple]) -> pd.DataFrame:

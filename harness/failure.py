@@ -26,13 +26,14 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-__all__ = ["SIDE_MARGIN", "MAD_MARGIN", "KINDS", "OUTCOME_COLUMNS", "with_failures", "rate_interval", "fisher_p",
+__all__ = ["SIDE_MARGIN", "MAD_MARGIN", "KINDS", "OUTCOME_COLUMNS", "INPUTS", "with_failures", "rate_interval", "fisher_p",
            "describe_rate"]
 
 SIDE_MARGIN = 0.0            # degenerate: SIDE >= (1 - SIDE_MARGIN) x flat's ...
 MAD_MARGIN = 0.25            # ... or MAD >= (1 - MAD_MARGIN) x flat's
 KINDS = ("nonfinite", "spiking", "degenerate")
 OUTCOME_COLUMNS = ("failed",) + tuple("failed_" + k for k in KINDS)   # 1.0 / 0.0, NaN: no outcome
+INPUTS = ("state", "n_spikes", "side_mean", "flat_side_mean", "mad_mean", "flat_mad_mean")   # what with_failures reads
 _ENDED = ("done", "diverged")
 
 

@@ -27,7 +27,7 @@ _job: tuple = ()          # (fn, context) of the pool being forked: the workers 
 
 
 def forkmap(fn: Callable[[list[T], Any], list[R]], items: Sequence[T], context: Any = None,
-            jobs: int | None = None) -> list[R]:
+            jobs: int | None = None, min_per_worker: int = MIN_PER_WORKER) -> list[R]:
     """fn(chunk, context) over chunks of items, results in order; in this process when one worker would do.
 
     Args:
@@ -35,9 +35,10 @@ def forkmap(fn: Callable[[list[T], Any], list[R]], items: Sequence[T], context: 
         items: what to split (pickled to the workers, so keep them small: indices, paths).
         context: what every chunk needs (inherited, not pickled).
         jobs: workers (default: the usable cores).
+        min_per_worker: fewer items per worker run here (a few slow items, such as figures: 1).
     """
     global _job
-    jobs = min(jobs or usable_cores(), len(items) // MIN_PER_WORKER)
+    jobs = min(jobs or usable_cores(), len(items) // min_per_worker)
     if jobs <= 1:
         return fn(list(items), context)
     size = -(-len(items) // (jobs * _CHUNKS_PER_WORKER))

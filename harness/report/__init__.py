@@ -32,6 +32,7 @@ from .rows import variant_axes
 from .sidebyside import compare_href, write_compare_page
 from .state import ReportState, load_state, save_state
 from .table3 import footnotes, write_tables
+from ..forkmap import forkmap
 from ..fsutil import atomic_write
 
 __all__ = ["CellRefError", "ReportSummary", "build_report", "render"]
@@ -102,14 +103,17 @@ def _figures(df: pd.DataFrame, results: Results, out: Path, previous: dict) -> t
         "fig7_decompositions.png": (_key([c for *_, c in chosen if c], signatures, chosen),
                                     lambda path: fig7_decompositions(df, path)),
     }
-    keys, paths = {}, []
-    for name, (key, draw) in draws.items():
-        path = out / name
-        if not key or previous.get(name) != key or not path.is_file():
-            draw(path)
-        keys[name] = key
-        paths.append(path)
-    return paths, keys
+    todo = [name for name, (key, _) in draws.items()
+            if not key or previous.get(name) != key or not (out / name).is_file()]
+    # a figure takes seconds (matplotlib's layout and ticks, not the curves): one per core
+    forkmap(_draw_figures, todo, (draws, out), min_per_worker=1)
+    return [out / name for name in draws], {name: key for name, (key, _) in draws.items()}
+
+
+def _draw_figures(names: list[str], job: tuple[dict, Path]) -> list[Path]:
+    """Draw some of the figures (a forkmap worker's share)."""
+    draws, out = job
+    return [draws[name][1](out / name) for name in names]
 
 
 def render(results: Results, reports_dir: str | os.PathLike, runs_csv: str | os.PathLike | None = None,
@@ -132,8 +136,7 @@ def render(results: Results, reports_dir: str | os.PathLike, runs_csv: str | os.
     df = with_ran(results.table)
     tables, written = write_tables(df, out)
     figures, figure_keys = _figures(df, results, out, previous.figure_keys)
-    causes_files, verdicts, causes_notes, causes_key = write_causes(df, out, previous.figure_keys.get("causes.png"))
-    figure_keys["causes.png"] = causes_key
+    causes = write_causes(df, out, previous.causes)
     edge_files = write_edge(df, out)
     ids = set(df["cell_id"]) if len(df) else set()
     compared = [pair for pair in previous.compared if set(pair) <= ids and (out / compare_href(*pair)).is_file()]
@@ -143,11 +146,12 @@ def render(results: Results, reports_dir: str | os.PathLike, runs_csv: str | os.
         compared = [p for p in compared if p != pair] + [pair]
     pages, page_keys = write_cell_pages(results, out, compared, previous.page_keys)
     page = render_index(df, tables, figures, results.skipped, out / "index.html", runs_csv,
-                        causes=(verdicts, causes_notes, len(causes_files) > 1), notes=footnotes(df),
+                        causes=(list(causes.verdicts), list(causes.notes), len(causes.files) > 1), notes=footnotes(df),
                         drawn=_drawn(df, results.series))
-    state = ReportState(results=results, page_keys=page_keys, figure_keys=figure_keys, compared=compared)
+    state = ReportState(results=results, page_keys=page_keys, figure_keys=figure_keys, compared=compared,
+                        causes=causes)
     index = atomic_write(out / "index.html", page, durable=False)
-    return written + figures + causes_files + edge_files + pages + [index], state
+    return written + figures + list(causes.files) + edge_files + pages + [index], state
 
 
 def build_report(results_dir: str | os.PathLike, reports_dir: str | os.PathLike,

@@ -10,6 +10,7 @@ corrected p is below 0.05. Intervals are the uncorrected 95% intervals of each t
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from pathlib import Path
 
@@ -22,10 +23,12 @@ import pandas as pd  # noqa: E402
 from scipy import stats  # noqa: E402
 
 from harness import compare as cmp  # noqa: E402
+from harness.failure import INPUTS as FAILURE_INPUTS  # noqa: E402
 from harness.fsutil import atomic_write  # noqa: E402
 from harness.matrix import FACTOR_AXES  # noqa: E402
+from .state import frame_key  # noqa: E402
 
-__all__ = ["FACTORS", "ALPHA", "hypotheses", "write_causes"]
+__all__ = ["FACTORS", "ALPHA", "Causes", "hypotheses", "write_causes"]
 
 # the factors a study may vary one at a time (DESIGN.md "Causes"); seed is the replicate
 FACTORS = ("clip", "clip_threshold", "stack") + FACTOR_AXES
@@ -37,6 +40,14 @@ def _baseline_value(values: pd.Series) -> str:
     return str(counts.index[0])
 
 
+def _canonical(df: pd.DataFrame) -> pd.DataFrame:
+    """df with every factor and design column spelled canonically (harness.compare.canonical), once:
+    the hypotheses below select on them hundreds of times."""
+    factors = [c for f in FACTORS for c in (f, "axis." + f, "env." + f) if c in df.columns]
+    design = [c for key in cmp.DESIGN_KEYS for c in (key, "axis." + key) if c in df.columns]
+    return df.assign(**{c: cmp.normalized(df[c]) for c in dict.fromkeys(factors + design)})
+
+
 def _at_baseline(varied: pd.DataFrame, design: list, modes: dict) -> pd.DataFrame:
     """Keep the varied cells whose other design keys sit at their baseline, where any do.
 
@@ -45,7 +56,7 @@ def _at_baseline(varied: pd.DataFrame, design: list, modes: dict) -> pd.DataFram
     clip=norm) stays as it is.
     """
     for column in design:
-        at = cmp.normalized(varied[column]) == modes[column]
+        at = varied[column] == modes[column]
         if at.any():
             varied = varied[at]
     return varied
@@ -55,7 +66,7 @@ def _matching(baseline: pd.DataFrame, varied: pd.DataFrame, design: list) -> pd.
     """The baseline cells that agree with the varied group on every other design key."""
     keep = pd.Series(True, index=baseline.index)
     for column in design:
-        keep &= cmp.normalized(baseline[column]).isin(set(cmp.normalized(varied[column])))
+        keep &= baseline[column].isin(set(varied[column]))
     return baseline[keep]
 
 
@@ -66,7 +77,7 @@ def _follows_the_stack(df: pd.DataFrame, column: str) -> bool:
     """
     if column not in FACTOR_AXES or not {"stack", "impl"} <= set(df.columns):
         return False
-    return bool((df.groupby(["stack", "impl"])[column].agg(lambda v: cmp.normalized(v).nunique()) <= 1).all())
+    return bool((df.groupby(["stack", "impl"])[column].nunique(dropna=False) <= 1).all())
 
 
 def _why_untested(varied: pd.DataFrame, baseline: pd.DataFrame) -> str:
@@ -88,12 +99,13 @@ def hypotheses(df: pd.DataFrame) -> tuple:
     not factors of this study, so neither tested nor called untested.
     """
     rows, untested, not_factors = [], [], []
+    df = _canonical(df)
     for factor in FACTORS:
         try:
             column = cmp.factor_column(df, factor)
         except cmp.CompareError:
             continue
-        values = cmp.normalized(df[column])
+        values = df[column]
         if values.nunique() < 2:
             continue
         if _follows_the_stack(df, column):
@@ -101,7 +113,7 @@ def hypotheses(df: pd.DataFrame) -> tuple:
             continue
         base = _baseline_value(values)
         design = cmp.design_columns(df, column)
-        modes = {c: _baseline_value(cmp.normalized(df[c])) for c in design}
+        modes = {c: _baseline_value(df[c]) for c in design}
         for value in sorted(set(values) - {base}):
             varied = _at_baseline(df[values == value], design, modes)
             baseline = _matching(df[values == base], varied, design)
@@ -174,14 +186,36 @@ def _save(fig, path: Path) -> Path:
     return atomic_write(path, buf.getvalue(), durable=False)
 
 
-def write_causes(df: pd.DataFrame, reports_dir: Path, previous_key: str | None = None) -> tuple:
-    """Write causes.md (and causes.png when anything was tested; redrawn only when its key changed).
+@dataclasses.dataclass(frozen=True)
+class Causes:
+    """The causes section as written: its files, what index.html shows, and the keys that keep it current."""
+    files: tuple[Path, ...]     # causes.md, and causes.png when anything was tested
+    verdicts: tuple[str, ...]   # one line per tested factor value
+    notes: tuple[str, ...]      # the untested line (at most one)
+    key: str                    # of the table's columns that hypotheses reads (frame_key)
+    plot_key: str               # of the effects the plot draws ("" without a plot)
+
+
+def _inputs(df: pd.DataFrame) -> pd.DataFrame:
+    """The columns `hypotheses` reads: the section changes only when these do (a log that grew
+    without a new spike changes none of them)."""
+    reads = {"seed", "stale", *FAILURE_INPUTS, *(column for column, _, _ in cmp.METRICS.values())}
+    return df[[c for c in df.columns if c in reads or c in FACTORS or c in cmp.DESIGN_KEYS
+               or c.startswith(("axis.", "env."))]]
+
+
+def write_causes(df: pd.DataFrame, reports_dir: Path, previous: Causes | None = None) -> Causes:
+    """Write causes.md (and causes.png when anything was tested), or keep the last ones when
+    the columns they read did not change (the plot likewise, when the effects did not).
 
     Returns:
-        (paths written, the verdict lines, the untested line (a list of at most one), the plot's key)
-        for index.html and the report's state.
+        The section written (for index.html and the report's state).
     """
-    table, untested, not_factors = hypotheses(df)
+    inputs = _inputs(df)
+    key = frame_key(inputs)
+    if previous and previous.key == key and all(path.is_file() for path in previous.files):
+        return previous
+    table, untested, not_factors = hypotheses(inputs)
     verdicts = [_verdict(g) for _, g in table.groupby(["factor", "value"], sort=True)] if len(table) else []
     lines = ["# Causes: which factors change SIDE, MAD, spikes and divergence", "",
              "Generated by `repro report` from results/ (harness/report/causes.py); do not edit.", "",
@@ -190,16 +224,17 @@ def write_causes(df: pd.DataFrame, reports_dir: Path, previous_key: str | None =
              "t interval, else Welch), 95% intervals. Verdicts are corrected for multiple comparisons across all "
              "factors and metrics with Benjamini-Hochberg (FDR 5%). SIDE x1e-2, MAD degrees, spikes per cell, "
              "divergence rate per cell.", ""]
-    written, key = [], ""
+    written, plot_key = [], ""
     if len(table):
         lines += ["## Verdicts", ""] + ["- " + v for v in verdicts]
         shown = table[["factor", "baseline", "value", "metric", "seeds_a", "seeds_b", "mean_a", "mean_b", "diff",
                        "low", "high", "p", "p_adjusted", "paired", "effect"]]
         effects = shown.to_markdown(index=False, floatfmt=".4g")
         lines += ["", "## Effects", "", effects, "", "![forest plot](causes.png)", ""]
-        key = hashlib.sha1(effects.encode()).hexdigest()
+        plot_key = hashlib.sha1(effects.encode()).hexdigest()
         plot = Path(reports_dir) / "causes.png"
-        written.append(plot if key == previous_key and plot.is_file() else _forest(table, plot))
+        kept = previous is not None and plot_key == previous.plot_key and plot.is_file()
+        written.append(plot if kept else _forest(table, plot))
     else:
         lines += ["No factor varies with enough ended seeds on both sides to test (run matrices/causes-cpu.yml).", ""]
     untested_text = untested_line(untested)
@@ -209,4 +244,4 @@ def write_causes(df: pd.DataFrame, reports_dir: Path, previous_key: str | None =
         lines += ["## Not factors of this study", "", "%s: the same within every stack (set by its preset), "
                   "so their values are the stacks' and are not tested apart from them." % ", ".join(not_factors), ""]
     written.insert(0, atomic_write(Path(reports_dir) / "causes.md", "\n".join(lines)))
-    return written, verdicts, [untested_text] if untested_text else [], key
+    return Causes(tuple(written), tuple(verdicts), (untested_text,) if untested_text else (), key, plot_key)

@@ -15,6 +15,7 @@ import matplotlib
 
 matplotlib.use("Agg")  # headless: no display on the study machines
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.collections import LineCollection  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
@@ -113,15 +114,20 @@ def _draw_panel(ax, cells: pd.DataFrame, curves: dict, field: str, variants: lis
 
 
 def _mark_failed(ax, cell_curves: list, field: str, color) -> None:
-    """Each failed run's own curve, dotted, and an o where it ended (harness/failure.py)."""
+    """Each failed run's own curve, dotted, and an o where it ended (harness/failure.py).
+
+    One artist for all the curves and one for all the ends: an artist per run cost seconds
+    at 10,000 cells (benches/bench_report.py).
+    """
+    runs = [s for s in (_series(curve, field) for curve in cell_curves) if len(s)]
+    if not runs:
+        return
+    ax.add_collection(LineCollection([np.column_stack([s.index, s.to_numpy()]) for s in runs],
+                                     linestyles=":", linewidths=0.7, colors=color))
     label = "failed run (dotted, o at its end)"
-    for curve in cell_curves:
-        s = _series(curve, field)
-        if len(s):
-            ax.plot(s.index, s.to_numpy(), ls=":", lw=0.7, color=color)
-            first = label not in [c.get_label() for c in ax.collections]
-            ax.scatter([s.index[-1]], [s.iloc[-1]], marker="o", s=18, facecolors="none", edgecolors=color,
-                       zorder=3, label=label if first else None)
+    first = label not in [c.get_label() for c in ax.collections]
+    ax.scatter([s.index[-1] for s in runs], [s.iloc[-1] for s in runs], marker="o", s=18, facecolors="none",
+               edgecolors=color, zorder=3, label=label if first else None)
 
 
 def _mark_spikes(ax, cell_curves: list, field: str, color) -> None:
@@ -141,6 +147,7 @@ def _scale(ax) -> None:
     """Log y when all data are positive; the confidence-weighted loss can be < 0: then linear,
     or symlog (linear within +-1) when a spike reaches past 10."""
     data = [np.asarray(l.get_ydata(), dtype=float) for l in ax.get_lines() if len(l.get_ydata())]
+    data += [seg[:, 1] for c in ax.collections if type(c) is LineCollection for seg in c.get_segments() if len(seg)]
     low = min((np.nanmin(d) for d in data), default=1.0)
     reach = max((np.nanmax(np.abs(d)) for d in data), default=1.0)
     if low > 0:

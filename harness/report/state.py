@@ -13,10 +13,12 @@ import hashlib
 import pickle
 from pathlib import Path
 
+import pandas as pd
+
 from ..collect import Results
 from ..fsutil import atomic_write
 
-__all__ = ["CODE", "STATE_FILE", "ReportState", "load_state", "save_state"]
+__all__ = ["CODE", "STATE_FILE", "ReportState", "frame_key", "load_state", "save_state"]
 
 STATE_FILE = Path(".state") / "report.pkl"   # under the reports folder
 
@@ -35,6 +37,13 @@ def _code_digest() -> str:
 CODE = _code_digest()
 
 
+def frame_key(df: pd.DataFrame) -> str:
+    """A key of a table's columns and values: equal keys, equal tables (milliseconds at 10,000 rows)."""
+    digest = hashlib.sha1(repr(list(df.columns)).encode())
+    digest.update(pd.util.hash_pandas_object(df, index=False).to_numpy().tobytes())
+    return digest.hexdigest()
+
+
 @dataclasses.dataclass
 class ReportState:
     """One report's memory (see the module docstring)."""
@@ -42,6 +51,7 @@ class ReportState:
     page_keys: dict[str, str] = dataclasses.field(default_factory=dict)     # cell_id -> key
     figure_keys: dict[str, str] = dataclasses.field(default_factory=dict)   # file name -> key
     compared: list[tuple[str, str]] = dataclasses.field(default_factory=list)   # comparison pages (a, b)
+    causes: object = None          # the last causes section (harness.report.causes.Causes)
     code: str = CODE
 
 
