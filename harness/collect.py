@@ -502,7 +502,7 @@ def _read_folders(todo: list[tuple[str, str, str | None]], spike_factor: float) 
 
 
 def _frame(rows: list[dict]) -> pd.DataFrame:
-    extras = sorted({k for row in rows for k in row if k.startswith("axis.")})
+    extras = sorted(k for k in set().union(*rows) if k.startswith("axis."))
     df = pd.DataFrame.from_records(rows, columns=list(COLUMNS) + extras)
     # plain Python strings: pandas' Arrow-backed text columns cost a conversion per value read,
     # seconds over a 10,000-row report's pages and tables

@@ -26,9 +26,9 @@ def variant_axes(df: pd.DataFrame) -> list[str]:
     varying = [a for a in axes if a in df.columns and df[a].map(str).nunique() > 1]
     # a factor axis splits rows only where it varies inside one stack and impl (lr follows the
     # preset across stacks; a factor study varies it within the CPU row)
-    within = df.groupby(["stack", "impl"]) if len(df) else None
-    return varying + [a for a in FACTOR_AXES if a in df.columns and within is not None
-                      and (within[a].agg(lambda v: v.map(str).nunique()) > 1).any()]
+    within = [df["stack"], df["impl"]] if len(df) else []
+    return varying + [a for a in FACTOR_AXES if a in df.columns and len(df)
+                      and (df[a].map(str).groupby(within).nunique() > 1).any()]
 
 
 def row_order(label: str, impl: str) -> tuple:
