@@ -1,5 +1,8 @@
 """build_report(): Table 3 aggregation, seed values beside, figures, index.html."""
+import json
 import math
+import os
+import time
 
 import pandas as pd
 import pytest
@@ -180,3 +183,33 @@ def test_fig7_titles_do_not_overlap(tmp_path, stacks):
     overlaps = [(texts[i].get_text(), texts[j].get_text()) for i in range(len(boxes))
                 for j in range(i + 1, len(boxes)) if boxes[i].overlaps(boxes[j])]
     assert overlaps == []
+
+
+def _settle(*paths, ago=60):
+    """Date these files and folders and all under them `ago` s back: runfolder.folder_signature trusts them then."""
+    stamp = time.time() - ago
+    for path in paths:
+        for each in sorted(path.rglob("*"), reverse=True) + [path]:
+            os.utime(each, (stamp, stamp))
+
+
+def test_a_report_after_one_cell_grew_reads_that_cell_only_and_equals_a_cold_one(tmp_path):
+    """The second report reuses the first one's state (harness.report.state): it reads again only
+    the folder that changed, and every file it writes is what a report from scratch writes."""
+    results = tmp_path / "results"
+    for clip in ("none", "norm"):
+        for seed in range(3):
+            write_run(results, f"cpu-{clip}-{seed}", clip=clip, seed=seed, side=0.01 + seed / 500,
+                      lines=train_lines(60, spikes=(30,) if clip == "none" else ()))
+    _settle(results)
+    first = build_report(results, tmp_path / "reports")
+    assert first.reread == 6
+    with open(results / "cpu-norm-1" / "train.jsonl", "a") as fh:
+        fh.write(json.dumps(dict(train_lines(61)[-1], loss_total=50.0, grad_norm=900.0)) + "\n")
+    _settle(results / "cpu-norm-1", ago=30)
+    warm = build_report(results, tmp_path / "reports")
+    cold = build_report(results, tmp_path / "cold")
+    assert warm.reread == 1 and cold.reread == 6
+    for name in ("index.html", "table3.md", "causes.md", "cells/cpu-norm-1.html", "cells/cpu-none-0.html"):
+        assert (tmp_path / "reports" / name).read_text() == (tmp_path / "cold" / name).read_text(), name
+    assert "cpu-norm-1" in (tmp_path / "reports" / "cells" / "cpu-norm-1.html").read_text()

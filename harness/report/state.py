@@ -13,9 +13,11 @@ import hashlib
 import pickle
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
-from ..collect import Results
+from ..cellseries import CellSeries
+from ..collect import FolderRead, Results
 from ..fsutil import atomic_write
 
 __all__ = ["CODE", "STATE_FILE", "ReportState", "frame_key", "load_state", "save_state"]
@@ -59,12 +61,48 @@ def load_state(reports_dir: str | Path) -> ReportState:
     """The last report's state, or an empty one (none, unreadable, or written by other code)."""
     try:
         with open(Path(reports_dir) / STATE_FILE, "rb") as fh:
-            state = pickle.load(fh)
+            state, packed = pickle.load(fh)
+        if not isinstance(state, ReportState) or state.code != CODE:
+            return ReportState()
+        return dataclasses.replace(state, results=_with_series(state.results, packed))
     except Exception:  # noqa: BLE001 (a state from another pandas, a torn file...: start cold)
         return ReportState()
-    return state if isinstance(state, ReportState) and state.code == CODE else ReportState()
 
 
 def save_state(reports_dir: str | Path, state: ReportState) -> Path:
-    return atomic_write(Path(reports_dir) / STATE_FILE, pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL),
-                        durable=False)
+    """Write the state; the cells' series go as one array per curve (an array per cell and curve
+    cost a second to pickle and another to load at 10,000 cells)."""
+    results, packed = state.results, None
+    if results is not None:
+        packed = _pack_series(results.reads)
+        results = dataclasses.replace(results, series={}, reads={
+            name: dataclasses.replace(read, series=None) for name, read in results.reads.items()})
+    blob = pickle.dumps((dataclasses.replace(state, results=results), packed), protocol=pickle.HIGHEST_PROTOCOL)
+    return atomic_write(Path(reports_dir) / STATE_FILE, blob, durable=False)
+
+
+_CURVES = ("iter", "loss_total", "grad_norm", "clipped", "loss_spikes", "grad_spikes")   # CellSeries' arrays
+
+
+def _pack_series(reads: dict[str, FolderRead]) -> dict:
+    """The series of the folders that have one: each curve of all of them in one array, and the cut points."""
+    names = [name for name, read in reads.items() if read.series is not None]
+    series = [reads[name].series for name in names]
+    return {"names": names, "lengths": [len(s) for s in series],
+            "curves": {c: np.concatenate([getattr(s, c) for s in series]) for c in _CURVES} if series else {},
+            "hists": [(s.side_hist, s.mad_hist) for s in series]}
+
+
+def _with_series(results: Results | None, packed: dict | None) -> Results | None:
+    """Results with the series _pack_series packed put back in its reads and its series."""
+    if results is None or not packed or not packed["names"]:
+        return results
+    cuts = np.cumsum(packed["lengths"])[:-1]
+    curves = {c: np.split(values, cuts) for c, values in packed["curves"].items()}
+    reads = dict(results.reads)
+    for k, (name, (side_hist, mad_hist)) in enumerate(zip(packed["names"], packed["hists"])):
+        cell = CellSeries(**{c: curves[c][k] for c in _CURVES}, side_hist=side_hist, mad_hist=mad_hist)
+        reads[name] = dataclasses.replace(reads[name], series=cell)
+    series = {read.row["cell_id"]: read.series for _, read in sorted(reads.items())
+              if read.series is not None and isinstance(read.row, dict)}
+    return dataclasses.replace(results, reads=reads, series=series)
