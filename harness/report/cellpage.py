@@ -11,6 +11,7 @@ and only when their inputs changed (the key `page_keys` returns).
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 import os
@@ -123,29 +124,33 @@ def _comparisons(cell_id: str, pages: list[tuple[str, str]], counterparts: list[
     return f"<p class='small'>side by side: {' · '.join(links)}</p>" if links else ""
 
 
-def _numerics(r) -> str:
-    """What the cell ran with (env.json in_force): its `stack` values as its stack settled them."""
-    values = read_env(r.env_json).get("in_force")
+@functools.lru_cache(maxsize=256)
+def _env_html(env_json: str | None) -> tuple[str, str]:
+    """(numerics in force, the env.json table) of one env.json text: the cells of a stack share it,
+    so each text is shaped once, not once per page."""
+    env = read_env(env_json)
+    values = env.get("in_force")
     if not isinstance(values, dict) or set(values) != set(IN_FORCE_KEYS):
-        return "<p class='small'>numerics in force: not recorded (env.json has no in_force)</p>"
-    return f"<p>numerics in force: {esc(describe_in_force(values))}</p>"
+        numerics = "<p class='small'>numerics in force: not recorded (env.json has no in_force)</p>"
+    else:
+        numerics = f"<p>numerics in force: {esc(describe_in_force(values))}</p>"
+    return numerics, _kv(env)
 
 
 def _cell_page(r, series, config: dict, baseline: dict, cells_dir: Path, comparisons: str) -> Path:
-    run = Path(r.run_dir)
     try:
-        present = set(os.listdir(run))
+        present = set(os.listdir(r.run_dir))
     except OSError:
         present = set()
-    raw = " · ".join(link(os.path.relpath(run / f, cells_dir).replace(os.sep, "/"), f)
-                     for f in RAW_FILES if f.rstrip("/") in present)
+    run = os.path.relpath(r.run_dir, cells_dir).replace(os.sep, "/")
+    raw = " · ".join(link(f"{run}/{f}", f) for f in RAW_FILES if f.rstrip("/") in present)
+    numerics, env = _env_html(r.env_json if isinstance(r.env_json, str) else None)
     body = (f"<p>{link('../index.html', 'report')}</p><h1>cell {esc(r.cell_id)}: {esc(r.name)}</h1>"
             f"<p>state <span class='state-{esc(r.state)}'>{esc(r.state)}</span> {esc(r.reason)}"
             f" {esc(r.problems)}</p><p class='small'>raw files: {raw}</p>" + comparisons
-            + _numerics(r) + _figures(r, series, cells_dir)
+            + numerics + _figures(r, series, cells_dir)
             + "<h2>Config (highlighted: differs from the study's baseline)</h2>"
-            + _kv(config, baseline) + "<h2>Environment (env.json)</h2>"
-            + _kv(read_env(r.env_json)))
+            + _kv(config, baseline) + "<h2>Environment (env.json)</h2>" + env)
     # a page is regenerated from results/ at will: atomic, but not worth an fsync each
     return atomic_write(cells_dir / f"{r.cell_id}.html", page(f"cell {r.cell_id}", body), durable=False)
 
