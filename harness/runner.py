@@ -63,7 +63,7 @@ class Action(str, enum.Enum):
     RUN = "run"                  # never started
     RESUME = "resume"            # `.incomplete` left by a crash: go on from the checkpoint
     RETRY = "retry"              # failed/diverged before, --retry-failed
-    RERUN = "rerun"              # stale, and asked to: its old files set aside, trained from scratch
+    RERUN = "rerun"              # stale and asked to, or interrupted under other code: old files set aside, trained anew
     RESCORE = "rescore"          # done, but eval.json unreadable: evaluated again from its final checkpoint
     CACHED = "cached"            # done before: reported, not rerun
     STALE = "stale"              # done before with other code: reported (with what changed), not rerun
@@ -345,6 +345,10 @@ def _wanted(record: RunRecord, code: CodeNow, config: RunConfig) -> Tuple[Action
         return (Action.RESCORE, why + ": evaluating its final checkpoint again") if why else (Action.CACHED, "")
     if state in FINISHED:
         return Action.RETRY, ""
+    if record.incomplete and record.env:
+        moved = code.check(record.env)
+        if moved.stale:  # resuming would finish one result with two codes
+            return Action.RERUN, "its checkpoint is from other code (%s): trained from scratch" % moved.reason()
     return (Action.RESUME if record.incomplete else Action.RUN), ""
 
 
