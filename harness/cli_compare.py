@@ -28,7 +28,7 @@ def compare_command(group_a, group_b, where, results, as_json):
     Example: repro compare tf32=false tf32=true --where stack=cpu
     """
     from harness.collect import collect
-    from harness.compare import CompareError, compare
+    from harness.compare import CompareError, chaos_floor, compare
     log = logging.getLogger("repro")
     if not results.is_dir():
         log.error("%s: no such results folder (run `repro run` first or pass --results)", results)
@@ -39,10 +39,13 @@ def compare_command(group_a, group_b, where, results, as_json):
     except CompareError as err:
         log.error("compare: %s", err)
         sys.exit(ExitCode.SELECTION_ERROR)
+    floor = chaos_floor(df, group_a, where=where)
     if as_json:
-        click.echo(json.dumps({"verdict": result.verdict, "effects": [e.to_dict() for e in result.effects]}, indent=2))
+        click.echo(json.dumps({"verdict": result.verdict, "effects": [e.to_dict() for e in result.effects],
+                               "chaos_floor": floor and [e.to_dict() for e in floor.effects]}, indent=2))
     else:
         click.echo(_render(result))
+        click.echo(_render_floor(floor, group_a))
     sys.exit(ExitCode.OK)
 
 
@@ -56,3 +59,17 @@ def _render(result) -> str:
              for e in result.effects if e.metric in ("failed",) + KINDS]
     return "\n".join([shown.to_string(float_format=lambda v: "%.4g" % v), seeds] + rates + [result.verdict]
                      + ([result.stale_note] if result.stale_note else []))
+
+
+def _render_floor(floor, group_a: str) -> str:
+    """One line: what one ulp at initialisation alone does to group A's cells."""
+    if floor is None:
+        return ("chaos floor: no perturb_init=true cells match group %s (add them to the study: the floor "
+                "is what a factor's effect is read against)" % group_a)
+    from harness.failure import describe_rate
+    parts = ["%s %+.3g [%.3g, %.3g]" % (e.metric, e.diff, e.low, e.high) for e in floor.effects
+             if e.metric in ("SIDE", "MAD")]
+    parts += ["failed %s -> %s" % (describe_rate(round(e.mean_a * e.n_a), e.n_a), describe_rate(round(e.mean_b * e.n_b), e.n_b))
+              for e in floor.effects if e.metric == "failed"]
+    return "chaos floor (group %s, netD's first weight one ulp up; %d vs %d seeds): %s" % (
+        group_a, len(floor.seeds_a), len(floor.seeds_b), "; ".join(parts))

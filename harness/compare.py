@@ -27,7 +27,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
-from typing import Iterable, Sequence
+from typing import Optional, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -38,7 +38,7 @@ from harness.matrix import AXES, FACTOR_AXES
 
 __all__ = ["CompareError", "Effect", "Comparison", "METRICS", "DESIGN_KEYS", "MIN_SEEDS",
            "parse_selector", "factor_column", "design_columns", "normalized", "ended_seeds",
-           "compare_groups", "compare"]
+           "compare_groups", "compare", "chaos_floor", "FLOOR_FACTOR"]
 
 # metric name -> (table column, which cells count, unit shown); MAD is the exact angle (eval.json
 # mad_mean): Table 3's published formula adds a floor of a few degrees that no factor moves.
@@ -56,6 +56,7 @@ _SCALE = {"SIDE": 100.0}       # SIDE is stored in plain units, shown x1e-2 as i
 # what defines a cell apart from its seed: two sides must agree on all of these but the factor
 DESIGN_KEYS = tuple(a for a in AXES if a != "seed") + FACTOR_AXES  # seed is the replicate
 MIN_SEEDS = 2                  # fewer cells on a side cannot give an interval
+FLOOR_FACTOR = "perturb_init"  # the chaos floor: netD's first weight one ulp up (model/factors.py)
 LEVEL = 0.95
 _ENDED = ("done", "diverged")
 
@@ -297,3 +298,20 @@ def compare(df: pd.DataFrame, side_a: str, side_b: str, where: Sequence[str] = (
                                % (name, ended_seeds(side), MIN_SEEDS))
     _check_one_factor(a, b, fa, design_columns(df, factor_col))
     return compare_groups(a, b, fa, va, vb)
+
+
+def chaos_floor(df: pd.DataFrame, side_a: str, where: Sequence[str] = ()) -> Optional[Comparison]:
+    """Group A's cells against the same cells with one ulp changed at initialisation: how far
+    chaos alone moves each metric, the floor a factor's effect is read against (Summers and
+    Dinneen, ICML 2021). None when the results hold no such cells for enough seeds."""
+    df = _select(df, [parse_selector(w, "--where") for w in where])
+    if FLOOR_FACTOR not in df.columns or parse_selector(side_a)[0] == FLOOR_FACTOR:
+        return None
+    a = _select(df, [parse_selector(side_a, "group A"), (FLOOR_FACTOR, "false")])
+    design = design_columns(df, FLOOR_FACTOR)
+    wanted = set(a[design].apply(normalized).itertuples(index=False, name=None))
+    moved = _select(df, [(FLOOR_FACTOR, "true")])
+    moved = moved[[key in wanted for key in moved[design].apply(normalized).itertuples(index=False, name=None)]]
+    if ended_seeds(a) < MIN_SEEDS or ended_seeds(moved) < MIN_SEEDS:
+        return None
+    return compare_groups(a, moved, FLOOR_FACTOR, "false", "true")

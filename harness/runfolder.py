@@ -110,8 +110,11 @@ def mark_skipped(run_dir: Path, cell, reason: str) -> None:
 def set_aside_results(run_dir: Path) -> Path:
     """Move the trainer's files into RUN_DIR/.previous/ (replacing an older set) so the next
     launch trains from scratch instead of resuming from the old checkpoint; nothing is deleted
-    but the generation before. Returns the folder they went to."""
+    but the generation before, and only when there is a newer one to keep (a second call with
+    nothing left to move keeps it). Returns the folder they went to."""
     aside = run_dir / PREVIOUS
+    if not any((run_dir / name).exists() for name in TRAINER_FILES):
+        return aside
     shutil.rmtree(aside, ignore_errors=True)
     aside.mkdir(parents=True)
     for name in TRAINER_FILES:

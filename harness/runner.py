@@ -25,7 +25,7 @@ from harness.matrix import SWEPT_AXES, MatrixError, Study
 from harness.matrix import load_study as _load_study_file
 from harness.cellresult import CellResult
 from harness.progress import Progress
-from harness.runfolder import RunRecord, mark_skipped, read_run_folder, set_aside_results
+from harness.runfolder import RunRecord, mark_skipped, read_run_folder
 from harness.staleness import CHECKED_STATES, CodeNow
 from harness.states import FINISHED, CellState
 from harness.scheduler import run_cells as _run_cells
@@ -63,7 +63,7 @@ class Action(str, enum.Enum):
     RUN = "run"                  # never started
     RESUME = "resume"            # `.incomplete` left by a crash: go on from the checkpoint
     RETRY = "retry"              # failed/diverged before, --retry-failed
-    RERUN = "rerun"              # stale, and asked to: its old files set aside, trained from scratch
+    RERUN = "rerun"              # stale and asked to, or interrupted under other code: old files set aside, trained anew
     RESCORE = "rescore"          # done, but eval.json unreadable: evaluated again from its final checkpoint
     CACHED = "cached"            # done before: reported, not rerun
     STALE = "stale"              # done before with other code: reported (with what changed), not rerun
@@ -238,13 +238,13 @@ def run_cells(plan: Plan, *, config: RunConfig) -> List[CellResult]:
     for item in plan.items:
         if not item.runs:
             progress.settled(item.settled_state)
-    for item in plan.items:
-        if item.action == Action.RERUN:  # else the trainer would resume the old code's final checkpoint
-            set_aside_results(config.results / item.cell.cell_id)
+    # set aside at launch, not here: a run stopped before a cell starts leaves that cell's results in place
+    fresh = frozenset(item.cell.cell_id for item in plan.items if item.action == Action.RERUN)
     for name, cells in by_executor.items():
         executor, schedule = started[name]
         plan.results += _run_cells(cells, executor, config.results, jobs=schedule.jobs, threads=schedule.threads,
-                                   progress=progress, stop_on_first_error=config.stop_on_first_error)
+                                   progress=progress, stop_on_first_error=config.stop_on_first_error,
+                                   fresh=fresh)
     return plan.results
 
 
@@ -345,6 +345,10 @@ def _wanted(record: RunRecord, code: CodeNow, config: RunConfig) -> Tuple[Action
         return (Action.RESCORE, why + ": evaluating its final checkpoint again") if why else (Action.CACHED, "")
     if state in FINISHED:
         return Action.RETRY, ""
+    if record.incomplete and record.env:
+        moved = code.check(record.env)
+        if moved.stale:  # resuming would finish one result with two codes
+            return Action.RERUN, "its checkpoint is from other code (%s): trained from scratch" % moved.reason()
     return (Action.RESUME if record.incomplete else Action.RUN), ""
 
 

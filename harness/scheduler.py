@@ -9,13 +9,13 @@ import logging
 import time
 from collections import deque
 from pathlib import Path
-from typing import Dict, List, Sequence, Tuple
+from typing import Collection, Dict, List, Sequence, Tuple
 
 from harness.cells import Cell
 from harness.executors.base import Executor, Outcome, Submission
 from harness.cellresult import CellResult, classify
 from harness.progress import Progress
-from harness.runfolder import finish, prepare
+from harness.runfolder import finish, prepare, set_aside_results
 from harness.states import CellState
 
 __all__ = ["run_cells"]
@@ -25,8 +25,10 @@ POLL_S = 0.5   # how often running cells are checked (and progress redrawn)
 
 
 def run_cells(cells: Sequence[Cell], executor: Executor, results: Path, *, jobs: int, threads: int,
-              progress: Progress, stop_on_first_error: bool = False) -> List[CellResult]:
-    """Run `cells`; return one CellResult each (in the order they ended).
+              progress: Progress, stop_on_first_error: bool = False,
+              fresh: Collection[str] = ()) -> List[CellResult]:
+    """Run `cells`; return one CellResult each (in the order they ended). Cells whose id is in
+    `fresh` train from scratch: their old files are set aside (RUN_DIR/.previous) as they launch.
 
     Raises:
         KeyboardInterrupt: after cancelling the running cells (their folders stay resumable).
@@ -38,7 +40,7 @@ def run_cells(cells: Sequence[Cell], executor: Executor, results: Path, *, jobs:
         while pending or active:
             while pending and len(active) < max(1, jobs):
                 cell = pending.popleft()
-                launched = _launch(cell, executor, results, threads, progress)
+                launched = _launch(cell, executor, results, threads, progress, cell.cell_id in fresh)
                 if isinstance(launched, CellResult):
                     out.append(launched)
                 else:
@@ -60,8 +62,10 @@ def run_cells(cells: Sequence[Cell], executor: Executor, results: Path, *, jobs:
     return out
 
 
-def _launch(cell: Cell, executor: Executor, results: Path, threads: int, progress: Progress):
+def _launch(cell: Cell, executor: Executor, results: Path, threads: int, progress: Progress, fresh: bool):
     run_dir = results / cell.cell_id
+    if fresh:  # else the trainer would resume the old code's final checkpoint
+        set_aside_results(run_dir)
     status = prepare(run_dir, cell, threads=threads, executor=executor.name)
     progress.started(cell, run_dir)
     try:

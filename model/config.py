@@ -13,7 +13,7 @@ import yaml
 
 from .factors import FACTORS, NUMERICS, STACK
 
-__all__ = ["ConfigError", "DEFAULTS", "PRESETS", "DATASET_CROP", "VGG_FROM_IMAGE", "VGG_ENV", "is_host_path", "resolve",
+__all__ = ["ConfigError", "DEFAULTS", "PRESETS", "DATASET_CROP", "VGG_FROM_IMAGE", "VGG_ENV", "STANDIN", "is_host_path", "resolve",
            "load_config", "YamlLoader", "load_yaml"]
 
 
@@ -23,6 +23,7 @@ CHANNELS_PER_GROUP = 4  # GroupNorm in the networks: the original's ratio at nf 
 # whether that file exists, so the host neither checks it nor settles `perceptual: auto`.
 VGG_FROM_IMAGE = "image"
 VGG_ENV = "REPRO_VGG_WEIGHTS"
+STANDIN = "standin"  # perceptual_net: seeded random VGG16 weights (model/losses.py standin_vgg_state)
 
 
 class ConfigError(ValueError):
@@ -83,6 +84,7 @@ DEFAULTS = {
     "lam_depth_sm": 0.0,         # the original's depth smoothness term (0 for faces, used for synthetic cars)
     "perceptual": "auto",        # 'auto' (on iff the VGG16 weights are there) | 'on' | 'off'
     "vgg_weights": None,         # torchvision's vgg16 ImageNet state dict: a host path, or 'image' (VGG_FROM_IMAGE)
+    "perceptual_net": "vgg16",   # 'vgg16' (the weights above) | 'standin': seeded random VGG16 weights, no file needed
     # optimisation
     "batch_size": 64,
     "num_epochs": 30,
@@ -199,8 +201,21 @@ def _validate(cfg, where):
             raise ConfigError("%sdata_dir: no such folder %s" % (where, data_dir))
     if is_host_path("vgg_weights", cfg["vgg_weights"]) and not os.path.isfile(cfg["vgg_weights"]):
         raise ConfigError("%svgg_weights: no such file %s" % (where, cfg["vgg_weights"]))
-    if cfg["perceptual"] == "on" and cfg["vgg_weights"] is None:
+    if cfg["perceptual_net"] == STANDIN:
+        _validate_standin(cfg, where)
+    elif cfg["perceptual"] == "on" and cfg["vgg_weights"] is None:
         raise ConfigError("%sperceptual: 'on' needs vgg_weights (a torchvision vgg16 state dict, or 'image')" % where)
+
+
+def _validate_standin(cfg, where):
+    # the stand-in is its own weights: ImageNet ones beside it would make the label a lie
+    if cfg["vgg_weights"] is not None:
+        raise ConfigError("%sperceptual_net: 'standin' uses seeded random weights; drop vgg_weights" % where)
+    if cfg["perceptual"] == "off":
+        raise ConfigError("%sperceptual_net: 'standin' needs the perceptual loss, but perceptual is 'off'" % where)
+    if cfg["impl"] != "ours":
+        raise ConfigError("%sperceptual_net: 'standin' is built for impl ours (the authors' code loads "
+                          "torchvision's VGG16 itself)" % where)
 
 
 def resolve(user, where=""):
@@ -223,7 +238,7 @@ def resolve(user, where=""):
     if cfg["border_depth"] is None:
         cfg["border_depth"] = 0.7 * cfg["max_depth"] + 0.3 * cfg["min_depth"]
     if cfg["perceptual"] == "auto" and cfg["vgg_weights"] != VGG_FROM_IMAGE:
-        cfg["perceptual"] = "on" if cfg["vgg_weights"] else "off"
+        cfg["perceptual"] = "on" if cfg["vgg_weights"] or cfg["perceptual_net"] == STANDIN else "off"
     return cfg
 
 

@@ -45,6 +45,9 @@ FACTORS = (
     Factor("lr", None, 1e-4, SCHEMA_ONE, None, "Adam learning rate"),
     Factor("perturb_init", (False, True), False, False, None,
            "the chaos floor: netD's first weight moved up by one float32 ulp after seeding"),
+    Factor("perceptual_net", ("vgg16", "standin"), "vgg16", "vgg16", None,
+           "the perceptual loss's features: vgg16 (ImageNet weights, vgg_weights) | standin (VGG16 with "
+           "seeded random weights, a STAND-IN where no weights exist; ours only)"),
     # speed options that may change the arithmetic (issue 30); impl ours only (model/numerics.py)
     Factor("compile", ("off",) + COMPILE_MODES, "off", "off", None,
            "torch.compile of the five networks (torch >= 2.0): off | one of its modes"),

@@ -11,9 +11,10 @@ import torch.nn.functional as F
 
 from .networks import VGG16Features
 
-__all__ = ["photometric_loss", "PerceptualLoss", "load_vgg_state"]
+__all__ = ["photometric_loss", "PerceptualLoss", "load_vgg_state", "standin_vgg_state", "STANDIN_SEED"]
 
 EPS = 1e-7
+STANDIN_SEED = 0   # one stand-in network for every cell: its weights do not follow the cell's seed
 
 
 def _masked_mean(loss, mask):
@@ -36,6 +37,23 @@ def load_vgg_state(path):
     state = torch.load(path, map_location="cpu")
     if not any(k.startswith("features.") for k in state):
         raise ValueError("vgg_weights: %s is not a torchvision vgg16 state dict (no 'features.*' keys)" % path)
+    return state
+
+
+def standin_vgg_state(seed=STANDIN_SEED):
+    """A STAND-IN for the ImageNet VGG16: torchvision's own initialisation of vgg16's convs
+    (Kaiming normal, fan_out, ReLU; zero bias) drawn from a fixed generator, in torchvision's
+    state-dict layout. It keeps the loss's structure (relu3_3 features, the 1/(2 sigma^2)
+    confidence term) so its stability can be studied where no ImageNet weights exist; its
+    features are random, not perceptual, so no result with it speaks for the original's."""
+    generator = torch.Generator().manual_seed(seed)
+    state = {}
+    for name, param in VGG16Features().named_parameters():
+        if name.endswith("weight"):
+            fan_out = param.shape[0] * param.shape[2] * param.shape[3]
+            state[name] = torch.randn(param.shape, generator=generator) * (2.0 / fan_out) ** 0.5
+        else:
+            state[name] = torch.zeros(param.shape)
     return state
 
 

@@ -57,7 +57,7 @@ class _RoundIncomingGradient(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x):
-        return x.view_as(x)
+        return x.clone()  # not a view: the networks' in-place activations may overwrite it
 
     @staticmethod
     def backward(ctx, grad):

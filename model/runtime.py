@@ -11,8 +11,8 @@ import numpy as np
 import torch
 
 from . import compat
-from .config import VGG_ENV, VGG_FROM_IMAGE, ConfigError
-from .losses import load_vgg_state
+from .config import STANDIN, VGG_ENV, VGG_FROM_IMAGE, ConfigError
+from .losses import STANDIN_SEED, load_vgg_state, standin_vgg_state
 from .numerics import apply_speed
 from .photogeo import PhotoGeoAutoencoder
 from .precision import emulate_tf32_conv, emulate_tf32_matmul
@@ -62,6 +62,10 @@ def data_dir_for(cfg, out_dir, log):
     return ensure_builtin(cfg, cache, log=log)
 
 
+STANDIN_REASON = ("STAND-IN: VGG16 relu3_3 with seeded random weights (torchvision's init, seed %d), "
+                  "not ImageNet's" % STANDIN_SEED)
+
+
 def perceptual_setup(cfg, environ=None):
     """Settle the perceptual loss where the cell runs: on iff its VGG16 weights are there.
 
@@ -74,6 +78,8 @@ def perceptual_setup(cfg, environ=None):
     Raises:
         ConfigError: perceptual 'on' with vgg_weights: image and no weights file here.
     """
+    if cfg["perceptual_net"] == STANDIN:
+        return dict(cfg, perceptual="on"), standin_vgg_state(), STANDIN_REASON
     path, missing = _vgg_file(cfg, os.environ if environ is None else environ)
     setting = cfg["perceptual"]
     if setting == "auto":

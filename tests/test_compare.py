@@ -155,3 +155,18 @@ def test_stale_cells_of_a_group_are_counted_and_said():
     assert (result.stale_a, result.stale_b) == (0, 2)
     assert result.stale_note.startswith("group tf32=true: 2 cells stale")
     assert cmp.compare(df.assign(stale=None), "tf32=false", "tf32=true").stale_note == ""
+
+
+def test_the_chaos_floor_is_group_as_cells_one_ulp_apart_and_absent_without_them():
+    seeds = range(5)
+    exact = _cells([False, True], seeds, side_offset={True: 0.002}, perturb_init=False)
+    floor_cells = _cells([False], seeds, side_offset={False: 0.0005}, rng_seed=1, perturb_init=True)
+    other_lr = _cells([False], seeds, perturb_init=True, lr=0.003)   # another design: not group A's floor
+    df = pd.concat([exact.assign(lr=0.002), floor_cells.assign(lr=0.002), other_lr], ignore_index=True)
+    df["cell_id"] = ["c%d" % i for i in range(len(df))]
+    floor = cmp.chaos_floor(df, "tf32=false", where=["lr=0.002"])
+    assert floor.factor == "perturb_init" and floor.seeds_b == tuple(seeds)
+    side = floor.table().loc["SIDE"]
+    assert side["n_b"] == 5 and side["low"] < 0.05 < side["high"]   # the planted half-ulp-sized shift, x1e-2
+    assert cmp.chaos_floor(df, "tf32=true", where=["lr=0.002"]) is None       # no perturbed tf32 cells
+    assert cmp.chaos_floor(exact.assign(lr=0.002), "tf32=false") is None

@@ -1,6 +1,7 @@
 """The learning-rate edge (harness/report/edge.py): the logistic fit and its interval, the
 bracket under perfect separation, and edge.md / edge.png from a collected-like table."""
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -47,3 +48,21 @@ def test_edge_report_from_a_table(tmp_path):
     assert [p.name for p in paths] == ["edge.md", "edge.png"] and paths[1].stat().st_size > 0
     text = paths[0].read_text()
     assert "2/5 (40%, 95% CI 5-85%)" in text and "logistic fit" in text
+
+
+def test_the_factor_study_reads_the_edge_studys_cells_at_its_lr_as_its_baseline():
+    # same config, same ids: run into one results folder, the baseline is trained once
+    from harness.cells import expand
+    from harness.matrix import load_study
+    root = Path(__file__).resolve().parents[1] / "matrices"
+    edge = {c.cell_id for c in expand(load_study(root / "edge-cpu.yml"))
+            if c.config["lr"] == 2e-3 and c.config["clip"] == "none"}
+    factors = expand(load_study(root / "edge-factors-cpu.yml"))
+    baseline = {c.cell_id for c in factors if c.stack.name == "cpu" and c.config["lr"] == 2e-3
+                and not c.config["tf32"] and c.config["align_corners"] and c.config["clip"] == "none"
+                and not c.config["perturb_init"] and c.config["cpu_isa"] == "native"
+                and c.config["perceptual_net"] == "vgg16"}
+    assert len(edge) == 5 and baseline == edge
+    # each include rule changes one factor of the baseline, 5 seeds each; torch 1.8 only at the baseline
+    assert len(factors) == 5 * 11
+    assert {c.stack.name for c in factors if c.cell_id not in edge and c.stack.name != "cpu"} == {"cpu-torch1.8"}

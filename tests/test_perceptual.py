@@ -7,16 +7,20 @@ training runs with a stand-in vgg16 state dict (the real layer shapes, random va
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from harness.cells import expand
 from harness.matrix import load_study
 from model.config import VGG_ENV, ConfigError, resolve
+from model.losses import standin_vgg_state
+from model.networks import VGG16Features
 from model.runtime import perceptual_setup
 from tests.helpers.vgg import stand_in_weights
 
@@ -90,3 +94,41 @@ def test_gpu_stacks_take_the_images_weights_and_cpu_cells_stay_as_they_were():
     assert gpu and all(c.config["vgg_weights"] == "image" and c.config["perceptual"] == "auto" for c in gpu)
     cpu = [c for c in cells if not c.stack.needs_gpu]
     assert cpu and all(c.config["vgg_weights"] is None and c.config["perceptual"] == "off" for c in cpu)
+
+
+def test_the_stand_in_is_torchvisions_vgg16_init_from_a_fixed_generator():
+    state = standin_vgg_state()
+    assert set(state) == {name for name, _ in VGG16Features().named_parameters()}
+    assert all(torch.equal(state[k], v) for k, v in standin_vgg_state().items())        # every cell: one network
+    assert not torch.equal(state["features.0.weight"], standin_vgg_state(seed=1)["features.0.weight"])
+    for name, value in state.items():
+        if name.endswith("bias"):
+            assert not value.any()
+        else:   # Kaiming normal, fan_out, ReLU gain: std sqrt(2 / (out x kh x kw))
+            expected = (2.0 / (value.shape[0] * value.shape[2] * value.shape[3])) ** 0.5
+            assert value.std().item() == pytest.approx(expected, rel=0.05), name
+
+
+@pytest.mark.parametrize("extra, message", [
+    ({"vgg_weights": "image"}, "perceptual_net: 'standin' uses seeded random weights; drop vgg_weights"),
+    ({"perceptual": "off"}, "perceptual_net: 'standin' needs the perceptual loss, but perceptual is 'off'"),
+    ({"impl": "author"}, "perceptual_net: 'standin' is built for impl ours"),
+])
+def test_the_stand_in_refuses_what_would_mislabel_it(extra, message):
+    with pytest.raises(ConfigError, match="^" + re.escape(message)):
+        resolve(dict({"preset": "tiny", "perceptual_net": "standin"}, **extra))
+
+
+def test_a_tiny_run_with_the_stand_in_trains_the_perceptual_term_and_labels_it(tmp_path):
+    config = tmp_path / "cell.yaml"
+    config.write_text(yaml.safe_dump({"preset": "tiny", "threads": 1, "perceptual_net": "standin"}))
+    run = tmp_path / "run"
+    proc = subprocess.run([sys.executable, "-m", "model.train", "--config", str(config), "--out", str(run)],
+                          cwd=ROOT, env=dict(os.environ, OMP_NUM_THREADS="1"), capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    env = json.loads((run / "env.json").read_text())
+    assert env["perceptual"] == "on" and env["perceptual_reason"].startswith("STAND-IN: VGG16")
+    records = [json.loads(l) for l in (run / "train.jsonl").read_text().splitlines()]
+    assert all(math.isfinite(r["loss_perc"]) and r["loss_perc"] != 0 for r in records)
+    assert json.loads((run / "config.json").read_text())["perceptual_net"] == "standin"

@@ -1,13 +1,22 @@
 """TF32 emulation on CPU (model/precision.py): the rounding mode on known bit patterns, and
 TF32 operands in both passes of convolutions and matmuls, checked against explicit ops."""
+import json
+import math
+import os
 import struct
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
+import yaml
 import torch.nn.functional as F
 
 from model.geometry import depth_to_points, intrinsics
 from model.precision import emulate_tf32_conv, emulate_tf32_matmul, matmul, round_to_tf32
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _f32(bits):
@@ -105,3 +114,22 @@ def test_the_geometry_runs_its_matmuls_through_the_emulation():
     finally:
         emulate_tf32_matmul(False)
     assert not torch.equal(exact, emulated) and torch.allclose(exact, emulated, rtol=0, atol=1e-3)
+
+
+def _train_tiny(tmp_path, name, **keys):
+    config = tmp_path / (name + ".yaml")
+    config.write_text(yaml.safe_dump(dict({"preset": "tiny", "threads": 1, "num_epochs": 1}, **keys)))
+    run = tmp_path / name
+    proc = subprocess.run([sys.executable, "-m", "model.train", "--config", str(config), "--out", str(run)],
+                          cwd=ROOT, env=dict(os.environ, OMP_NUM_THREADS="1"), capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return [json.loads(line)["loss_total"] for line in (run / "train.jsonl").read_text().splitlines()]
+
+
+def test_real_training_runs_with_tf32_emulated_and_its_losses_move(tmp_path):
+    # the networks' in-place activations follow emulated convs: training must run through them
+    exact = _train_tiny(tmp_path, "fp32")
+    tf32 = _train_tiny(tmp_path, "tf32", tf32=True, tf32_matmul=True)
+    assert len(tf32) == len(exact) and all(map(math.isfinite, tf32))
+    assert tf32[0] != exact[0]   # rounded operands from the first forward on

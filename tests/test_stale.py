@@ -12,6 +12,7 @@ import sys
 
 import pytest
 
+from harness.runfolder import MARKER, set_aside_results
 from tests.helpers.runfolders import ONE_CELL_MATRIX, ROOT, copy_run, real_study
 
 CLIP_LINE = '        return stats["grad_norm"] > threshold\n'
@@ -96,3 +97,23 @@ def test_unreadable_eval_json_is_rescored_without_retraining(tmp_path, tmp_path_
     assert res.returncode == 0, res.stderr
     assert (cell / "eval.json").read_bytes() == good and (cell / "train.jsonl").read_bytes() == log
     assert "resuming from" in (cell / "stdout.log").read_text().splitlines()[-2]
+
+
+def test_setting_aside_twice_keeps_the_results_it_set_aside(tmp_path, tmp_path_factory):
+    # a rerun stopped between set-aside and the new training must not lose the old results next time
+    cell = copy_run(real_study(tmp_path_factory).run_dir, tmp_path / "results")
+    env = (cell / "env.json").read_bytes()
+    aside = set_aside_results(cell)
+    assert not (cell / "env.json").exists() and (aside / "env.json").read_bytes() == env
+    assert set_aside_results(cell) == aside and (aside / "env.json").read_bytes() == env
+
+
+def test_an_interrupted_cell_under_changed_code_is_trained_anew_not_resumed(project):
+    (cell,) = [p for p in (project / "results").iterdir() if p.is_dir() and not p.name.startswith(".")]
+    (cell / MARKER).write_text("{}")   # as a killed run leaves it: the next run would resume
+    status = json.loads((cell / "status.json").read_text())
+    (cell / "status.json").write_text(json.dumps(dict(status, state="running")))
+    assert dry_run(project).split()[2] == "resume"
+    edit_step(project, CLIP_LINE, CLIP_LINE.replace(">", ">="))
+    line = dry_run(project)
+    assert line.split()[2] == "rerun" and "its checkpoint is from other code (model/step.py changed)" in line

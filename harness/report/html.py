@@ -11,6 +11,8 @@ from typing import Sequence
 
 import pandas as pd
 
+from model.config import STANDIN
+
 from ..collect import Skipped
 from ..spikes import SPIKE_MIN_HISTORY, SPIKE_WINDOW
 from .cellpage import cell_href
@@ -80,7 +82,7 @@ def _cells_html(df: pd.DataFrame, reports_dir: Path) -> str:
     for r, env in zip(df[shown].itertuples(index=False), envs):
         link = cell_href(r.cell_id)  # the cell's page; it links the raw run files
         why = "; ".join(esc(x) for x in (r.reason, r.problems) if esc(x))
-        perceptual = {True: "on", False: "off"}.get(r.perceptual, "?")
+        perceptual = "STAND-IN" if r.perceptual_net == STANDIN else {True: "on", False: "off"}.get(r.perceptual, "?")
         cells = [f'<a href="{esc(link)}">{esc(r.cell_id)}</a>', esc(r.stack), esc(r.impl), esc(r.clip),
                  esc(r.seed), f'<span class="state-{esc(r.state)}">{esc(r.state)}</span>', why,
                  _num(r.side_mean * 100, ".4f"), _num(r.mad_mean, ".2f"), _num(r.n_spikes, ".0f"),
@@ -109,6 +111,11 @@ def _notes_html(df: pd.DataFrame, skipped: Sequence[Skipped]) -> str:
         reasons = ", ".join(sorted({str(r) for r in off["perceptual_reason"].dropna()})) or "not recorded"
         notes.append(f"Perceptual (VGG16) loss was off in {len(off)} of {len(df)} cells "
                      f"(why: {esc(reasons)}); their SIDE/MAD are not comparable to the paper's.")
+    standin = int((df["perceptual_net"] == STANDIN).sum()) if len(df) else 0
+    if standin:
+        notes.append(f"Perceptual loss STAND-IN in {standin} of {len(df)} cells: VGG16 with seeded random "
+                     "weights, not ImageNet's (perceptual_net: standin): its loss has the original's form, "
+                     "its features are not perceptual.")
     factor = df.attrs.get("spike_factor", "k")
     notes.append(f"Spike: a logged iteration whose total loss or pre-clip gradient norm is not finite or "
                  f"exceeds {factor:g}× the median of its previous {SPIKE_WINDOW} logged values "

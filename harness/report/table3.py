@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from model.config import STANDIN
+
 from ..failure import MAD_MARGIN, describe_rate, with_failures
 from ..fsutil import atomic_write
 from .envdiff import PER_RUN_KEYS, cpu_stacks, stack_env_differences
@@ -102,6 +104,9 @@ def _aggregate(cells: pd.DataFrame) -> dict:
     without, trained = _no_perceptual(cells)
     if without:
         note = "; ".join(filter(None, [f"{PERCEPTUAL_MARK} no perceptual loss in {without} of {trained} cells", note]))
+    standin = int((cells["perceptual_net"] == STANDIN).sum())
+    if standin:
+        note = "; ".join(filter(None, [f"perceptual loss from a STAND-IN (random VGG16) in {standin} cells", note]))
     # a model that has learned nothing predicts one depth: the floor any row must beat
     flat_side = float(ok["flat_side_mean"].mean() * 100) if "flat_side_mean" in ok else math.nan
     flat_mad = float(ok["flat_mad_published_mean"].mean()) if len(ok) else math.nan
