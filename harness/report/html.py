@@ -78,7 +78,7 @@ def _cells_html(df: pd.DataFrame, reports_dir: Path) -> str:
     rows = []
     envs = [_env_short(*v) for v in zip(df["env.torch"], df["env.cuda"], df["env.gpu"])] if len(df) else []
     shown = ["cell_id", "stack", "impl", "clip", "seed", "state", "reason", "problems", "side_mean", "mad_mean",
-             "n_spikes", "max_grad_norm", "clipped_frac", "perceptual"]   # a tuple of all 100 columns costs seconds
+             "n_spikes", "max_grad_norm", "clipped_frac", "perceptual", "perceptual_net"]   # not all 100: seconds
     for r, env in zip(df[shown].itertuples(index=False), envs):
         link = cell_href(r.cell_id)  # the cell's page; it links the raw run files
         why = "; ".join(esc(x) for x in (r.reason, r.problems) if esc(x))
