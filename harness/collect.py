@@ -57,13 +57,13 @@ import dataclasses
 import functools
 import io
 import json
-import operator
 import os
 import re
 from pathlib import Path
 from typing import Sequence
 
 import msgspec
+import msgspec.structs
 import numpy as np
 import pandas as pd
 
@@ -363,8 +363,9 @@ def _fast_parse(body: bytes, fields: Sequence[str]) -> tuple[dict[str, np.ndarra
         rows = _line_decoder(tuple(fields)).decode(b"[" + body.rstrip(b"\n").replace(b"\n", b",") + b"]")
     except msgspec.MsgspecError:
         return None
-    table = np.array(list(map(operator.attrgetter(*fields), rows)), dtype=float).reshape(len(rows), len(fields))
-    return {f: table[:, k].copy() for k, f in enumerate(fields)}, len(rows)   # None (null, absent) -> NaN
+    # one record per line straight into a structured array (half the time of a list of tuples)
+    table = np.fromiter(map(msgspec.structs.astuple, rows), dtype=[(f, float) for f in fields], count=len(rows))
+    return {f: np.ascontiguousarray(table[f]) for f in fields}, len(rows)   # None (null, absent) -> NaN
 
 
 def read_train_logs(paths: Sequence[str | os.PathLike | None],
