@@ -64,5 +64,5 @@ def test_the_factor_study_reads_the_edge_studys_cells_at_its_lr_as_its_baseline(
                 and c.config["perceptual_net"] == "vgg16"}
     assert len(edge) == 5 and baseline == edge
     # each include rule changes one factor of the baseline, 5 seeds each; torch 1.8 only at the baseline
-    assert len(factors) == 5 * 11
+    assert len(factors) == 5 * 12
     assert {c.stack.name for c in factors if c.cell_id not in edge and c.stack.name != "cpu"} == {"cpu-torch1.8"}
