@@ -196,10 +196,15 @@ def design_columns(df: pd.DataFrame, factor_col: str) -> list:
 
 def _check_one_factor(a: pd.DataFrame, b: pd.DataFrame, factor: str, design: Sequence[str]) -> None:
     """Refuse when anything but the factor (and the seed) differs between the two sides."""
-    differ = [c for c in design if set(normalized(a[c])) != set(normalized(b[c]))]
+    values = {c: (set(normalized(a[c])), set(normalized(b[c]))) for c in design}
+    differ = [c for c, (va, vb) in values.items() if va != vb]
     if differ:
-        detail = "; ".join("%s: %s vs %s" % (c, sorted(set(normalized(a[c]))), sorted(set(normalized(b[c])))) for c in differ)
-        raise CompareError("the two groups differ in more than %s (%s); add --where to fix them" % (factor, detail))
+        detail = "; ".join("%s: %s vs %s" % (c, sorted(values[c][0]), sorted(values[c][1])) for c in differ)
+        # the value both sides have, where there is exactly one: the --where that fixes that key
+        fixes = ["--where %s=%s" % (c.split(".", 1)[-1], next(iter(values[c][0] & values[c][1])))
+                 for c in differ if len(values[c][0] & values[c][1]) == 1]
+        raise CompareError("the two groups differ in more than %s (%s); add --where to fix them%s"
+                           % (factor, detail, (", e.g. " + " ".join(fixes)) if fixes else ""))
 
 
 def _values(side: pd.DataFrame, metric: str) -> pd.Series:
