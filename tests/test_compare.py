@@ -62,10 +62,11 @@ def test_groups_that_differ_in_a_second_factor_are_refused_and_where_fixes_it():
                     _cells([True], range(3)).assign(clip="norm")])
     with pytest.raises(cmp.CompareError, match="differ in more than tf32 .*clip"):
         cmp.compare(df, "tf32=false", "tf32=true")
-    both = pd.concat([df, df.assign(clip=np.where(df.clip == "none", "norm", "none"))])
+    both = pd.concat([df, df.assign(clip=np.where(df["clip"] == "none", "norm", "none"))])
     assert cmp.compare(both, "tf32=false", "tf32=true", where=["clip=none"]).effects
     # A has clip none and norm, B only norm: the refusal names the --where that would fix it
     mixed = pd.concat([both[both.tf32 == False], df[df.tf32 == True]])  # noqa: E712
+    mixed["cell_id"] = ["c%d" % i for i in range(len(mixed))]
     with pytest.raises(cmp.CompareError, match=r"add --where to fix them, e\.g\. --where clip=norm$"):
         cmp.compare(mixed, "tf32=false", "tf32=true")
 
