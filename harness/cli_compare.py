@@ -28,7 +28,7 @@ def compare_command(group_a, group_b, where, results, as_json):
     Example: repro compare tf32=false tf32=true --where stack=cpu
     """
     from harness.collect import collect
-    from harness.compare import CompareError, chaos_floor, compare
+    from harness.compare import FLOOR_FACTOR, CompareError, chaos_floor, compare
     log = logging.getLogger("repro")
     if not results.is_dir():
         log.error("%s: no such results folder (run `repro run` first or pass --results)", results)
@@ -45,7 +45,8 @@ def compare_command(group_a, group_b, where, results, as_json):
                                "chaos_floor": floor and [e.to_dict() for e in floor.effects]}, indent=2))
     else:
         click.echo(_render(result))
-        click.echo(_render_floor(floor, group_a))
+        if result.factor != FLOOR_FACTOR:  # the floor of the floor is itself
+            click.echo(_render_floor(floor, group_a))
     sys.exit(ExitCode.OK)
 
 

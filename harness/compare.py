@@ -309,7 +309,8 @@ def chaos_floor(df: pd.DataFrame, side_a: str, where: Sequence[str] = ()) -> Opt
     """Group A's cells against the same cells with one ulp changed at initialisation: how far
     chaos alone moves each metric, the floor a factor's effect is read against (Summers and
     Dinneen, ICML 2021). None when the results hold no such cells for enough seeds."""
-    df = _select(df, [parse_selector(w, "--where") for w in where])
+    # a --where perturb_init=false fixes the compared groups, not the floor's other side
+    df = _select(df, [kv for kv in map(lambda w: parse_selector(w, "--where"), where) if kv[0] != FLOOR_FACTOR])
     if FLOOR_FACTOR not in df.columns or parse_selector(side_a)[0] == FLOOR_FACTOR:
         return None
     a = _select(df, [parse_selector(side_a, "group A"), (FLOOR_FACTOR, "false")])

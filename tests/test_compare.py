@@ -169,7 +169,7 @@ def test_the_chaos_floor_is_group_as_cells_one_ulp_apart_and_absent_without_them
     other_lr = _cells([False], seeds, perturb_init=True, lr=0.003)   # another design: not group A's floor
     df = pd.concat([exact.assign(lr=0.002), floor_cells.assign(lr=0.002), other_lr], ignore_index=True)
     df["cell_id"] = ["c%d" % i for i in range(len(df))]
-    floor = cmp.chaos_floor(df, "tf32=false", where=["lr=0.002"])
+    floor = cmp.chaos_floor(df, "tf32=false", where=["lr=0.002", "perturb_init=false"])
     assert floor.factor == "perturb_init" and floor.seeds_b == tuple(seeds)
     side = floor.table().loc["SIDE"]
     assert side["n_b"] == 5 and side["low"] < 0.05 < side["high"]   # the planted half-ulp-sized shift, x1e-2
