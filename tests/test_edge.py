@@ -43,7 +43,10 @@ def test_edge_report_from_a_table(tmp_path):
             rows.append(dict(lr=lr, seed=seed, clip="none", state="done", n_spikes=0,
                              side_mean=0.02 if bad else 0.013, flat_side_mean=0.0155,
                              mad_mean=49.0 if bad else 17.0, flat_mad_mean=50.5))
+    # a factor's cells at one lr (tf32 on, all failing) are not that lr's rate
+    rows += [dict(row, tf32=True, side_mean=0.02, mad_mean=49.0) for row in rows if row["lr"] == 2e-3]
     df = pd.DataFrame(rows)
+    df["tf32"] = df["tf32"].fillna(False)
     paths = write_edge(df, tmp_path)
     assert [p.name for p in paths] == ["edge.md", "edge.png"] and paths[1].stat().st_size > 0
     text = paths[0].read_text()

@@ -1,6 +1,7 @@
 """reports/edge.md and edge.png: the learning rate at which training starts to fail.
 
-Reads the cells that vary only in `lr` (and seed), with clipping off: per learning rate, the
+Reads the cells that vary only in `lr` (and seed), with clipping off (other factors held at
+their most common value, so a factor study run into the same folder does not leak in): per learning rate, the
 failure rate of the cells that ended (harness/failure.py) with its exact Clopper-Pearson
 interval; over all of them, a logistic fit of failed ~ log10(lr) (statsmodels GLM, binomial)
 and the edge: the lr at which the fitted failure probability is 50%, with the lr range where
@@ -24,12 +25,14 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import statsmodels.api as sm  # noqa: E402
 
+from ..compare import DESIGN_KEYS, normalized  # noqa: E402
 from ..failure import KINDS, describe_rate, rate_interval, with_failures  # noqa: E402
 from ..fsutil import atomic_write  # noqa: E402
 
 __all__ = ["Edge", "edge_cells", "fit_edge", "write_edge"]
 
 LEVEL = 0.95
+_HELD = tuple(k for k in DESIGN_KEYS if k not in ("lr", "clip", "clip_threshold"))  # fixed at their baseline
 _GRID = 400        # points of the log10(lr) grid the confidence band is read on
 
 
@@ -44,10 +47,16 @@ class Edge:
 
 
 def edge_cells(df: pd.DataFrame) -> pd.DataFrame:
-    """The unclipped cells of a study whose lr takes 3 or more values, with outcome columns."""
+    """The unclipped cells of a study whose lr takes 3 or more values, with outcome columns:
+    those that differ in lr alone, every other design key at its most common value (a factor
+    study's baseline), so a factor's cells at one lr do not move that lr's rate."""
     if "lr" not in df or df["lr"].dropna().nunique() < 3:
         return df.iloc[0:0]
     cells = df[(df["clip"].astype(str) == "none") & df["lr"].notna()]
+    for key in _HELD:
+        if key in cells and len(cells):
+            values = normalized(cells[key])
+            cells = cells[values == values.mode().iloc[0]]
     return with_failures(cells)
 
 
