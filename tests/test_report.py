@@ -213,3 +213,12 @@ def test_a_report_after_one_cell_grew_reads_that_cell_only_and_equals_a_cold_one
     for name in ("index.html", "table3.md", "causes.md", "cells/cpu-norm-1.html", "cells/cpu-none-0.html"):
         assert (tmp_path / "reports" / name).read_text() == (tmp_path / "cold" / name).read_text(), name
     assert "cpu-norm-1" in (tmp_path / "reports" / "cells" / "cpu-norm-1.html").read_text()
+
+
+def test_fig8_lines_of_a_factor_study_name_what_they_change():
+    from harness.report.figures import _line_labels
+    rows = [dict(clip="none", clip_threshold=5.0, lr=lr, tf32=False) for lr in (1e-3, 2e-3, 3e-3)]
+    rows += [dict(clip="none", clip_threshold=5.0, lr=2e-3, tf32=True), dict(clip="norm", clip_threshold=1.0, lr=3e-3, tf32=False)]
+    labels = list(_line_labels(pd.DataFrame(rows), ["lr", "tf32", "clip_threshold"]))
+    assert labels == ["clip=none, lr=0.001", "clip=none, lr=0.002", "clip=none, lr=0.003",
+                      "clip=none, lr=0.002, tf32=True", "clip=norm @ 1.0, lr=0.003"]

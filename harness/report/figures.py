@@ -49,14 +49,19 @@ def panels(df: pd.DataFrame) -> list[tuple[str, str, str]]:
 
 
 def _line_labels(cells: pd.DataFrame, variants: list[str]) -> pd.Series:
-    """'clip=norm (5.0)' and any varying axis, one label per cell."""
+    """'clip=norm @ 5.0, lr=0.002, tf32=True': the clip mode, then each varying axis where the
+    line's value is not the cells' most common one (or where the axis takes 3+ values, as a
+    swept lr does), so a factor study's lines name what they changed. Unique per configuration."""
     label = cells["clip"].map(str)
     clipped = cells["clip"].map(str) != "none"
-    label = label.where(~clipped, label + " @ " + cells["clip_threshold"].map(str))
+    label = "clip=" + label.where(~clipped, label + " @ " + cells["clip_threshold"].map(str))
     for axis in variants:
-        if axis != "clip_threshold":
-            label = label + f", {axis.removeprefix('axis.')}=" + cells[axis].map(str)
-    return "clip=" + label
+        if axis == "clip_threshold" or axis not in cells:
+            continue
+        values = cells[axis].map(str)
+        shown = values != values.mode().iloc[0] if values.nunique() < 3 else values.notna()
+        label = label.where(~shown, label + f", {axis.removeprefix('axis.')}=" + values)
+    return label
 
 
 def plotted_cells(df: pd.DataFrame) -> pd.DataFrame:
@@ -91,17 +96,21 @@ def _draw_panel(ax, cells: pd.DataFrame, curves: dict, field: str, variants: lis
     cells = cells[cells["cell_id"].isin(curves.keys())]
     drawn = False
     labels = _line_labels(cells, variants)
-    for label in sorted(labels.unique(), key=lambda l: (_CLIP_ORDER.get(l[5:].split(" ")[0], 9), l)):
+    lines = sorted(labels.unique(), key=lambda l: (_CLIP_ORDER.get(l[5:].split(" ")[0], 9), l))
+    # a few lines keep the clip colours; a factor study's many get one colour each, clipped dashed
+    palette = plt.get_cmap("tab20").colors if len(lines) > len(_COLORS) else None
+    for k, label in enumerate(lines):
         group = cells[labels == label]
         series = [s for s in (_series(curves[c], field) for c in group["cell_id"]) if len(s)]
         if not series:
             continue
         band = _band(series)
-        color = _COLORS.get(str(group["clip"].iloc[0]), None)
+        clip = str(group["clip"].iloc[0])
+        color = palette[k % len(palette)] if palette else _COLORS.get(clip, None)
         outcome = with_failures(group)["failed"].dropna()
         failed = f", failed {int(outcome.sum())}/{len(outcome)}" if len(outcome) else ""
-        line, = ax.plot(band.index, band["mean"], lw=0.9, color=color,
-                        label=f"{panel}, {label}, {len(series)} seed{'s' * (len(series) != 1)}{failed}")
+        line, = ax.plot(band.index, band["mean"], lw=0.9, color=color, ls="--" if palette and clip != "none" else "-",
+                        label=f"{label}, {len(series)} seed{'s' * (len(series) != 1)}{failed}")
         ax.fill_between(band.index, band["lo"], band["hi"], color=line.get_color(), alpha=0.2, lw=0)
         _mark_failed(ax, [curves[c] for c in group.loc[outcome[outcome == 1].index, "cell_id"]], field,
                      line.get_color())
@@ -140,7 +149,8 @@ def _mark_spikes(ax, cell_curves: list, field: str, color) -> None:
         xs += list(np.asarray(curve["iter"])[mask & finite])
         ys += list(values[mask & finite])
     if xs:
-        ax.scatter(xs, ys, marker="x", s=28, color=color, zorder=3, label="spikes (%d)" % len(xs))
+        first = not any(str(c.get_label()).startswith("spikes") for c in ax.collections)
+        ax.scatter(xs, ys, marker="x", s=28, color=color, zorder=3, label="spikes (x)" if first else None)
 
 
 def _scale(ax) -> None:
@@ -172,18 +182,31 @@ def _empty(path: Path, text: str) -> Path:
     return save_png(fig, path, dpi=100)
 
 
+LEGEND_INSIDE = 6   # more entries than this go beside the panel, which widens for them
+
+
+def _legend(ax) -> None:
+    entries = len(ax.get_legend_handles_labels()[1])
+    if entries > LEGEND_INSIDE:
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
+    else:
+        ax.legend(fontsize=8, loc="upper right")
+
+
 def _curve_figure(df, curves, field, path, ylabel, suptitle, threshold=False) -> Path:
     has = df[df["cell_id"].isin(curves.keys())] if len(df) else df
     if has.empty:
         return _empty(path, f"no training logs with {field} yet")
     variants = variant_axes(df)
     keys = panels(has)
-    fig, axes = _grid(len(keys), 5.2, 3.6)
+    many = max(_line_labels(has[(has["stack"].map(str) == st) & (has["impl"].map(str) == im)], variants).nunique()
+               for st, im, _ in keys) > LEGEND_INSIDE // 2
+    fig, axes = _grid(len(keys), 9.5 if many else 5.2, 4.2 if many else 3.6)
     for ax, (stack, impl, name) in zip(axes, keys):
         cells = has[(has["stack"].map(str) == stack) & (has["impl"].map(str) == impl)]
         if _draw_panel(ax, cells, curves, field, variants, threshold, name):
             _scale(ax)
-            ax.legend(fontsize=8, loc="upper right")
+            _legend(ax)
         ax.set_title(name, fontsize=11)
         ax.set_xlabel("iteration", fontsize=10)
         ax.set_ylabel(ylabel, fontsize=10)
