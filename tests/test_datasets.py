@@ -84,6 +84,7 @@ def _done(proc, run):
     return json.loads((run / "eval.json").read_text())
 
 
+@pytest.mark.slow  # real training runs: CI runs them (-m slow); the default suite stays fast
 def test_ours_trains_and_scores_from_an_unpacked_synface_archive(tmp_path, synface_dir):
     run = tmp_path / "run"
     evaluation = _done(train(write_cell(tmp_path, dataset="synface", data_dir=str(synface_dir), batch_size=2), run), run)
@@ -94,6 +95,7 @@ def test_ours_trains_and_scores_from_an_unpacked_synface_archive(tmp_path, synfa
     assert [r["iter"] for r in records] == [0, 1, 2]                      # 5 images, batch 2: the last one kept
 
 
+@pytest.mark.slow  # real training runs: CI runs them (-m slow); the default suite stays fast
 def test_ours_trains_on_a_celeba_layout_and_says_there_is_no_depth(tmp_path, celeba_tar):
     assert repro_data("celeba", "--dest", tmp_path / "data", "--from", celeba_tar).exit_code == 0
     cell = write_cell(tmp_path, dataset="celeba", data_dir=str(tmp_path / "data" / "celeba"), batch_size=2)

@@ -74,6 +74,7 @@ def _train(tmp_path, environ):
     return json.loads((run / "env.json").read_text()), json.loads((run / "config.json").read_text()), records
 
 
+@pytest.mark.slow  # real training runs: CI runs them (-m slow); the default suite stays fast
 def test_a_tiny_run_trains_with_the_weights_its_environment_names(tmp_path):
     weights = stand_in_weights(tmp_path / "opt")
     env, config, records = _train(tmp_path, {VGG_ENV: str(weights)})
@@ -119,6 +120,7 @@ def test_the_stand_in_refuses_what_would_mislabel_it(extra, message):
         resolve(dict({"preset": "tiny", "perceptual_net": "standin"}, **extra))
 
 
+@pytest.mark.slow  # real training runs: CI runs them (-m slow); the default suite stays fast
 def test_a_tiny_run_with_the_stand_in_trains_the_perceptual_term_and_labels_it(tmp_path):
     config = tmp_path / "cell.yaml"
     config.write_text(yaml.safe_dump({"preset": "tiny", "threads": 1, "perceptual_net": "standin"}))

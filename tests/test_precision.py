@@ -127,6 +127,7 @@ def _train_tiny(tmp_path, name, **keys):
     return [json.loads(line)["loss_total"] for line in (run / "train.jsonl").read_text().splitlines()]
 
 
+@pytest.mark.slow  # real training runs: CI runs them (-m slow); the default suite stays fast
 def test_real_training_runs_with_tf32_emulated_and_its_losses_move(tmp_path):
     # the networks' in-place activations follow emulated convs: training must run through them
     exact = _train_tiny(tmp_path, "fp32")

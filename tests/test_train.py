@@ -63,6 +63,7 @@ def test_scoring_the_last_checkpoint_rewrites_the_same_eval(reference, tmp_path)
         assert (run / name).read_bytes() == data, name
 
 
+@pytest.mark.slow  # real training runs: CI runs them (-m slow); the default suite stays fast
 def test_killed_run_resumes_to_the_same_result(reference, tmp_path):
     cell = write_cell(tmp_path, **RESUMABLE)
     run = tmp_path / "killed"
