@@ -72,7 +72,8 @@ from harness.cellseries import CellSeries
 from harness.forkmap import forkmap
 from harness.fsutil import atomic_write
 from harness.matrix import AXES, FACTOR_AXES
-from harness.runfolder import EVAL_SCORES, TRAIN_LOG, RunRecord, folder_signature, read_run_folder, read_scores
+from harness.runfolder import (EVAL_SCORES, TRAIN_LOG, RunRecord, folder_signature, json_object, read_run_folder,
+                               read_scores)
 from harness.staleness import CHECKED_STATES, CodeNow
 from harness.states import CellState
 from model.factors import IN_FORCE_KEYS, later_keys
@@ -168,15 +169,7 @@ def configs_of(rows: pd.DataFrame) -> list[dict]:
     """The `config_json` column of some rows of the table as dicts ({} where unknown)."""
     if "config_json" not in rows:
         return [{} for _ in range(len(rows))]
-    return [_json_object(text) for text in rows["config_json"]]
-
-
-def _json_object(text) -> dict:
-    try:
-        value = json.loads(text) if isinstance(text, str) else {}
-    except ValueError:
-        return {}
-    return value if isinstance(value, dict) else {}
+    return [json_object(text) for text in rows["config_json"]]
 
 
 @dataclasses.dataclass
@@ -287,7 +280,7 @@ def _stale_columns(row: dict, code: CodeNow, checked: dict) -> dict:
         return {"stale": None, "stale_reason": None}
     env = row["env_json"]
     if env not in checked:  # most cells of a study share one env.json text
-        staleness = code.check(_json_object(env) if env else None)
+        staleness = code.check(json_object(env) if env else None)
         checked[env] = {"stale": staleness.stale, "stale_reason": staleness.reason() or None}
     return checked[env]
 

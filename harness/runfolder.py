@@ -28,7 +28,7 @@ from harness.states import CellState
 __all__ = ["MARKER", "JSON_FILES", "TRAIN_LOG", "EVAL_SCORES", "TRAINER_FILES", "PREVIOUS",
            "prepare", "finish", "mark_skipped", "set_aside_results",
            "TrainTail", "RunRecord", "read_run_folder", "read_train_tail", "read_scores", "folder_signature",
-           "tail_lines", "log_tail", "now", "parse_time"]
+           "tail_lines", "log_tail", "now", "parse_time", "json_object"]
 
 MARKER = ".incomplete"
 # file -> RunRecord field; owners in docs/run-folder.md
@@ -242,6 +242,15 @@ def read_train_tail(run_dir: Path) -> TrainTail:
     torn = bool(lines) and _record(lines[-1]) is None
     last = next((r for r in map(_record, reversed(lines)) if r is not None), None)
     return TrainTail(last, torn, "")
+
+
+def json_object(text) -> dict:
+    """A JSON file's text, kept in the table (env.json, config.json), as a dict: {} when absent or broken."""
+    try:
+        value = json.loads(text) if isinstance(text, str) else {}
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 def read_scores(run_dir: Path):

@@ -5,9 +5,7 @@ harness.collect; this module only shapes what they return for the pages.
 """
 from __future__ import annotations
 
-import json
-
-from ..runfolder import read_scores
+from ..runfolder import json_object, read_scores
 
 __all__ = ["RAW_FILES", "read_env", "read_scores"]
 
@@ -18,8 +16,4 @@ RAW_FILES = ("config.json", "cell.json", "status.json", "env.json", "train.jsonl
 
 def read_env(env_json) -> dict:
     """The table's env_json text as a dict ({} when absent or broken)."""
-    try:
-        env = json.loads(env_json) if isinstance(env_json, str) else {}
-    except ValueError:
-        return {}
-    return env if isinstance(env, dict) else {}
+    return json_object(env_json)
