@@ -7,15 +7,26 @@ milliseconds instead of importing pandas and matplotlib again (about a second he
 What every chunk needs goes in `context`: the workers inherit it with the fork, it is
 never pickled. Callers fork before they start threads of their own, and ask no library
 for threads inside the workers (the workers are the parallelism).
+
+Two cases run in this process instead, because a fork there can hang: a process that has
+imported torch (its OpenMP thread pool does not survive a fork; a trainer or a test
+process, never `repro report`), and a pool whose worker died (a crash or the OOM killer
+must not leave the report waiting forever: the work is redone here, with a warning).
 """
 from __future__ import annotations
 
+import logging
 import multiprocessing
+import sys
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Callable, Sequence, TypeVar
 
 from harness.host import usable_cores
 
-__all__ = ["MIN_PER_WORKER", "forkmap"]
+__all__ = ["MIN_PER_WORKER", "forkmap", "fork_is_safe"]
+
+log = logging.getLogger("repro")
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -24,6 +35,11 @@ R = TypeVar("R")
 MIN_PER_WORKER = 64
 _CHUNKS_PER_WORKER = 4   # smaller chunks even out a slow folder or a busy core
 _job: tuple = ()          # (fn, context) of the pool being forked: the workers inherit it
+
+
+def fork_is_safe() -> bool:
+    """False once torch is imported: a forked child that touches its OpenMP pool can hang."""
+    return "torch" not in sys.modules
 
 
 def forkmap(fn: Callable[[list[T], Any], list[R]], items: Sequence[T], context: Any = None,
@@ -37,16 +53,24 @@ def forkmap(fn: Callable[[list[T], Any], list[R]], items: Sequence[T], context: 
         jobs: workers (default: the usable cores).
         min_per_worker: fewer items per worker run here (a few slow items, such as figures: 1).
     """
-    global _job
     jobs = min(jobs or usable_cores(), len(items) // min_per_worker)
-    if jobs <= 1:
+    if jobs <= 1 or not fork_is_safe():
         return fn(list(items), context)
     size = -(-len(items) // (jobs * _CHUNKS_PER_WORKER))
     chunks = [list(items[i:i + size]) for i in range(0, len(items), size)]
+    try:
+        return _in_workers(fn, chunks, context, jobs)
+    except BrokenProcessPool as e:
+        log.warning("a worker process died (%s); doing its work in this process instead", e)
+        return fn(list(items), context)
+
+
+def _in_workers(fn: Callable, chunks: list[list], context: Any, jobs: int) -> list:
+    global _job
     _job = (fn, context)
     try:
-        with multiprocessing.get_context("fork").Pool(jobs) as pool:
-            return [result for chunk in pool.map(_run, chunks, chunksize=1) for result in chunk]
+        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork")) as pool:
+            return [result for chunk in pool.map(_run, chunks) for result in chunk]
     finally:
         _job = ()
 
