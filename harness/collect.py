@@ -80,7 +80,7 @@ from model.factors import IN_FORCE_KEYS, later_keys
 
 __all__ = [
     "AXES", "COLUMNS", "ENV_FIELDS",
-    "FolderRead", "Results", "Skipped", "TrainLog", "collect", "configs_of", "write_table", "read_train_logs",
+    "RUNS_CSV", "RUNS_PARQUET", "FolderRead", "Results", "Skipped", "TrainLog", "collect", "configs_of", "write_table", "read_train_logs",
 ]
 
 
@@ -126,6 +126,8 @@ COLUMNS = (
        "first_spike_iter", "first_nonfinite_iter", "spike_network", "max_grad_norm", "clipped_frac", "train_s")
     + ("train_log", "samples_grid", "problems")
 )
+
+RUNS_PARQUET, RUNS_CSV = "runs.parquet", "runs.csv"   # write_table's files, in results/
 
 # Only these train.jsonl keys are parsed; everything else on a line is ignored.
 _LOG_FIELDS = spikes.LOG_FIELDS
@@ -528,6 +530,6 @@ def write_table(df: pd.DataFrame, results_dir: str | os.PathLike) -> list[Path]:
     safe = _parquet_safe(df)
     buf = io.BytesIO()
     safe.to_parquet(buf, index=False)
-    return [atomic_write(root / "runs.parquet", buf.getvalue()),
-            atomic_write(root / "runs.csv", safe.to_csv(index=False))]
+    return [atomic_write(root / RUNS_PARQUET, buf.getvalue()),
+            atomic_write(root / RUNS_CSV, safe.to_csv(index=False))]
 

@@ -1,6 +1,8 @@
 """Run a function over a list in forked worker processes, one per usable core.
 
     rows = forkmap(read_chunk, folders, context)   # read_chunk(list, context) -> one result per item
+    wait = in_background(write_files, context)     # write_files(context) runs beside the caller
+    ...; paths = wait()
 
 Fork, not spawn: the workers inherit the modules already imported, so a pool starts in
 milliseconds instead of importing pandas and matplotlib again (about a second here).
@@ -24,7 +26,7 @@ from typing import Any, Callable, Sequence, TypeVar
 
 from harness.host import usable_cores
 
-__all__ = ["MIN_PER_WORKER", "forkmap", "fork_is_safe"]
+__all__ = ["MIN_PER_WORKER", "forkmap", "fork_is_safe", "in_background"]
 
 log = logging.getLogger("repro")
 
@@ -35,6 +37,7 @@ R = TypeVar("R")
 MIN_PER_WORKER = 64
 _CHUNKS_PER_WORKER = 4   # smaller chunks even out a slow folder or a busy core
 _job: tuple = ()          # (fn, context) of the pool being forked: the workers inherit it
+_background_job: tuple = ()   # the same for in_background's one worker
 
 
 def fork_is_safe() -> bool:
@@ -78,3 +81,36 @@ def _in_workers(fn: Callable, chunks: list[list], context: Any, jobs: int) -> li
 def _run(chunk: list) -> list:
     fn, context = _job
     return fn(chunk, context)
+
+
+def in_background(fn: Callable[[Any], R], context: Any = None) -> Callable[[], R]:
+    """Start fn(context) in one forked process and return at once; the returned function waits for its result.
+
+    The caller goes on with other work meanwhile (a second core does this one). Where a fork is
+    not safe it runs here, before returning; a worker that died has its work redone here on waiting.
+    """
+    if not fork_is_safe():
+        result = fn(context)
+        return lambda: result
+    global _background_job
+    _background_job = (fn, context)
+    try:
+        pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork"))
+        future = pool.submit(_run_background)   # forks the worker now, while _background_job is set
+    finally:
+        _background_job = ()
+
+    def wait() -> R:
+        try:
+            return future.result()
+        except BrokenProcessPool as e:
+            log.warning("a worker process died (%s); doing its work in this process instead", e)
+            return fn(context)
+        finally:
+            pool.shutdown()
+    return wait
+
+
+def _run_background():
+    fn, context = _background_job
+    return fn(context)

@@ -20,7 +20,7 @@ from typing import Callable
 import pandas as pd
 
 from ..spikes import SPIKE_FACTOR
-from ..collect import Results, Skipped, collect, write_table
+from ..collect import RUNS_CSV, Results, Skipped, collect, write_table
 from .causes import write_causes
 from .edge import write_edge
 from .cellpage import write_cell_pages
@@ -30,9 +30,9 @@ from .html import render_index
 from .ran import with_ran
 from .rows import variant_axes
 from .sidebyside import compare_href, write_compare_page
-from .state import ReportState, load_state, save_state
+from .state import Memo, ReportState, load_state, save_state
 from .table3 import footnotes, write_tables
-from ..forkmap import forkmap
+from ..forkmap import forkmap, in_background
 from ..fsutil import atomic_write
 
 __all__ = ["CellRefError", "ReportSummary", "build_report", "render"]
@@ -134,7 +134,7 @@ def render(results: Results, reports_dir: str | os.PathLike, runs_csv: str | os.
     out.mkdir(parents=True, exist_ok=True)
     previous = previous or ReportState()
     df = with_ran(results.table)
-    tables, written = write_tables(df, out)
+    tables, written, table_rows = write_tables(df, out, previous.table_rows)
     figures, figure_keys = _figures(df, results, out, previous.figure_keys)
     causes = write_causes(df, out, previous.causes)
     edge_files = write_edge(df, out)
@@ -145,13 +145,18 @@ def render(results: Results, reports_dir: str | os.PathLike, runs_csv: str | os.
         write_compare_page(results.series, *compare, out)
         compared = [p for p in compared if p != pair] + [pair]
     pages, page_keys = write_cell_pages(results, out, compared, previous.page_keys)
+    index_rows = Memo(last=previous.index_rows)
     page = render_index(df, tables, figures, results.skipped, out / "index.html", runs_csv,
                         causes=(list(causes.verdicts), list(causes.notes), len(causes.files) > 1), notes=footnotes(df),
-                        drawn=_drawn(df, results.series))
+                        drawn=_drawn(df, results.series), rows=index_rows)
     state = ReportState(results=results, page_keys=page_keys, figure_keys=figure_keys, compared=compared,
-                        causes=causes)
+                        causes=causes, table_rows=table_rows, index_rows=index_rows.now)
     index = atomic_write(out / "index.html", page, durable=False)
     return written + figures + list(causes.files) + edge_files + pages + [index], state
+
+
+def _write_runs(job: tuple[pd.DataFrame, str | os.PathLike]) -> list[Path]:
+    return write_table(*job)
 
 
 def build_report(results_dir: str | os.PathLike, reports_dir: str | os.PathLike,
@@ -180,9 +185,12 @@ def build_report(results_dir: str | os.PathLike, reports_dir: str | os.PathLike,
     results = collect(results_dir, spike_factor=spike_factor, previous=previous.results)
     df, skipped = results.table, results.skipped
     pair = resolve_pair(df, compare, str(results_dir)) if compare else None
-    tables = write_table(df, results_dir) if Path(results_dir).is_dir() else []
-    written, state = render(results, reports_dir, tables[1] if tables else None, compare=pair, previous=previous)
-    outputs = tables + written + [save_state(reports_dir, state)]
+    # runs.parquet and runs.csv (a second or more at 10,000 cells) are written beside the rendering
+    has_folder = Path(results_dir).is_dir()
+    tables = in_background(_write_runs, (df, results_dir)) if has_folder else list
+    written, state = render(results, reports_dir, Path(results_dir) / RUNS_CSV if has_folder else None,
+                            compare=pair, previous=previous)
+    outputs = tables() + written + [save_state(reports_dir, state)]
     problems = tuple(f"{c}: {p}" for c, p in zip(df["cell_id"], df["problems"]) if isinstance(p, str))
     return ReportSummary(
         results_dir=Path(results_dir), reports_dir=Path(reports_dir), cells=len(df), reread=results.reread,

@@ -17,6 +17,7 @@ from ..collect import Skipped
 from ..spikes import SPIKE_MIN_HISTORY, SPIKE_WINDOW
 from .cellpage import cell_href
 from .page import CSS, esc
+from .state import Memo, row_keys
 from .table3 import format_rows, title
 
 __all__ = ["render_index"]
@@ -72,23 +73,29 @@ def _num(value, fmt: str) -> str:
     return "" if value is None or pd.isna(value) else format(value, fmt)
 
 
-def _cells_html(df: pd.DataFrame, reports_dir: Path) -> str:
+_CELL_COLUMNS = ["cell_id", "stack", "impl", "clip", "seed", "state", "reason", "problems", "side_mean", "mad_mean",
+                 "n_spikes", "max_grad_norm", "clipped_frac", "perceptual", "perceptual_net",
+                 "env.torch", "env.cuda", "env.gpu"]   # what a row of the cells table shows (not all 100: seconds)
+
+
+def _cell_row(r) -> str:
+    """One row of the cells table; its link goes to the cell's page, which links the raw run files."""
+    why = "; ".join(esc(x) for x in (r.reason, r.problems) if esc(x))
+    perceptual = "STAND-IN" if r.perceptual_net == STANDIN else {True: "on", False: "off"}.get(r.perceptual, "?")
+    cells = [f'<a href="{esc(cell_href(r.cell_id))}">{esc(r.cell_id)}</a>', esc(r.stack), esc(r.impl), esc(r.clip),
+             esc(r.seed), f'<span class="state-{esc(r.state)}">{esc(r.state)}</span>', why,
+             _num(r.side_mean * 100, ".4f"), _num(r.mad_mean, ".2f"), _num(r.n_spikes, ".0f"),
+             _num(r.max_grad_norm, ".3g"), _num(r.clipped_frac * 100, ".1f") + ("%" if pd.notna(r.clipped_frac) else ""),
+             perceptual, _env_short(r.torch, r.cuda, r.gpu)]
+    return "<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>"
+
+
+def _cells_html(df: pd.DataFrame, memo: Memo) -> str:
+    """The cells table; a row whose values did not change since the last report is taken from it (memo)."""
     header = ["cell", "stack", "impl", "clip", "seed", "state", "reason / problems", "SIDE ×10⁻²",
               "MAD", "spikes", "max grad", "clipped", "perceptual", "env"]
-    rows = []
-    envs = [_env_short(*v) for v in zip(df["env.torch"], df["env.cuda"], df["env.gpu"])] if len(df) else []
-    shown = ["cell_id", "stack", "impl", "clip", "seed", "state", "reason", "problems", "side_mean", "mad_mean",
-             "n_spikes", "max_grad_norm", "clipped_frac", "perceptual", "perceptual_net"]   # not all 100: seconds
-    for r, env in zip(df[shown].itertuples(index=False), envs):
-        link = cell_href(r.cell_id)  # the cell's page; it links the raw run files
-        why = "; ".join(esc(x) for x in (r.reason, r.problems) if esc(x))
-        perceptual = "STAND-IN" if r.perceptual_net == STANDIN else {True: "on", False: "off"}.get(r.perceptual, "?")
-        cells = [f'<a href="{esc(link)}">{esc(r.cell_id)}</a>', esc(r.stack), esc(r.impl), esc(r.clip),
-                 esc(r.seed), f'<span class="state-{esc(r.state)}">{esc(r.state)}</span>', why,
-                 _num(r.side_mean * 100, ".4f"), _num(r.mad_mean, ".2f"), _num(r.n_spikes, ".0f"),
-                 _num(r.max_grad_norm, ".3g"), _num(r.clipped_frac * 100, ".1f") + ("%" if pd.notna(r.clipped_frac) else ""),
-                 perceptual, env]
-        rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    shown = df[_CELL_COLUMNS].rename(columns=lambda c: c.removeprefix("env."))
+    rows = [memo.get(key, lambda: _cell_row(r)) for key, r in zip(row_keys(shown), shown.itertuples(index=False))]
     head = "".join(f"<th>{esc(h)}</th>" for h in header)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
 
@@ -148,7 +155,7 @@ def _figures_html(figures: Sequence[Path], drawn: dict[str, pd.DataFrame]) -> st
 def render_index(df: pd.DataFrame, tables: dict[str, pd.DataFrame], figures: Sequence[Path],
                  skipped: Sequence[Skipped], path: str | Path, runs_csv: str | Path | None = None,
                  causes: tuple = ((), (), False), notes: Sequence[str] = (),
-                 drawn: dict[str, pd.DataFrame] | None = None) -> str:
+                 drawn: dict[str, pd.DataFrame] | None = None, rows: Memo | None = None) -> str:
     """The page's HTML text (the caller writes it to `path`, whose folder anchors links).
 
     Args:
@@ -157,7 +164,8 @@ def render_index(df: pd.DataFrame, tables: dict[str, pd.DataFrame], figures: Seq
         runs_csv: the tidy table's CSV, linked when given; causes: (verdict lines,
         untested notes, whether causes.png exists) from harness.report.causes;
         notes: Table 3's footnotes (table3.footnotes); drawn: figure file name -> the
-        rows (cell_id, name) it draws, listed and linked in its caption.
+        rows (cell_id, name) it draws, listed and linked in its caption; rows: the cells table's
+        rows by the key of their values (state.Memo: from the last report, and filled with this one's).
     """
     reports_dir = Path(path).resolve().parent
     runs = (f" · tidy table: <a href='{esc(os.path.relpath(runs_csv, reports_dir))}'>runs.csv</a>"
@@ -172,5 +180,5 @@ def render_index(df: pd.DataFrame, tables: dict[str, pd.DataFrame], figures: Seq
             f"<h2>Figures</h2>{_figures_html(figures, drawn or {})}"
             f"<h2>Causes</h2>{_causes_html(*causes)}"
             f"<h2>Notes</h2>{_notes_html(df, skipped)}"
-            f"<h2>Cells</h2>{_cells_html(df, reports_dir)}"
+            f"<h2>Cells</h2>{_cells_html(df, rows if rows is not None else Memo())}"
             "</body></html>\n")

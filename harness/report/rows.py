@@ -23,12 +23,14 @@ def impl_name(impl) -> str:
 def variant_axes(df: pd.DataFrame) -> list[str]:
     """Axes beyond stack/impl/clip/seed that vary: they split rows so nothing mixes."""
     axes = [a for a in AXES if a not in ROW_AXES] + [c for c in df.columns if c.startswith("axis.")]
-    varying = [a for a in axes if a in df.columns and df[a].map(str).nunique() > 1]
+    # values compared as text (seed 0 and "0" are one value); sets, not pandas: this runs per table and figure
+    varying = [a for a in axes if a in df.columns and len(set(map(str, df[a]))) > 1]
     # a factor axis splits rows only where it varies inside one stack and impl (lr follows the
     # preset across stacks; a factor study varies it within the CPU row)
-    within = [df["stack"], df["impl"]] if len(df) else []
-    return varying + [a for a in FACTOR_AXES if a in df.columns and len(df)
-                      and (df[a].map(str).groupby(within).nunique() > 1).any()]
+    known = df[df["stack"].notna() & df["impl"].notna()] if len(df) else df
+    pairs = len(set(zip(known["stack"], known["impl"]))) if len(known) else 0
+    return varying + [a for a in FACTOR_AXES if a in known.columns and len(known)
+                      and len(set(zip(known["stack"], known["impl"], map(str, known[a])))) > pairs]
 
 
 def row_order(label: str, impl: str) -> tuple:

@@ -1,8 +1,9 @@
 """What a report keeps to know, next time, what is current: reports/.state/report.pkl.
 
 The last collect (each folder's signature, row and series), the key of each cell page
-and figure, and the comparison pages written. The next `repro report` reads again only
-the run folders whose signature changed and redraws only the pages and figures whose
+and figure, Table 3's rows and index.html's cell rows by the key of the table rows they
+show (`Memo`), and the comparison pages written. The next `repro report` reads again only
+the run folders whose signature changed and redraws only the pages, figures and rows whose
 key changed. A state written by other code (CODE digests the harness's report and
 reading code) or that cannot be read is ignored: the report is then built cold.
 """
@@ -12,6 +13,7 @@ import dataclasses
 import hashlib
 import pickle
 from pathlib import Path
+from typing import Callable, Generic, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -20,7 +22,7 @@ from ..cellseries import CellSeries
 from ..collect import FolderRead, Results
 from ..fsutil import atomic_write
 
-__all__ = ["CODE", "STATE_FILE", "ReportState", "frame_key", "load_state", "save_state"]
+__all__ = ["CODE", "STATE_FILE", "Memo", "ReportState", "frame_key", "row_keys", "load_state", "save_state"]
 
 STATE_FILE = Path(".state") / "report.pkl"   # under the reports folder
 
@@ -46,6 +48,28 @@ def frame_key(df: pd.DataFrame) -> str:
     return digest.hexdigest()
 
 
+def row_keys(df: pd.DataFrame) -> list[int]:
+    """A key of each row's values (one pass over the table; equal keys, equal rows)."""
+    return pd.util.hash_pandas_object(df, index=False).tolist()
+
+
+T = TypeVar("T")
+
+
+@dataclasses.dataclass
+class Memo(Generic[T]):
+    """Parts of the report by the key of what they are made from: `last` from the report
+    before, `now` the ones this report used (what it keeps for the next one)."""
+    last: dict = dataclasses.field(default_factory=dict)
+    now: dict = dataclasses.field(default_factory=dict)
+
+    def get(self, key, make: Callable[[], T]) -> T:
+        """The part of this key: the last report's, or make() when it had none."""
+        if key not in self.now:
+            self.now[key] = self.last[key] if key in self.last else make()
+        return self.now[key]
+
+
 @dataclasses.dataclass
 class ReportState:
     """One report's memory (see the module docstring)."""
@@ -54,6 +78,8 @@ class ReportState:
     figure_keys: dict[str, str] = dataclasses.field(default_factory=dict)   # file name -> key
     compared: list[tuple[str, str]] = dataclasses.field(default_factory=list)   # comparison pages (a, b)
     causes: object = None          # the last causes section (harness.report.causes.Causes)
+    table_rows: dict[str, dict] = dataclasses.field(default_factory=dict)   # Table 3's rows by the row_keys of their cells
+    index_rows: dict[int, str] = dataclasses.field(default_factory=dict)    # index.html's cell rows by row_keys
     code: str = CODE
 
 

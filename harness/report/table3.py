@@ -14,6 +14,7 @@ seed's published numbers, beside rows trained on synface only (others say
 from __future__ import annotations
 
 import collections
+import hashlib
 import math
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from ..fsutil import atomic_write
 from .envdiff import PER_RUN_KEYS, cpu_stacks, stack_env_differences
 from .ran import RAN_FOOTNOTE, describe, is_smoke
 from .rows import IMPL_NAMES, row_order, variant_axes
+from .state import Memo, row_keys
 
 __all__ = ["SEED_CSV", "seed_table", "stack_label", "clip_modes", "table3", "format_rows",
            "to_markdown", "to_latex", "write_tables", "title", "FOOTNOTES", "footnotes", "PERCEPTUAL_MARK",
@@ -121,6 +123,14 @@ def _aggregate(cells: pd.DataFrame) -> dict:
             **_spikes(cells)}
 
 
+def _aggregate_once(cells: pd.DataFrame, memo: Memo | None, keys: pd.Series | None) -> dict:
+    """_aggregate(cells), from memo when the same rows (keys: state.row_keys) were aggregated before."""
+    if memo is None:
+        return _aggregate(cells)
+    key = hashlib.sha1(keys[cells.index].to_numpy().tobytes() + repr(list(cells.columns)).encode()).hexdigest()
+    return memo.get(key, lambda: _aggregate(cells))
+
+
 def _failed(cells: pd.DataFrame) -> str:
     """'1/3 (33%, 95% CI 1-91%)': the row's ended cells that failed (harness/failure.py)."""
     outcome = with_failures(cells)["failed"].dropna()
@@ -189,13 +199,15 @@ def _empty_row(label: str, impl: str) -> dict:
             "clipped": math.nan}
 
 
-def table3(df: pd.DataFrame, clip: str = "none") -> pd.DataFrame:
+def table3(df: pd.DataFrame, clip: str = "none", memo: Memo | None = None) -> pd.DataFrame:
     """Table 3 for one clipping mode.
 
     Args:
         df: the tidy table from harness.collect.collect, with harness.report.ran.with_ran's
             columns for the `ran` label (without them the label is empty).
         clip: 'none' (the seed's setting) or a clip mode run ('norm', 'value').
+        memo: rows aggregated before, by the keys of their cells' rows (a row whose cells did not
+            change is not aggregated again).
 
     Returns:
         One row per (stack label, impl, variant) with columns row, impl, variant,
@@ -208,6 +220,7 @@ def table3(df: pd.DataFrame, clip: str = "none") -> pd.DataFrame:
     """
     cells = df[df["clip"].map(str) == clip] if len(df) else df
     variants = variant_axes(df) if len(df) else []
+    keys = pd.Series(row_keys(cells), index=cells.index, dtype="uint64") if memo is not None and len(cells) else None
     rows = []
     for key, group in (cells.groupby(["stack", "impl"] + variants, dropna=False, sort=False)
                        if len(cells) else []):
@@ -215,7 +228,7 @@ def table3(df: pd.DataFrame, clip: str = "none") -> pd.DataFrame:
                             if group["stack_cuda"].notna().any() else None)
         # the preset is part of `ran`, read from what the cells ran, not from the matrix's override
         variant = ", ".join(f"{a.removeprefix('axis.')}={v}" for a, v in zip(variants, key[2:]) if a != "preset")
-        rows.append({"row": label, "impl": str(key[1]), "variant": variant, **_aggregate(group)})
+        rows.append({"row": label, "impl": str(key[1]), "variant": variant, **_aggregate_once(group, memo, keys)})
     seen = {(r["row"], r["impl"]) for r in rows}
     wanted = [(r, i) for r, i in zip(seed_table()["row"], seed_table()["impl"])] + [("CPU", "ours")]
     rows += [_empty_row(label, impl) for label, impl in wanted if (label, impl) not in seen]
@@ -396,17 +409,20 @@ def to_latex(tables: dict[str, pd.DataFrame]) -> str:
     return "\n\n".join(parts) + "\n"
 
 
-def write_tables(df: pd.DataFrame, reports_dir: str | Path) -> tuple[dict[str, pd.DataFrame], list[Path]]:
+def write_tables(df: pd.DataFrame, reports_dir: str | Path,
+                 memo: dict | None = None) -> tuple[dict[str, pd.DataFrame], list[Path], dict]:
     """Write table3.md, table3.tex and table3.csv (all clip modes, long format).
 
-    df carries harness.report.ran.with_ran's columns (render adds them).
+    df carries harness.report.ran.with_ran's columns (render adds them); memo: the last
+    report's rows (table3's memo), so that only the rows whose cells changed are aggregated again.
 
     Returns:
-        (clip mode -> table, paths written).
+        (clip mode -> table, paths written, the memo of this report's rows).
     """
     out = Path(reports_dir)
-    tables = {clip: table3(df, clip) for clip in clip_modes(df)}
+    rows = Memo(last=memo or {})
+    tables = {clip: table3(df, clip, rows) for clip in clip_modes(df)}
     long = pd.concat(tables.values(), ignore_index=True)
     return tables, [atomic_write(out / "table3.md", to_markdown(tables, footnotes(df))),
                     atomic_write(out / "table3.tex", to_latex(tables)),
-                    atomic_write(out / "table3.csv", long.to_csv(index=False))]
+                    atomic_write(out / "table3.csv", long.to_csv(index=False))], rows.now
