@@ -149,6 +149,7 @@ class FolderRead:
     signature: str | None          # runfolder.folder_signature when it was read (None: read it again)
     row: dict | Skipped            # its row without the stale columns (those depend on the code now)
     series: CellSeries | None      # what its page and the figures draw (None without a train log)
+    files: frozenset[str] = frozenset()   # the names in the folder (its page links the raw files)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -219,7 +220,9 @@ def _natural_key(name: str):
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
 
 
-def _last_grid(run_dir: str) -> str | None:
+def _last_grid(run_dir: str, files: frozenset[str]) -> str | None:
+    if "samples" not in files:
+        return None
     try:
         names = [e.name for e in os.scandir(os.path.join(run_dir, "samples"))
                  if e.name.lower().endswith(".png") and e.is_file()]
@@ -287,9 +290,8 @@ def _stale_columns(row: dict, code: CodeNow, checked: dict) -> dict:
     return checked[env]
 
 
-def _read_folder(path: str, name: str) -> dict | Skipped:
+def _read_folder(record: RunRecord, path: str, name: str) -> dict | Skipped:
     """One run folder -> a partial row (train log columns come later), or Skipped."""
-    record = read_run_folder(Path(path))
     why_not = record.not_a_run_folder()
     if why_not:
         return Skipped(name, why_not)
@@ -302,7 +304,7 @@ def _read_folder(path: str, name: str) -> dict | Skipped:
         **_env_columns(record.env), "config_json": json.dumps(config, sort_keys=True) if config else None,
         "perceptual": perceptual, "perceptual_reason": perceptual_reason,
         **_eval_columns(record.eval),
-        "train_log": log if record.train.why != "missing" else None, "samples_grid": _last_grid(path),
+        "train_log": log if record.train.why != "missing" else None, "samples_grid": _last_grid(path, record.files),
         "problems": record.notes(),
     }
 
@@ -380,17 +382,22 @@ def read_train_logs(paths: Sequence[str | os.PathLike | None],
             continue
         try:
             with open(path, "rb") as fh:
-                body, torn = _complete_lines(fh.read())
+                data = fh.read()
         except OSError as exc:
             out[i] = TrainLog({f: np.empty(0) for f in fields}, error=f"unreadable ({exc})")
             continue
-        parsed = _fast_parse(body, fields)
-        if parsed is not None:
-            out[i] = TrainLog(*parsed, torn=torn)
-        else:
-            columns, lines, bad = _python_parse(body, fields)
-            out[i] = TrainLog(columns, lines=lines, torn=torn, bad=bad)
+        out[i] = _parse_train_log(data, fields)
     return out
+
+
+def _parse_train_log(data: bytes, fields: Sequence[str] = _LOG_FIELDS) -> TrainLog:
+    """One train.jsonl's bytes -> its TrainLog (a torn last line dropped, bad lines skipped)."""
+    body, torn = _complete_lines(data)
+    parsed = _fast_parse(body, fields)
+    if parsed is not None:
+        return TrainLog(*parsed, torn=torn)
+    columns, lines, bad = _python_parse(body, fields)
+    return TrainLog(columns, lines=lines, torn=torn, bad=bad)
 
 
 def _log_columns(log: TrainLog | None, spike_factor: float, masks: tuple | None) -> dict:
@@ -477,24 +484,28 @@ def collect(results_dir: str | os.PathLike, spike_factor: float = spikes.SPIKE_F
 
 def _read_folders(todo: list[tuple[str, str, str | None]], spike_factor: float) -> list[FolderRead]:
     """(path, name, signature) of some folders -> how each reads (a forkmap worker's share)."""
-    got = [_read_folder(path, name) for path, name, _ in todo]
-    rows = [g for g in got if not isinstance(g, Skipped)]
-    logs = iter(read_train_logs([row["train_log"] for row in rows]))
-    out = []
-    for (path, _, signature), row in zip(todo, got):
-        if isinstance(row, Skipped):
-            out.append(FolderRead(signature, row, None))
-            continue
-        log = next(logs)
-        usable = log is not None and not log.error and log.lines
-        masks = spikes.spike_masks(log.columns, spike_factor) if usable else None
-        row.update(_log_columns(log, spike_factor, masks))
-        _add_divergence(row)
-        row["problems"] = "; ".join(row["problems"] + _log_problems(log)) or None
-        has_scores = usable and os.path.isfile(os.path.join(path, EVAL_SCORES))   # a failed read_csv costs ~1 ms
-        scores = read_scores(path) if has_scores else None
-        out.append(FolderRead(signature, row, CellSeries.from_log(log.columns, masks, scores) if usable else None))
-    return out
+    return [_read_one(path, name, signature, spike_factor) for path, name, signature in todo]
+
+
+def _read_one(path: str, name: str, signature: str | None, spike_factor: float) -> FolderRead:
+    """One folder, each file read once: its row, with the train log's columns, and its series."""
+    record = read_run_folder(Path(path), whole_log=True)
+    row = _read_folder(record, path, name)
+    if isinstance(row, Skipped):
+        return FolderRead(signature, row, None, record.files)
+    if record.log is not None:
+        log = _parse_train_log(record.log)
+    else:   # missing (None), or there but unreadable: read_train_logs says why
+        log = read_train_logs([row["train_log"]])[0]
+    usable = log is not None and not log.error and log.lines
+    masks = spikes.spike_masks(log.columns, spike_factor) if usable else None
+    row.update(_log_columns(log, spike_factor, masks))
+    _add_divergence(row)
+    row["problems"] = "; ".join(row["problems"] + _log_problems(log)) or None
+    has_scores = usable and EVAL_SCORES in record.files   # a failed read_csv costs ~1 ms
+    scores = read_scores(path) if has_scores else None
+    series = CellSeries.from_log(log.columns, masks, scores) if usable else None
+    return FolderRead(signature, row, series, record.files)
 
 
 def _frame(rows: list[dict]) -> pd.DataFrame:
@@ -507,7 +518,9 @@ def _frame(rows: list[dict]) -> pd.DataFrame:
         return df
     order = [c for c in ("stack", "impl", "clip", "seed", "cell_id") if df[c].notna().any()]
     df = df.sort_values(order, key=lambda s: s.map(str), kind="stable").reset_index(drop=True)
-    return df
+    # one block per dtype (a copy consolidates the column-wise astype above): the report adds
+    # columns to slices of it, which pandas warns about, once per slice, on a fragmented frame
+    return df.copy()
 
 
 def _parquet_safe(df: pd.DataFrame) -> pd.DataFrame:

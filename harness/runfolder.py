@@ -18,7 +18,7 @@ import shutil
 import socket
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, FrozenSet, List, Optional
 
 import yaml
 
@@ -154,6 +154,8 @@ class RunRecord:
     train: TrainTail
     whys: Dict[str, str]               # file name -> "" or why it was not read (missing, empty, ...)
     incomplete: bool                   # the `.incomplete` marker is there
+    files: FrozenSet[str] = frozenset()   # the names in the folder when it was read
+    log: Optional[bytes] = None        # the whole train.jsonl, when asked for (read_run_folder(whole_log=True))
 
     @property
     def state(self) -> CellState:
@@ -213,16 +215,33 @@ class RunRecord:
         return notes
 
 
-def read_run_folder(run_dir: Path) -> RunRecord:
-    """Read every contract file of one folder (cheap: train.jsonl is read from its tail only)."""
+def read_run_folder(run_dir: Path, whole_log: bool = False) -> RunRecord:
+    """Read every contract file of one folder (cheap: train.jsonl is read from its tail only,
+    unless whole_log asks for all of it in `RunRecord.log`, as collect does: one read, not two).
+
+    The folder is listed once: a file it does not list is missing without an open (a
+    10,000-folder report saves tens of thousands of failing opens).
+    """
     run_dir = Path(run_dir)
+    try:
+        files: Optional[FrozenSet[str]] = frozenset(os.listdir(run_dir))
+    except OSError:
+        files = None    # not listable: every file is tried, and says why it could not be read
     values, whys = {}, {}
     for name, field in JSON_FILES.items():
-        values[field], whys[name] = read_json_object(run_dir / name)
-    train = read_train_tail(run_dir)
+        values[field], whys[name] = (read_json_object(run_dir / name) if files is None or name in files
+                                     else (None, "missing"))
+    log = None
+    if whole_log and (files is None or TRAIN_LOG in files):
+        try:
+            log = (run_dir / TRAIN_LOG).read_bytes()
+        except OSError:
+            pass
+    train = read_train_tail(run_dir, log) if files is None or TRAIN_LOG in files else TrainTail(None, False, "missing")
     whys[TRAIN_LOG] = train.why
-    return RunRecord(run_dir=run_dir, train=train, whys=whys, incomplete=(run_dir / MARKER).exists(),
-                     **values)
+    incomplete = MARKER in files if files is not None else (run_dir / MARKER).exists()
+    return RunRecord(run_dir=run_dir, train=train, whys=whys, incomplete=incomplete, files=files or frozenset(),
+                     log=log, **values)
 
 
 def _read(run_dir: Path, name: str) -> Optional[Dict[str, Any]]:
@@ -230,15 +249,24 @@ def _read(run_dir: Path, name: str) -> Optional[Dict[str, Any]]:
     return read_json_object(run_dir / name)[0]
 
 
-def read_train_tail(run_dir: Path) -> TrainTail:
-    """The last complete train.jsonl record and a torn-line flag (live progress reads only this)."""
+def read_train_tail(run_dir: Path, log: Optional[bytes] = None) -> TrainTail:
+    """The last complete train.jsonl record and a torn-line flag (live progress reads only this).
+
+    log: the whole file, when the caller has read it (its tail is taken from there).
+    """
     path = Path(run_dir) / TRAIN_LOG
-    try:
-        if path.stat().st_size == 0:
-            return TrainTail(None, False, "empty")
-    except OSError:
-        return TrainTail(None, False, "missing")
-    lines = [line for line in tail_lines(path) if line.strip()]
+    if log is None:
+        try:
+            if path.stat().st_size == 0:
+                return TrainTail(None, False, "empty")
+        except OSError:
+            return TrainTail(None, False, "missing")
+        tail = tail_lines(path)
+    elif not log:
+        return TrainTail(None, False, "empty")
+    else:
+        tail = _whole_lines(log[-_TAIL_BYTES:], cut=len(log) > _TAIL_BYTES)
+    lines = [line for line in tail if line.strip()]
     torn = bool(lines) and _record(lines[-1]) is None
     last = next((r for r in map(_record, reversed(lines)) if r is not None), None)
     return TrainTail(last, torn, "")
@@ -313,6 +341,10 @@ def tail_lines(path: Path) -> List[str]:
             data = f.read()
     except OSError:
         return []
+    return _whole_lines(data, cut=size > _TAIL_BYTES)
+
+
+def _whole_lines(data: bytes, cut: bool) -> List[str]:
+    """The lines of a file's last bytes; cut: they start mid-file, so the first line may be partial."""
     lines = data.decode("utf-8", "replace").splitlines()
-    # the first line may start mid-way when we seeked into the file
-    return lines[1:] if size > _TAIL_BYTES else lines
+    return lines[1:] if cut else lines

@@ -137,11 +137,8 @@ def _env_html(env_json: str | None) -> tuple[str, str]:
     return numerics, _kv(env)
 
 
-def _cell_page(r, series, config: dict, baseline: dict, cells_dir: Path, comparisons: str) -> Path:
-    try:
-        present = set(os.listdir(r.run_dir))
-    except OSError:
-        present = set()
+def _cell_page(r, series, config: dict, baseline: dict, cells_dir: Path, comparisons: str,
+               present: frozenset[str]) -> Path:
     run = os.path.relpath(r.run_dir, cells_dir).replace(os.sep, "/")
     raw = " · ".join(link(f"{run}/{f}", f) for f in RAW_FILES if f.rstrip("/") in present)
     numerics, env = _env_html(r.env_json if isinstance(r.env_json, str) else None)
@@ -159,7 +156,8 @@ def _write_pages(indices: list[int], job: dict) -> list[Path]:
     """Write the pages of some rows (a forkmap worker's share; job holds what every page needs)."""
     df, configs = job["df"], job["configs"]
     return [_cell_page(r, job["series"].get(r.cell_id), configs[i], job["baseline"], job["cells_dir"],
-                       _comparisons(r.cell_id, job["pages"].get(r.cell_id, []), job["counterparts"].get(r.cell_id, [])))
+                       _comparisons(r.cell_id, job["pages"].get(r.cell_id, []), job["counterparts"].get(r.cell_id, [])),
+                       job["files"].get(r.cell_id, frozenset()))
             for i, r in zip(indices, df.iloc[indices].itertuples(index=False))]
 
 
@@ -196,7 +194,8 @@ def write_cell_pages(results: Results, reports_dir: str | Path, compared=(),
     configs = configs_of(df)
     baseline = baseline_config([c for c in configs if c])
     pages, counterparts = _compared_pages(compared), clip_counterparts(df)
-    signatures = {read.row["cell_id"]: read.signature for read in results.reads.values() if isinstance(read.row, dict)}
+    cells = [read for read in results.reads.values() if isinstance(read.row, dict)]
+    signatures = {read.row["cell_id"]: read.signature for read in cells}
     context = _key(baseline)
     keys = {cid: _key(context, signatures.get(cid), stale, reason, pages.get(cid), counterparts.get(cid))
             if signatures.get(cid) is not None else ""
@@ -205,5 +204,5 @@ def write_cell_pages(results: Results, reports_dir: str | Path, compared=(),
     todo = [i for i, cid in enumerate(df["cell_id"])
             if not keys[cid] or previous.get(cid) != keys[cid] or not (cells_dir / f"{cid}.html").is_file()]
     job = {"df": df, "configs": configs, "baseline": baseline, "series": results.series, "cells_dir": cells_dir,
-           "pages": pages, "counterparts": counterparts}
+           "pages": pages, "counterparts": counterparts, "files": {read.row["cell_id"]: read.files for read in cells}}
     return forkmap(_write_pages, todo, context=job), keys

@@ -101,8 +101,9 @@ def save_state(reports_dir: str | Path, state: ReportState) -> Path:
     results, packed = state.results, None
     if results is not None:
         packed = _pack_series(results.reads)
-        results = dataclasses.replace(results, series={}, reads={
-            name: FolderRead(read.signature, read.row, None) for name, read in results.reads.items()})
+        # the table is rebuilt from the reads' rows (collect does, every time): not kept twice
+        results = dataclasses.replace(results, table=results.table.iloc[:0], series={}, reads={
+            name: FolderRead(read.signature, read.row, None, read.files) for name, read in results.reads.items()})
     blob = pickle.dumps((dataclasses.replace(state, results=results), packed), protocol=pickle.HIGHEST_PROTOCOL)
     return atomic_write(Path(reports_dir) / STATE_FILE, blob, durable=False)
 
@@ -128,7 +129,7 @@ def _with_series(results: Results | None, packed: dict | None) -> Results | None
     reads = dict(results.reads)
     for k, (name, (side_hist, mad_hist)) in enumerate(zip(packed["names"], packed["hists"])):
         cell = CellSeries(**{c: curves[c][k] for c in _CURVES}, side_hist=side_hist, mad_hist=mad_hist)
-        reads[name] = FolderRead(reads[name].signature, reads[name].row, cell)
+        reads[name] = dataclasses.replace(reads[name], series=cell)
     series = {read.row["cell_id"]: read.series for _, read in sorted(reads.items())
               if read.series is not None and isinstance(read.row, dict)}
     return dataclasses.replace(results, reads=reads, series=series)
