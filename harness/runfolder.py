@@ -227,14 +227,15 @@ def read_run_folder(run_dir: Path, whole_log: bool = False) -> RunRecord:
         files: Optional[FrozenSet[str]] = frozenset(os.listdir(run_dir))
     except OSError:
         files = None    # not listable: every file is tried, and says why it could not be read
-    values, whys = {}, {}
+    values, whys, folder = {}, {}, str(run_dir)
     for name, field in JSON_FILES.items():
-        values[field], whys[name] = (read_json_object(run_dir / name) if files is None or name in files
+        values[field], whys[name] = (read_json_object(os.path.join(folder, name)) if files is None or name in files
                                      else (None, "missing"))
     log = None
     if whole_log and (files is None or TRAIN_LOG in files):
         try:
-            log = (run_dir / TRAIN_LOG).read_bytes()
+            with open(os.path.join(folder, TRAIN_LOG), "rb") as fh:
+                log = fh.read()
         except OSError:
             pass
     train = read_train_tail(run_dir, log) if files is None or TRAIN_LOG in files else TrainTail(None, False, "missing")

@@ -201,8 +201,9 @@ def write_cell_pages(results: Results, reports_dir: str | Path, compared=(),
             if signatures.get(cid) is not None else ""
             for cid, stale, reason in zip(df["cell_id"], df["stale"], df["stale_reason"])}
     previous = previous or {}
+    there = set(os.listdir(cells_dir))   # one listing, not a stat per page
     todo = [i for i, cid in enumerate(df["cell_id"])
-            if not keys[cid] or previous.get(cid) != keys[cid] or not (cells_dir / f"{cid}.html").is_file()]
+            if not keys[cid] or previous.get(cid) != keys[cid] or f"{cid}.html" not in there]
     job = {"df": df, "configs": configs, "baseline": baseline, "series": results.series, "cells_dir": cells_dir,
            "pages": pages, "counterparts": counterparts, "files": {read.row["cell_id"]: read.files for read in cells}}
     return forkmap(_write_pages, todo, context=job), keys

@@ -23,14 +23,22 @@ def impl_name(impl) -> str:
 def variant_axes(df: pd.DataFrame) -> list[str]:
     """Axes beyond stack/impl/clip/seed that vary: they split rows so nothing mixes."""
     axes = [a for a in AXES if a not in ROW_AXES] + [c for c in df.columns if c.startswith("axis.")]
-    # values compared as text (seed 0 and "0" are one value); sets, not pandas: this runs per table and figure
-    varying = [a for a in axes if a in df.columns and len(set(map(str, df[a]))) > 1]
+    varying = [a for a in axes if a in df.columns and len(_as_text(df[a].tolist())) > 1]
     # a factor axis splits rows only where it varies inside one stack and impl (lr follows the
     # preset across stacks; a factor study varies it within the CPU row)
-    known = df[df["stack"].notna() & df["impl"].notna()] if len(df) else df
-    pairs = len(set(zip(known["stack"], known["impl"]))) if len(known) else 0
-    return varying + [a for a in FACTOR_AXES if a in known.columns and len(known)
-                      and len(set(zip(known["stack"], known["impl"], map(str, known[a])))) > pairs]
+    keep = (df["stack"].notna() & df["impl"].notna()).to_numpy() if len(df) else []
+    pairs = list(zip(df["stack"][keep].tolist(), df["impl"][keep].tolist())) if len(df) else []
+    n_pairs = len(set(pairs))
+    return varying + [a for a in FACTOR_AXES if a in df.columns
+                      and len(_as_text(df[a][keep].tolist(), pairs)) > n_pairs]
+
+
+def _as_text(values: list, within: list | None = None) -> set:
+    """The distinct values as text (seed 0 and "0" are one value), or the distinct (within, value as
+    text) pairs; str() once per distinct value, not per cell: this runs per table and figure."""
+    groups = within if within is not None else [None] * len(values)
+    distinct = set(zip(groups, map(type, values), values))
+    return {(group, str(value)) for group, _, value in distinct}
 
 
 def row_order(label: str, impl: str) -> tuple:

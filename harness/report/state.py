@@ -1,6 +1,7 @@
-"""What a report keeps to know, next time, what is current: reports/.state/report.pkl.
+"""What a report keeps to know, next time, what is current: reports/.state/.
 
-The last collect (each folder's signature, row and series), the key of each cell page
+reads.pkl: the last collect (each folder's signature, row and series), written as soon as
+the collect is done, beside the rendering. report.pkl: the key of each cell page
 and figure, Table 3's rows and index.html's cell rows by the key of the table rows they
 show (`Memo`), and the comparison pages written. The next `repro report` reads again only
 the run folders whose signature changed and redraws only the pages, figures and rows whose
@@ -22,9 +23,10 @@ from ..cellseries import CellSeries
 from ..collect import FolderRead, Results
 from ..fsutil import atomic_write
 
-__all__ = ["CODE", "STATE_FILE", "Memo", "ReportState", "frame_key", "row_keys", "load_state", "save_state"]
+__all__ = ["CODE", "READS_FILE", "STATE_FILE", "Memo", "ReportState", "frame_key", "row_keys", "load_state", "save_reads", "save_state"]
 
-STATE_FILE = Path(".state") / "report.pkl"   # under the reports folder
+STATE_FILE = Path(".state") / "report.pkl"   # under the reports folder: what the last report drew
+READS_FILE = Path(".state") / "reads.pkl"    # and what its collect read (save_reads)
 
 
 def _code_digest() -> str:
@@ -85,27 +87,40 @@ class ReportState:
 
 def load_state(reports_dir: str | Path) -> ReportState:
     """The last report's state, or an empty one (none, unreadable, or written by other code)."""
+    state = _load(Path(reports_dir) / STATE_FILE)
+    reads = _load(Path(reports_dir) / READS_FILE)
+    state = state if isinstance(state, ReportState) and state.code == CODE else ReportState()
+    if isinstance(reads, tuple) and len(reads) == 3 and reads[0] == CODE:
+        try:
+            state = dataclasses.replace(state, results=_with_series(*reads[1:]))
+        except Exception:  # noqa: BLE001 (written by another version of a library: read the folders again)
+            pass
+    return state
+
+
+def _load(path: Path):
     try:
-        with open(Path(reports_dir) / STATE_FILE, "rb") as fh:
-            state, packed = pickle.load(fh)
-        if not isinstance(state, ReportState) or state.code != CODE:
-            return ReportState()
-        return dataclasses.replace(state, results=_with_series(state.results, packed))
+        with open(path, "rb") as fh:
+            return pickle.load(fh)
     except Exception:  # noqa: BLE001 (a state from another pandas, a torn file...: start cold)
-        return ReportState()
+        return None
 
 
 def save_state(reports_dir: str | Path, state: ReportState) -> Path:
-    """Write the state; the cells' series go as one array per curve (an array per cell and curve
-    cost a second to pickle and another to load at 10,000 cells)."""
-    results, packed = state.results, None
-    if results is not None:
-        packed = _pack_series(results.reads)
-        # the table is rebuilt from the reads' rows (collect does, every time): not kept twice
-        results = dataclasses.replace(results, table=results.table.iloc[:0], series={}, reads={
-            name: FolderRead(read.signature, read.row, None, read.files) for name, read in results.reads.items()})
-    blob = pickle.dumps((dataclasses.replace(state, results=results), packed), protocol=pickle.HIGHEST_PROTOCOL)
+    """Write the state but its collect (save_reads writes that, as soon as the collect is done)."""
+    blob = pickle.dumps(dataclasses.replace(state, results=None), protocol=pickle.HIGHEST_PROTOCOL)
     return atomic_write(Path(reports_dir) / STATE_FILE, blob, durable=False)
+
+
+def save_reads(reports_dir: str | Path, results: Results) -> Path:
+    """Write what the next collect reuses (how each folder read); the cells' series go as one array
+    per curve (an array per cell and curve cost a second to pickle and another to load at 10,000 cells)."""
+    packed = _pack_series(results.reads)
+    # the table is rebuilt from the reads' rows (collect does, every time): not kept twice
+    results = dataclasses.replace(results, table=results.table.iloc[:0], series={}, reads={
+        name: FolderRead(read.signature, read.row, None, read.files) for name, read in results.reads.items()})
+    blob = pickle.dumps((CODE, results, packed), protocol=pickle.HIGHEST_PROTOCOL)
+    return atomic_write(Path(reports_dir) / READS_FILE, blob, durable=False)
 
 
 _CURVES = ("iter", "loss_total", "grad_norm", "clipped", "loss_spikes", "grad_spikes")   # CellSeries' arrays
