@@ -7,7 +7,9 @@ import pandas as pd
 import pytest
 
 from harness.collect import COLUMNS, ENV_FIELDS, Skipped, collect, read_train_logs, write_table
-from tests.helpers.runfolders import copy_run, real_run_folder, rewrite_train_log, set_status
+from harness.runfolder import read_run_folder
+from tests.helpers.runfolders import (copy_run, real_run_folder, rewrite_train_log, set_status, train_lines,
+                                     write_run)
 
 AX = ["stack", "impl", "clip", "seed", "clip_threshold"]
 
@@ -177,3 +179,17 @@ def test_a_factor_added_after_a_run_reads_as_the_value_it_ran_with(results, real
     row = _row(results)
     assert row.perturb_init == False and row.tf32_matmul == False  # noqa: E712 (numpy bools)
     assert row["in_force.renderer"] == "torch" and row.mad_published_mean > row.mad_mean > 0
+
+
+@pytest.mark.parametrize("lines, torn", [(5, False), (5, True), (400, True), (0, False)])
+def test_a_folder_read_whole_for_collect_reads_as_one_read_from_its_tail(tmp_path, lines, torn):
+    """collect asks read_run_folder for the whole train.jsonl (one read, not a tail read and then
+    another): the record is the same as the tail-only one, missing files are missing without an open."""
+    run = write_run(tmp_path, "cell", lines=train_lines(lines) if lines else [], torn=torn)
+    tail, whole = read_run_folder(run), read_run_folder(run, whole_log=True)
+    assert (whole.train, whole.whys, whole.incomplete) == (tail.train, tail.whys, tail.incomplete)
+    assert whole.log == ((run / "train.jsonl").read_bytes() if lines else None) and tail.log is None
+    assert whole.whys["config.json"] == "missing" and "config.json" not in whole.files
+    assert ("train.jsonl" in whole.files) == bool(lines)
+    if lines:
+        assert whole.train.last["iter"] == lines - 1 and whole.train.torn == torn

@@ -1,4 +1,5 @@
-"""harness.forkmap: results in order from real forked workers, no hang when a worker dies.
+"""harness.forkmap: results in order from real forked workers, no hang when a worker dies;
+in_background: one job beside the caller.
 
 Each case runs in a fresh interpreter: this test process has imported torch, where
 forkmap (rightly) declines to fork.
@@ -51,3 +52,33 @@ def test_a_process_with_torch_imported_runs_the_work_here():
     assert not fork_is_safe()
     pids = forkmap(lambda chunk, _: [os.getpid()] * len(chunk), list(range(300)), jobs=2, min_per_worker=1)
     assert set(pids) == {os.getpid()}
+
+
+def test_a_background_job_runs_in_another_process_while_the_caller_goes_on():
+    out = _python("""
+        import os, time
+        from harness.forkmap import in_background
+        def slow(context):
+            time.sleep(0.5)
+            return (context, os.getpid())
+        tic = time.perf_counter()
+        wait = in_background(slow, "context")
+        started = time.perf_counter() - tic
+        value, pid = wait()
+        print(value, pid != os.getpid(), started < 0.4)
+    """)
+    assert out == "context True True"
+
+
+def test_a_background_job_whose_worker_dies_is_done_here_on_waiting():
+    out = _python("""
+        import os
+        from harness.forkmap import in_background
+        parent = os.getpid()
+        def die_in_a_worker(context):
+            if os.getpid() != parent:
+                os._exit(9)
+            return context + 1
+        print(in_background(die_in_a_worker, 41)())
+    """)
+    assert out == "42"

@@ -2,6 +2,8 @@
 import json
 import math
 import os
+import subprocess
+import sys
 import time
 
 import pandas as pd
@@ -194,25 +196,57 @@ def _settle(*paths, ago=60):
 
 
 def test_a_report_after_one_cell_grew_reads_that_cell_only_and_equals_a_cold_one(tmp_path):
-    """The second report reuses the first one's state (harness.report.state): it reads again only
-    the folder that changed, and every file it writes is what a report from scratch writes."""
+    """The second report reuses the first one's state (harness.report.state): it reads again only the
+    folder that changed, takes Table 3's rows and the cells table's rows from the first where their
+    cells did not change, and every file it writes is what a report from scratch writes. Run as
+    `repro report` runs (no torch imported), so figures, runs.csv and the state come from forked processes."""
     results = tmp_path / "results"
     for clip in ("none", "norm"):
         for seed in range(3):
             write_run(results, f"cpu-{clip}-{seed}", clip=clip, seed=seed, side=0.01 + seed / 500,
                       lines=train_lines(60, spikes=(30,) if clip == "none" else ()))
     _settle(results)
-    first = build_report(results, tmp_path / "reports")
-    assert first.reread == 6
-    with open(results / "cpu-norm-1" / "train.jsonl", "a") as fh:
-        fh.write(json.dumps(dict(train_lines(61)[-1], loss_total=50.0, grad_norm=900.0)) + "\n")
-    _settle(results / "cpu-norm-1", ago=30)
-    warm = build_report(results, tmp_path / "reports")
-    cold = build_report(results, tmp_path / "cold")
-    assert warm.reread == 1 and cold.reread == 6
-    for name in ("index.html", "table3.md", "causes.md", "cells/cpu-norm-1.html", "cells/cpu-none-0.html"):
-        assert (tmp_path / "reports" / name).read_text() == (tmp_path / "cold" / name).read_text(), name
-    assert "cpu-norm-1" in (tmp_path / "reports" / "cells" / "cpu-norm-1.html").read_text()
+    grow = json.dumps(dict(train_lines(61)[-1], loss_total=50.0, grad_norm=900.0))
+    script = f"""
+import os, sys, time
+from pathlib import Path
+from harness.report import build_report
+results, out = Path({str(results)!r}), Path({str(tmp_path)!r})
+build_report(results, out / "reports")
+with open(results / "cpu-norm-1" / "train.jsonl", "a") as fh:
+    fh.write({grow!r} + "\\n")
+for each in (results / "cpu-norm-1" / "train.jsonl", results / "cpu-norm-1"):
+    os.utime(each, (time.time() - 30, time.time() - 30))
+warm = build_report(results, out / "reports")
+cold = build_report(results, out / "cold")
+assert "torch" not in sys.modules
+print(warm.reread, cold.reread)
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["1", "6"]
+    written = sorted(p.relative_to(tmp_path / "cold") for p in (tmp_path / "cold").rglob("*")
+                     if p.is_file() and ".state" not in p.parts)
+    assert len(written) > 10
+    for name in written:
+        assert (tmp_path / "reports" / name).read_bytes() == (tmp_path / "cold" / name).read_bytes(), name
+
+
+def test_table3_aggregates_again_only_the_rows_whose_cells_changed(study, tmp_path, monkeypatch):
+    from harness.report import table3 as table3_module
+    from harness.report.ran import with_ran
+    df = with_ran(collect(study).table)
+    _, _, memo = table3_module.write_tables(df, tmp_path / "first")
+    changed = df.copy()
+    changed.loc[changed["cell_id"] == "cpu-norm-1", "n_spikes"] = 5.0
+    aggregated, aggregate = [], table3_module._aggregate
+    monkeypatch.setattr(table3_module, "_aggregate", lambda cells: aggregated.append(len(cells)) or aggregate(cells))
+    tables, _, _ = table3_module.write_tables(changed, tmp_path / "second", memo)
+    assert aggregated == [3]   # the CPU row with clipping: its three seeds
+    fresh, _, _ = table3_module.write_tables(changed, tmp_path / "fresh")
+    for clip in fresh:
+        pd.testing.assert_frame_equal(tables[clip], fresh[clip])
+    assert (tmp_path / "second" / "table3.md").read_text() == (tmp_path / "fresh" / "table3.md").read_text()
 
 
 def test_fig8_lines_of_a_factor_study_name_what_they_change():
