@@ -527,7 +527,10 @@ def _parquet_safe(df: pd.DataFrame) -> pd.DataFrame:
     """Object columns that mix types (seed 0 in one cell, "0" in another) become text."""
     df = df.copy()
     for col in df.columns[df.dtypes == object]:
-        kinds = {type(v) for v in df[col] if v is not None and v == v}
+        values = df[col].tolist()
+        if len(set(map(type, values)) - {type(None)}) < 2:   # most columns: text or None (a quick look)
+            continue
+        kinds = {type(v) for v in values if v is not None and v == v}
         if len(kinds) > 1:
             df[col] = df[col].map(lambda v: None if v is None or v != v else str(v))
     return df

@@ -29,8 +29,12 @@ def variant_axes(df: pd.DataFrame) -> list[str]:
     keep = (df["stack"].notna() & df["impl"].notna()).to_numpy() if len(df) else []
     pairs = list(zip(df["stack"][keep].tolist(), df["impl"][keep].tolist())) if len(df) else []
     n_pairs = len(set(pairs))
-    return varying + [a for a in FACTOR_AXES if a in df.columns
-                      and len(_as_text(df[a][keep].tolist(), pairs)) > n_pairs]
+    return varying + [a for a in FACTOR_AXES if a in df.columns and _varies_within(df[a][keep].tolist(), pairs, n_pairs)]
+
+
+def _varies_within(values: list, pairs: list, n_pairs: int) -> bool:
+    """Does some (stack, impl) pair have two values? (Most factor axes take one value in all: no pairs then.)"""
+    return len(_as_text(values)) > 1 and len(_as_text(values, pairs)) > n_pairs
 
 
 def _as_text(values: list, within: list | None = None) -> set:

@@ -199,7 +199,8 @@ def _empty_row(label: str, impl: str) -> dict:
             "clipped": math.nan}
 
 
-def table3(df: pd.DataFrame, clip: str = "none", memo: Memo | None = None) -> pd.DataFrame:
+def table3(df: pd.DataFrame, clip: str = "none", memo: Memo | None = None,
+           keys: pd.Series | None = None) -> pd.DataFrame:
     """Table 3 for one clipping mode.
 
     Args:
@@ -207,7 +208,7 @@ def table3(df: pd.DataFrame, clip: str = "none", memo: Memo | None = None) -> pd
             columns for the `ran` label (without them the label is empty).
         clip: 'none' (the seed's setting) or a clip mode run ('norm', 'value').
         memo: rows aggregated before, by the keys of their cells' rows (a row whose cells did not
-            change is not aggregated again).
+            change is not aggregated again); keys: state.row_keys of df, when the caller has them.
 
     Returns:
         One row per (stack label, impl, variant) with columns row, impl, variant,
@@ -220,7 +221,8 @@ def table3(df: pd.DataFrame, clip: str = "none", memo: Memo | None = None) -> pd
     """
     cells = df[df["clip"].map(str) == clip] if len(df) else df
     variants = variant_axes(df) if len(df) else []
-    keys = pd.Series(row_keys(cells), index=cells.index, dtype="uint64") if memo is not None and len(cells) else None
+    if memo is not None and keys is None:
+        keys = pd.Series(row_keys(df), index=df.index, dtype="uint64")
     rows = []
     for key, group in (cells.groupby(["stack", "impl"] + variants, dropna=False, sort=False)
                        if len(cells) else []):
@@ -420,8 +422,8 @@ def write_tables(df: pd.DataFrame, reports_dir: str | Path,
         (clip mode -> table, paths written, the memo of this report's rows).
     """
     out = Path(reports_dir)
-    rows = Memo(last=memo or {})
-    tables = {clip: table3(df, clip, rows) for clip in clip_modes(df)}
+    rows, keys = Memo(last=memo or {}), pd.Series(row_keys(df), index=df.index, dtype="uint64")
+    tables = {clip: table3(df, clip, rows, keys) for clip in clip_modes(df)}
     long = pd.concat(tables.values(), ignore_index=True)
     return tables, [atomic_write(out / "table3.md", to_markdown(tables, footnotes(df))),
                     atomic_write(out / "table3.tex", to_latex(tables)),
