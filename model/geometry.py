@@ -43,14 +43,14 @@ _MAX_RAYS = 8
 def _rays(shape, K, like):
     """(B, H, W, 3) K^-1 (u, v, 1) of every pixel, in like's dtype and device.
 
-    A constant of the camera: a training step needs it four times with the same K and
+    A constant of the camera: a training step needs it three times with the same K and
     sizes, so it is computed once (by the same ops on the same operands, so to the same
     bits) and kept; not when K needs a gradient.
     """
     b, h, w = shape
     key = None
     if not K.requires_grad:
-        key = (b, h, w, K.dtype, tuple(K.flatten().tolist()), like.dtype, like.device, matmul_mode())
+        key = (b, h, w, K.dtype, tuple(K.flatten().tolist()), like.dtype, str(like.device), matmul_mode())
         if key in _RAYS:
             return _RAYS[key]
     uv = pixel_grid(b, h, w, like.dtype, like.device)
