@@ -90,4 +90,4 @@ def test_a_rerun_keeps_unchanged_runs_and_replaces_a_changed_one(tmp_path_factor
 
 def test_a_missing_results_folder_is_one_line(tmp_path):
     res = repro("export", "mlflow", "--results", tmp_path / "nowhere", "--tracking-uri", f"sqlite:///{tmp_path}/m.db")
-    assert res.returncode == 2 and res.stderr.strip().count("\n") == 0 and "no results folder" in res.stderr
+    assert res.returncode == 2 and res.stderr.strip().count("\n") == 0 and "no such results folder" in res.stderr
