@@ -1,6 +1,7 @@
 """One training step of a preset against this CPU's limit: FLOPs, ms, GFLOP/s, matmul peak.
 
-For each preset (`cpu-small`, `paper`), in one process on the same threads:
+For each preset (`cpu-small`, `paper`), in one process on the same threads, with glibc's
+freed memory kept as the trainer keeps it (model/allocator.py):
 - FLOPs per step, counted by torch.utils.flop_counter.FlopCounterMode over a whole
   step (forward, backward, clip, Adam; it counts convolutions and matmuls, the
   elementwise rest, Adam included, counts 0), not estimated by hand;
@@ -36,6 +37,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from model.allocator import keep_freed_memory  # noqa: E402
 from model.config import resolve  # noqa: E402
 from model.photogeo import PhotoGeoAutoencoder  # noqa: E402
 from model.train import make_optimizer, train_step  # noqa: E402
@@ -207,6 +209,7 @@ def main(argv=None):
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    keep_freed_memory()  # as model.train does
     torch.set_num_threads(args.threads)
     if args.worker:
         return _worker(args.presets[0], args.steps)

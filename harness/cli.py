@@ -16,6 +16,7 @@ from pathlib import Path
 import click
 
 from harness import executors
+from harness.cli_options import existing_results_option
 from harness.executors.settings import setting_options
 from harness.exitcodes import ExitCode
 
@@ -117,7 +118,7 @@ def run(matrix, results, executor, only, cells, jobs, retry_failed, rerun_stale,
 
 
 @main.command()
-@click.option("--results", type=click.Path(path_type=Path), default=Path("results"), show_default=True)
+@existing_results_option
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable rows.")
 @click.option("--why", "why", metavar="CELL", default=None,
               help="Print what goes into CELL's id and code record (id, id prefix or name) and what differs from now.")
@@ -125,9 +126,6 @@ def status(results, as_json, why):
     """Show every cell folder: state (stale: made by other code), progress, last loss, elapsed, reason."""
     from harness.status import explain, find_folder, render_json, render_table, scan
     log = logging.getLogger("repro")
-    if not results.is_dir():
-        log.error("%s: no such results folder (run `repro run` first or pass --results)", results)
-        sys.exit(ExitCode.CONFIG_ERROR)
     if why is not None:
         folder = find_folder(results, why)
         if isinstance(folder, str):
@@ -140,7 +138,7 @@ def status(results, as_json, why):
 
 
 @main.command()
-@click.option("--results", type=click.Path(path_type=Path), default=Path("results"), show_default=True)
+@existing_results_option
 @click.option("--reports", type=click.Path(path_type=Path), default=Path("reports"), show_default=True)
 @click.option("--spike-factor", type=click.FloatRange(min=1.0, min_open=True), default=10.0, show_default=True,
               help="k: a step spikes when its loss or pre-clip gradient norm exceeds k x its running median.")
@@ -151,9 +149,6 @@ def report(results, reports, spike_factor, side_by_side):
     """Regenerate reports/ (Table 3, Fig. 7, Fig. 8, index.html) from results/ alone."""
     from harness.report import CellRefError, build_report
     log = logging.getLogger("repro")
-    if not Path(results).is_dir():
-        log.error("no results folder %s: run `repro run` first", results)
-        sys.exit(ExitCode.CONFIG_ERROR)
     try:
         summary = build_report(results, reports, spike_factor=spike_factor, compare=side_by_side)
     except CellRefError as err:

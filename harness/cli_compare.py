@@ -7,10 +7,10 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from pathlib import Path
 
 import click
 
+from harness.cli_options import existing_results_option
 from harness.exitcodes import ExitCode
 
 __all__ = ["compare_command"]
@@ -20,7 +20,7 @@ __all__ = ["compare_command"]
 @click.argument("group_a", metavar="FACTOR=A")
 @click.argument("group_b", metavar="FACTOR=B")
 @click.option("--where", multiple=True, metavar="KEY=VALUE", help="Keep only cells with this value; repeat it.")
-@click.option("--results", type=click.Path(path_type=Path), default=Path("results"), show_default=True)
+@existing_results_option
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable effects.")
 def compare_command(group_a, group_b, where, results, as_json):
     """Compare two groups of cells that differ in one factor, with 95% intervals over seeds.
@@ -30,9 +30,6 @@ def compare_command(group_a, group_b, where, results, as_json):
     from harness.collect import collect
     from harness.compare import FLOOR_FACTOR, CompareError, chaos_floor, compare
     log = logging.getLogger("repro")
-    if not results.is_dir():
-        log.error("%s: no such results folder (run `repro run` first or pass --results)", results)
-        sys.exit(ExitCode.CONFIG_ERROR)
     df = collect(results).table
     try:
         result = compare(df, group_a, group_b, where=where)

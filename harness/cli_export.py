@@ -1,10 +1,10 @@
 """`repro export mlflow`: the results as MLflow runs (harness/export_mlflow.py; needs the `.[mlflow]` extra)."""
 import logging
 import sys
-from pathlib import Path
 
 import click
 
+from harness.cli_options import existing_results_option
 from harness.exitcodes import ExitCode
 
 __all__ = ["export"]
@@ -16,7 +16,7 @@ def export():
 
 
 @export.command()
-@click.option("--results", type=click.Path(path_type=Path), default=Path("results"), show_default=True)
+@existing_results_option
 @click.option("--tracking-uri", default=None, metavar="URI",
               help="sqlite:///mlflow.db, a folder, or a server  [default: MLFLOW_TRACKING_URI, else MLflow's own]")
 @click.option("--experiment", default=None, metavar="NAME",
@@ -25,9 +25,6 @@ def mlflow(results, tracking_uri, experiment):
     """One MLflow run per cell (params, env tags, curves, scores, grids); a rerun updates, never duplicates."""
     from harness.export_mlflow import MlflowMissing, export_mlflow
     log = logging.getLogger("repro")
-    if not results.is_dir():
-        log.error("no results folder %s: run `repro run` first", results)
-        sys.exit(ExitCode.CONFIG_ERROR)
     try:
         summary = export_mlflow(results, tracking_uri=tracking_uri, experiment=experiment)
     except MlflowMissing as err:

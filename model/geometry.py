@@ -9,7 +9,7 @@ import math
 
 import torch
 
-from .precision import matmul
+from .precision import matmul, matmul_mode
 
 __all__ = ["intrinsics", "pixel_grid", "depth_to_points", "points_to_grid2d", "rotation_matrix",
            "view_transform", "warp_points", "unwarp_points", "normals_from_depth"]
@@ -33,11 +33,35 @@ def pixel_grid(b, h, w, dtype=torch.float32, device=None):
 
 def depth_to_points(depth, K):
     """(B, H, W) depth -> (B, H, W, 3) camera-frame points d * K^-1 (u, v, 1)."""
-    b, h, w = depth.shape
-    uv = pixel_grid(b, h, w, depth.dtype, depth.device)
+    return _rays(depth.shape, K, depth) * depth.unsqueeze(-1)
+
+
+_RAYS = {}  # (sizes, K's values, dtype, device, matmul precision) -> rays; a few entries
+_MAX_RAYS = 8
+
+
+def _rays(shape, K, like):
+    """(B, H, W, 3) K^-1 (u, v, 1) of every pixel, in like's dtype and device.
+
+    A constant of the camera: a training step needs it three times with the same K and
+    sizes, so it is computed once (by the same ops on the same operands, so to the same
+    bits) and kept; not when K needs a gradient.
+    """
+    b, h, w = shape
+    key = None
+    if not K.requires_grad:
+        key = (b, h, w, K.dtype, tuple(K.flatten().tolist()), like.dtype, str(like.device), matmul_mode())
+        if key in _RAYS:
+            return _RAYS[key]
+    uv = pixel_grid(b, h, w, like.dtype, like.device)
     uv1 = torch.cat([uv, torch.ones_like(uv[..., :1])], -1)
-    inv_K = torch.inverse(K.to(depth))
-    return matmul(uv1, inv_K.t()) * depth.unsqueeze(-1)
+    inv_K = torch.inverse(K.to(like))
+    rays = matmul(uv1, inv_K.t())
+    if key is not None:
+        if len(_RAYS) >= _MAX_RAYS:
+            _RAYS.clear()
+        _RAYS[key] = rays
+    return rays
 
 
 def points_to_grid2d(points, K):

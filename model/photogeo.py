@@ -6,6 +6,7 @@ evaluation need; `.losses` holds each loss term and the total. The rendering
 half (`shade`, `reconstruct`) is also used by the built-in data generator, so
 the synthetic data is exactly what the model can represent.
 """
+import functools
 import math
 
 import torch
@@ -22,8 +23,22 @@ __all__ = ["Decomposition", "PhotoGeoAutoencoder", "Camera"]
 
 
 class Decomposition(dict):
-    """Named outputs of one forward pass: out.canon_depth, out.losses['total'], ..."""
-    __getattr__ = dict.__getitem__
+    """Named outputs of one forward pass: out.canon_depth, out.losses['total'], ...
+
+    An output set with `later(name, compute)` is computed when first read: training never
+    reads recon_normal (evaluation does), so a training step does not pay for it.
+    """
+
+    def later(self, name, compute):
+        self.__dict__.setdefault("_later", {})[name] = compute
+
+    def __getattr__(self, name):  # only for names not set as attributes
+        compute = self.__dict__.get("_later", {}).pop(name, None)
+        if compute is None:
+            return self[name]
+        value = compute()
+        setattr(self, name, value)
+        return value
 
 
 def _rescale(x, low, high):
@@ -131,7 +146,7 @@ class PhotoGeoAutoencoder(nn.Module):
             out.canon_depth, out.canon_albedo, out.light_a, out.light_b, out.light_d)
         out.view = self._view(x)
         out.recon_depth, recon_im, valid = self.camera.reconstruct(out.canon_depth, out.canon_im, out.view)
-        out.recon_normal = normals_from_depth(out.recon_depth, self.camera.K)
+        out.later("recon_normal", functools.partial(normals_from_depth, out.recon_depth, self.camera.K))
         mask_both = (valid[:b] * valid[b:]).repeat(2, 1, 1).unsqueeze(1).detach()  # (2B, 1, H, W)
         out.recon_valid = valid
         out.recon_mask = mask_both

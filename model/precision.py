@@ -23,7 +23,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-__all__ = ["round_to_tf32", "emulate_tf32_conv", "matmul", "emulate_tf32_matmul"]
+__all__ = ["round_to_tf32", "emulate_tf32_conv", "matmul", "emulate_tf32_matmul", "matmul_mode"]
 
 _DROPPED = 13                      # float32 has 23 mantissa bits, TF32 keeps 10
 _HALF = (1 << (_DROPPED - 1)) - 1  # just under half of the dropped range: ties go to the even side
@@ -107,6 +107,11 @@ _MATMUL = {"tf32": False}
 def emulate_tf32_matmul(enabled):
     """Switch the TF32 emulation of `matmul` on or off for this process."""
     _MATMUL["tf32"] = bool(enabled)
+
+
+def matmul_mode():
+    """How `matmul` computes now: 'tf32' (emulated) or 'float32', for caches of its results."""
+    return "tf32" if _MATMUL["tf32"] else "float32"
 
 
 def matmul(a, b):

@@ -112,6 +112,7 @@ class TorchDepthRenderer(object):
         self.anti_aliasing = bool(anti_aliasing)
         self.fill_back = bool(fill_back)
         self.raster_size = self.image_size * (2 if self.anti_aliasing else 1)
+        self._last_mesh = None
 
     def render_depth(self, vertices, faces):
         """Depth map of the meshes, differentiable w.r.t. ``vertices``.
@@ -126,19 +127,24 @@ class TorchDepthRenderer(object):
         assert vertices.dim() == 3 and vertices.shape[2] == 3, \
             "vertices must be (B,N,3), got {}".format(tuple(vertices.shape))
         batch, num_verts = vertices.shape[:2]
-        faces = _batched_faces(faces, batch).to(vertices.device)
-        offsets = torch.arange(batch, device=vertices.device).view(batch, 1, 1) * num_verts
-        face_verts = (faces + offsets).reshape(-1, 3)  # (B*F, 3) indices into B*N vertices
+        mesh = self._mesh_index(faces, batch, num_verts, vertices)
         screen = self._project(vertices).reshape(-1, 3)  # (B*N, 3) raster x, raster y, z
-        depth = _RasterizeDepth.apply(screen, face_verts, self._settings(batch))
+        depth = _RasterizeDepth.apply(screen, mesh.face_verts, self._settings(batch, mesh))
         depth = depth.view(batch, self.raster_size, self.raster_size)
         if self.anti_aliasing:
             depth = F.avg_pool2d(depth.unsqueeze(1), kernel_size=2).squeeze(1)
         return depth
 
-    def _settings(self, batch):
+    def _mesh_index(self, faces, batch, num_verts, vertices):
+        """The _MeshIndex of these faces and sizes: the last one while they stay the same."""
+        mesh = self._last_mesh
+        if mesh is None or not mesh.serves(faces, batch, num_verts, vertices):
+            mesh = self._last_mesh = _MeshIndex(faces, batch, num_verts, self.raster_size, vertices)
+        return mesh
+
+    def _settings(self, batch, mesh):
         return {"batch": batch, "raster_size": self.raster_size, "near": self.near,
-                "far": self.far, "fill_back": self.fill_back}
+                "far": self.far, "fill_back": self.fill_back, "mesh": mesh}
 
     def _project(self, vertices):
         """NMR 'projection' camera -> raster coords whose integer points are sample centres.
@@ -157,6 +163,57 @@ class TorchDepthRenderer(object):
         return torch.stack([u * scale - 0.5, v * scale - 0.5, z], -1)
 
 
+class _MeshIndex(object):
+    """Index tensors that depend on the faces and the sizes but not on the vertices' positions.
+
+    A training step renders the same grid mesh at the same batch size every time, so these
+    are built once and reused (``serves``); they are integers and exact, so reuse changes
+    no number.
+
+    Attributes:
+        face_verts: (B*F, 3) int64 indices into the B*N vertices; corners: its (3, B*F) rows.
+        face_ids: (B*F,) int64 global face id; image_origin: (B*F,) int64 flat raster index
+            of pixel (0, 0) of the face's image.
+        col, row: (B*R*R,) raster pixel column and row, in the vertices' float dtype.
+        size_index: (R+1,) window size bucket (_WINDOW_SIZES index) of a box extent.
+    """
+
+    def __init__(self, faces, batch, num_verts, raster_size, vertices):
+        self._faces, self._version = faces, faces._version
+        self._sizes = (batch, num_verts, vertices.dtype, vertices.device)
+        device, R = vertices.device, raster_size
+        offsets = torch.arange(batch, device=device).view(batch, 1, 1) * num_verts
+        self.face_verts = (_batched_faces(faces, batch).to(device) + offsets).reshape(-1, 3)
+        self.corners = self.face_verts.t().contiguous()
+        num_faces = self.face_verts.shape[0] // batch
+        self.face_ids = torch.arange(batch * num_faces, device=device)
+        image = torch.arange(batch, device=device).view(-1, 1).expand(batch, num_faces).reshape(-1)
+        self.image_origin = image * (R * R)
+        ar = torch.arange(R, device=device).to(vertices.dtype)
+        self.col = ar.repeat(R * batch)
+        self.row = ar.view(-1, 1).expand(R, R).reshape(-1).repeat(batch)
+        self.size_index = _bucket(torch.arange(R + 1, device=device),
+                                  torch.tensor(_WINDOW_SIZES, device=device))
+        self._windows = {}
+
+    def serves(self, faces, batch, num_verts, vertices):
+        """Whether this index is the one of these faces (same tensor, unmodified) and sizes."""
+        return faces is self._faces and faces._version == self._version and \
+            self._sizes == (batch, num_verts, vertices.dtype, vertices.device)
+
+    def window(self, wy, wx, raster_size, dtype):
+        """Offsets of a (wy, wx) window's pixels, row-major: dx, dy as (K, 1, 1) floats and
+        the flat raster offset dy * R + dx as (K, 1) int64."""
+        key = (wy, wx, dtype)
+        if key not in self._windows:
+            device = self.face_ids.device
+            dy = torch.arange(wy, device=device).view(-1, 1).expand(wy, wx).reshape(-1)
+            dx = torch.arange(wx, device=device).repeat(wy)  # (K,) row-major offsets
+            self._windows[key] = (dx.to(dtype).view(-1, 1, 1), dy.to(dtype).view(-1, 1, 1),
+                                  (dy * raster_size + dx).view(-1, 1))
+        return self._windows[key]
+
+
 class _RasterizeDepth(torch.autograd.Function):
     """Raster depth (B*R*R,) of faces given in raster coordinates, NMR's gradient.
 
@@ -170,13 +227,12 @@ class _RasterizeDepth(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, screen, face_verts, settings):
-        R, far = settings["raster_size"], settings["far"]
-        table = _FaceTable(screen.detach(), face_verts, R, settings["batch"],
-                           settings["fill_back"])
+        far, mesh = settings["far"], settings["mesh"]
+        table = _FaceTable(screen.detach(), mesh, settings["raster_size"], settings["fill_back"])
         keys = _zbuffer(table, settings)  # (B*R*R,)
         covered = keys < _EMPTY_KEY
         face = keys & _FACE_ID_MASK  # (B*R*R,) winning face id (0 where uncovered)
-        col, row = _pixel_coords(R, settings["batch"], screen)
+        col, row = mesh.col, mesh.row
         # 1-D gathers of the winning face's rows: contiguous, unlike columns of a (P, 5) gather
         plane = [table.per_face[r].index_select(0, face)  # (B*R*R,) each
                  for r in (_VALUE + 3, _STEP_X + 3, _STEP_Y + 3, _X0, _Y0)]
@@ -207,14 +263,6 @@ class _RasterizeDepth(torch.autograd.Function):
         return torch.stack(grads, 1), None, None
 
 
-def _pixel_coords(raster_size, batch, like):
-    """Column and row of every raster pixel, flattened as (B*R*R,) floats like ``like``."""
-    ar = torch.arange(raster_size, device=like.device).to(like.dtype)
-    col = ar.repeat(raster_size * batch)
-    row = ar.view(-1, 1).expand(raster_size, raster_size).reshape(-1).repeat(batch)
-    return col, row
-
-
 def _zbuffer(table, settings):
     """Per raster pixel, the winning face as one packed int64 key (min wins).
 
@@ -226,7 +274,7 @@ def _zbuffer(table, settings):
     R = settings["raster_size"]
     keys = torch.full((settings["batch"] * R * R,), _EMPTY_KEY, dtype=torch.int64,
                       device=table.pixel_and_key.device)
-    for face_ids, window in table.window_groups():
+    for face_ids, window in table.window_groups(settings["mesh"].size_index):
         pixel, key = _candidate_keys(table, face_ids, window, settings)
         keys = scatter_min_int64(keys, pixel, key)
     return keys
@@ -250,18 +298,16 @@ def _candidate_keys(table, face_ids, window, settings):
     if bool((shift_x + shift_y).max() > 0):
         value -= step_x * shift_x + step_y * shift_y
         origin = origin - (shift_y * R + shift_x).to(torch.int64)
-    dy = torch.arange(wy, device=face_ids.device).view(-1, 1).expand(wy, wx).reshape(-1)
-    dx = torch.arange(wx, device=face_ids.device).repeat(wy)  # (K,) row-major offsets
+    dx, dy, offset = settings["mesh"].window(wy, wx, R, value.dtype)  # (K, 1, 1), (K, 1)
     # (K, 4, n): offsets outermost so every op runs over long contiguous rows of faces
-    values = torch.addcmul(torch.addcmul(value, dx.to(value).view(-1, 1, 1), step_x),
-                           dy.to(value).view(-1, 1, 1), step_y)
+    values = torch.addcmul(torch.addcmul(value, dx, step_x), dy, step_y)
     inv_depth = values[:, 3]  # (K, n)
     min_weight = torch.min(torch.min(values[:, 0], values[:, 1]), values[:, 2])
     inside = (min_weight >= -_INSIDE_TOL) & (inv_depth > 1.0 / far) & \
         (inv_depth < 1.0 / near)
     level = ((1.0 / near - inv_depth) * (_DEPTH_LEVELS * near)).to(torch.int64)
     key = (level * 2 ** 32 + face_key.view(1, -1)).masked_fill(~inside, _EMPTY_KEY)
-    pixel = origin.view(1, -1) + (dy * R + dx).view(-1, 1)
+    pixel = origin.view(1, -1) + offset
     return pixel.view(-1), key.view(-1)
 
 
@@ -281,11 +327,10 @@ class _FaceTable(object):
             key bits = global face id, + 2**31 if NMR draws the face reversed.
     """
 
-    def __init__(self, screen, face_verts, raster_size, batch, fill_back):
+    def __init__(self, screen, mesh, raster_size, fill_back):
         R = self.raster_size = raster_size
         coords = screen.t().contiguous()  # (3, B*N)
-        corners = face_verts.t().contiguous()  # (3, B*F)
-        xs, ys, zs = [[c.index_select(0, k) for k in corners] for c in coords]  # 3x3 (B*F,)
+        xs, ys, zs = [[c.index_select(0, k) for k in mesh.corners] for c in coords]  # 3x3 (B*F,)
         area = (xs[1] - xs[0]) * (ys[2] - ys[0]) - (ys[1] - ys[0]) * (xs[2] - xs[0])
         self.x0 = _min3(xs).ceil().clamp(0, R - 1)
         self.y0 = _min3(ys).ceil().clamp(0, R - 1)
@@ -301,22 +346,18 @@ class _FaceTable(object):
         self.inv_z = [(1.0 / z).masked_fill(z == 0, 0.0) for z in zs]  # z = 0: never drawn
         value, step_x, step_y = _affine_functions(xs, ys, self.inv_z, area, self.x0, self.y0)
         self.per_face = torch.stack(value + step_x + step_y + [self.x0, self.y0], 0)
-        num_faces = area.shape[0] // batch
-        image = torch.arange(batch, device=area.device).view(-1, 1).expand(
-            batch, num_faces).reshape(-1)
-        origin_pixel = (image * R + self.y0.to(torch.int64)) * R + self.x0.to(torch.int64)
-        face_key = torch.arange(area.shape[0], device=area.device) + back.to(torch.int64) * 2 ** 31
+        origin_pixel = mesh.image_origin + self.y0.to(torch.int64) * R + self.x0.to(torch.int64)
+        face_key = mesh.face_ids + back.to(torch.int64) * 2 ** 31
         self.pixel_and_key = torch.stack([origin_pixel, face_key], 0)  # (2, B*F) int64
 
-    def window_groups(self):
+    def window_groups(self, size_index):
         """Yield (face ids, (wy, wx)) so each face is tested over a window >= its box.
 
-        Faces are bucketed by box size so the many 1-3 px triangles use a tiny window
-        while a few stretched ones get a large one; big buckets come in chunks.
+        Faces are bucketed by box size (size_index: the bucket of each extent 0..R) so the
+        many 1-3 px triangles use a tiny window while a few stretched ones get a large one;
+        big buckets come in chunks.
         """
         R, count = self.raster_size, len(_WINDOW_SIZES)
-        sizes = torch.tensor(_WINDOW_SIZES, device=self.box_w.device)
-        size_index = _bucket(torch.arange(R + 1, device=sizes.device), sizes)  # (R+1,)
         face_ids = nonzero_indices((self.box_w > 0) & (self.box_h > 0))  # drawn faces
         bucket = size_index.index_select(0, self.box_h.index_select(0, face_ids)) * count + \
             size_index.index_select(0, self.box_w.index_select(0, face_ids))

@@ -33,8 +33,7 @@ def grad_diagnostics(nets):
         if name not in nets:
             continue
         grads = [p.grad.detach() for p in nets[name].parameters() if p.grad is not None]
-        sq = float(sum((g.double() ** 2).sum() for g in grads)) if grads else 0.0
-        peak = max(float(g.abs().max()) for g in grads) if grads else 0.0
+        sq, peak = _sum_of_squares_and_peak(grads) if grads else (0.0, 0.0)
         stats["grad_norm_" + name] = sq ** 0.5
         if bad is None and not np.isfinite(sq):
             bad = name
@@ -43,6 +42,19 @@ def grad_diagnostics(nets):
     stats["grad_norm"] = total_sq ** 0.5
     stats["grad_max_abs"] = max_abs
     return stats, bad
+
+
+def _sum_of_squares_and_peak(grads):
+    """Sum over the tensors of their float64 sums of squares, added in order; max |g|.
+
+    One read-back per quantity, not one per tensor: the per-tensor sums and maxima are the
+    same reductions either way, and adding them in order in Python floats is the float64
+    tensor additions they replace (an explicit loop: Python >= 3.12's sum() compensates).
+    """
+    sq = 0.0
+    for square in torch.stack([(g.double() ** 2).sum() for g in grads]).tolist():
+        sq += square
+    return sq, max(torch.stack([g.abs().max() for g in grads]).tolist())
 
 
 def clip_gradients(cfg, nets, stats):

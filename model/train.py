@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from . import compat
+from .allocator import keep_freed_memory
 from .config import ConfigError, load_config
 from .cpu_isa import reexec_with_cpu_isa
 from .data import DataError, make_loaders, start_epoch
@@ -177,6 +178,7 @@ def main(argv=None):
         # the kernel set is fixed when torch first dispatches: restart with it before any work
         reexec_with_cpu_isa(cfg["cpu_isa"], ["--config", args.config, "--out", args.out])
         os.makedirs(args.out, exist_ok=True)
+        keep_freed_memory()  # speed only: no number changes (model/allocator.py)
         if cfg["impl"] == "author":
             from .author_adapter import train_author
             return train_author(cfg, args.out)

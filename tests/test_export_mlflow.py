@@ -26,6 +26,15 @@ def _settle(run):
         os.utime(path, (stamp, stamp))
 
 
+def _two_cells(tmp_path_factory, tmp_path):
+    """A results folder of two real cells (A: clip none, B: clip norm) and an empty SQLite store's URI."""
+    results = tmp_path / "results"
+    real = real_run_folder(tmp_path_factory)
+    for cell_id, clip in ((A, "none"), (B, "norm")):
+        _settle(recast(copy_run(real, results, cell_id), cell_id, axes={"clip": clip}))
+    return results, f"sqlite:///{tmp_path / 'mlflow.db'}"
+
+
 def _export(results, uri):
     res = repro("export", "mlflow", "--results", results, "--tracking-uri", uri, "--experiment", EXPERIMENT)
     assert res.returncode == 0, res.stderr
@@ -39,11 +48,7 @@ def _runs(uri):
 
 
 def test_one_run_per_cell_with_params_tags_curves_scores_and_grids(tmp_path_factory, tmp_path):
-    results = tmp_path / "results"
-    real = real_run_folder(tmp_path_factory)
-    for cell_id, clip in ((A, "none"), (B, "norm")):
-        _settle(recast(copy_run(real, results, cell_id), cell_id, axes={"clip": clip}))
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    results, uri = _two_cells(tmp_path_factory, tmp_path)
     assert "2 runs created, 0 replaced, 0 unchanged" in _export(results, uri)
 
     client, runs = _runs(uri)
@@ -66,11 +71,7 @@ def test_one_run_per_cell_with_params_tags_curves_scores_and_grids(tmp_path_fact
 
 
 def test_a_rerun_keeps_unchanged_runs_and_replaces_a_changed_one(tmp_path_factory, tmp_path):
-    results = tmp_path / "results"
-    real = real_run_folder(tmp_path_factory)
-    for cell_id, clip in ((A, "none"), (B, "norm")):
-        _settle(recast(copy_run(real, results, cell_id), cell_id, axes={"clip": clip}))
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    results, uri = _two_cells(tmp_path_factory, tmp_path)
     _export(results, uri)
     _, before = _runs(uri)
     assert "0 runs created, 0 replaced, 2 unchanged" in _export(results, uri)
@@ -90,4 +91,4 @@ def test_a_rerun_keeps_unchanged_runs_and_replaces_a_changed_one(tmp_path_factor
 
 def test_a_missing_results_folder_is_one_line(tmp_path):
     res = repro("export", "mlflow", "--results", tmp_path / "nowhere", "--tracking-uri", f"sqlite:///{tmp_path}/m.db")
-    assert res.returncode == 2 and res.stderr.strip().count("\n") == 0 and "no results folder" in res.stderr
+    assert res.returncode == 2 and res.stderr.strip().count("\n") == 0 and "no such results folder" in res.stderr
