@@ -155,11 +155,12 @@ def render(results: Results, reports_dir: str | os.PathLike, runs_csv: str | os.
     return written + figures + list(causes.files) + edge_files + pages + [index], state
 
 
-def _save_collect(job: tuple[Results, str | os.PathLike | None, str | os.PathLike]) -> list[Path]:
-    """results/runs.parquet and runs.csv (when results/ is a folder), and the state of the collect."""
-    results, results_dir, reports_dir = job
-    tables = write_table(results.table, results_dir) if results_dir is not None else []
-    return tables + [save_reads(reports_dir, results)]
+def _write_runs(job: tuple[pd.DataFrame, str | os.PathLike]) -> list[Path]:
+    return write_table(*job)
+
+
+def _save_reads(job: tuple[str | os.PathLike, Results]) -> list[Path]:
+    return [save_reads(*job)]
 
 
 def build_report(results_dir: str | os.PathLike, reports_dir: str | os.PathLike,
@@ -188,12 +189,13 @@ def build_report(results_dir: str | os.PathLike, reports_dir: str | os.PathLike,
     results = collect(results_dir, spike_factor=spike_factor, previous=previous.results)
     df, skipped = results.table, results.skipped
     pair = resolve_pair(df, compare, str(results_dir)) if compare else None
-    # runs.parquet, runs.csv and the collect's state (seconds at 10,000 cells) are written beside the rendering
+    # runs.parquet and runs.csv, and the collect's state (seconds at 10,000 cells), are written beside the rendering
     has_folder = Path(results_dir).is_dir()
-    saved = in_background(_save_collect, (results, results_dir if has_folder else None, reports_dir))
+    runs = in_background(_write_runs, (df, results_dir)) if has_folder else list
+    reads = in_background(_save_reads, (reports_dir, results))
     written, state = render(results, reports_dir, Path(results_dir) / RUNS_CSV if has_folder else None,
                             compare=pair, previous=previous)
-    outputs = saved() + written + [save_state(reports_dir, state)]
+    outputs = runs() + reads() + written + [save_state(reports_dir, state)]
     problems = tuple(f"{c}: {p}" for c, p in zip(df["cell_id"], df["problems"]) if isinstance(p, str))
     return ReportSummary(
         results_dir=Path(results_dir), reports_dir=Path(reports_dir), cells=len(df), reread=results.reread,
