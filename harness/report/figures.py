@@ -90,12 +90,9 @@ def _series(curve: dict, field: str) -> pd.Series:
     return values[~values.index.duplicated(keep="last")]  # a resumed run may repeat lines
 
 
-def _draw_panel(ax, cells: pd.DataFrame, curves: dict, field: str, variants: list[str],
-                threshold: bool, panel: str = "") -> bool:
-    """Draw every line of one panel; return whether anything was drawn."""
-    cells = cells[cells["cell_id"].isin(curves.keys())]
+def _draw_panel(ax, cells: pd.DataFrame, labels: pd.Series, curves: dict, field: str, threshold: bool) -> bool:
+    """Draw every line of one panel (cells with curves, labels: their _line_labels); return whether anything was drawn."""
     drawn = False
-    labels = _line_labels(cells, variants)
     lines = sorted(labels.unique(), key=lambda l: (_CLIP_ORDER.get(l[5:].split(" ")[0], 9), l))
     # a few lines keep the clip colours; a factor study's many get one colour each, clipped dashed
     palette = plt.get_cmap("tab20").colors if len(lines) > len(_COLORS) else None
@@ -199,12 +196,12 @@ def _curve_figure(df, curves, field, path, ylabel, suptitle, threshold=False) ->
         return _empty(path, f"no training logs with {field} yet")
     variants = variant_axes(df)
     keys = panels(has)
-    many = max(_line_labels(has[(has["stack"].map(str) == st) & (has["impl"].map(str) == im)], variants).nunique()
-               for st, im, _ in keys) > LEGEND_INSIDE // 2
+    cells_of = [has[(has["stack"].map(str) == stack) & (has["impl"].map(str) == impl)] for stack, impl, _ in keys]
+    labels_of = [_line_labels(cells, variants) for cells in cells_of]
+    many = max(labels.nunique() for labels in labels_of) > LEGEND_INSIDE // 2
     fig, axes = _grid(len(keys), 9.5 if many else 5.2, 4.2 if many else 3.6)
-    for ax, (stack, impl, name) in zip(axes, keys):
-        cells = has[(has["stack"].map(str) == stack) & (has["impl"].map(str) == impl)]
-        if _draw_panel(ax, cells, curves, field, variants, threshold, name):
+    for ax, (_, _, name), cells, labels in zip(axes, keys, cells_of, labels_of):
+        if _draw_panel(ax, cells, labels, curves, field, threshold):
             _scale(ax)
             _legend(ax)
         ax.set_title(name, fontsize=11)
