@@ -87,30 +87,37 @@ def in_background(fn: Callable[[Any], R], context: Any = None) -> Callable[[], R
     """Start fn(context) in one forked process and return at once; the returned function waits for its result.
 
     The caller goes on with other work meanwhile (a second core does this one). Where a fork is
-    not safe it runs here, before returning; a worker that died has its work redone here on waiting.
+    not safe it runs here, before returning; a worker that died (or raised) has its work redone
+    here on waiting, where an error surfaces as the caller's own. A bare process and a pipe, not
+    a pool: a pool's manager thread would make every later fork one from a threaded process.
     """
     if not fork_is_safe():
         result = fn(context)
         return lambda: result
     global _background_job
+    receive, send = multiprocessing.Pipe(duplex=False)
     _background_job = (fn, context)
     try:
-        pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork"))
-        future = pool.submit(_run_background)   # forks the worker now, while _background_job is set
+        worker = multiprocessing.get_context("fork").Process(target=_run_background, args=(send,), daemon=True)
+        worker.start()
     finally:
         _background_job = ()
+        send.close()
 
     def wait() -> R:
         try:
-            return future.result()
-        except BrokenProcessPool as e:
-            log.warning("a worker process died (%s); doing its work in this process instead", e)
+            return receive.recv()
+        except EOFError:
+            log.warning("a background worker (pid %s) ended without a result; doing its work in this process",
+                        worker.pid)
             return fn(context)
         finally:
-            pool.shutdown()
+            receive.close()
+            worker.join()
     return wait
 
 
-def _run_background():
+def _run_background(send) -> None:
     fn, context = _background_job
-    return fn(context)
+    send.send(fn(context))
+    send.close()
