@@ -6,7 +6,7 @@ import re
 import pytest
 
 from harness.collect import collect
-from harness.report import build_report
+from harness.report import build_report, figures
 from harness.report.ran import SMOKE_MAX_STEPS, with_ran
 from harness.report.table3 import SMOKE_MARK, footnotes, format_rows, table3
 from tests.helpers.recast import recast
@@ -74,3 +74,17 @@ def test_index_figure_captions_link_the_cells_each_figure_draws(results, tmp_pat
         assert all((tmp_path / "cells" / f"{c}.html").is_file() for c in linked)
     md = (tmp_path / "table3.md").read_text()
     assert f"[{SMOKE_MARK}]" in md and "CPU rows (CPU vs cpu-torch1.8)" in md
+
+
+def test_the_curve_figures_captions_list_the_seeds_they_draw_not_every_cell(real, tmp_path, monkeypatch):
+    monkeypatch.setattr(figures, "MAX_SEEDS_PER_LINE", 2)   # a line draws at most two seeds
+    results = tmp_path / "results"
+    ids = [f"dddd0000000{seed}" for seed in range(3)]
+    for seed, cell_id in enumerate(ids):
+        recast(copy_run(real, results, cell_id), cell_id, axes={"seed": seed})
+    build_report(results, tmp_path / "reports")
+    index = (tmp_path / "reports" / "index.html").read_text()
+    captions = dict(re.findall(r"<figcaption class='small'>(\S+\.png) · (.*?)</figcaption>", index))
+    for figure in ("fig8_losses.png", "grad_norms.png"):
+        assert re.findall(r'<a href="cells/(\w+)\.html"', captions[figure]) == ids[:2], figure
+        assert "draws 2 cells" in captions[figure]

@@ -71,14 +71,6 @@ class ReportSummary:
         return "\n".join(lines)
 
 
-def _drawn(df: pd.DataFrame, series: dict) -> dict[str, pd.DataFrame]:
-    """Figure file name -> the rows it draws (for the captions' cell lists)."""
-    curve_cells = df[df["cell_id"].isin(series.keys())] if len(df) else df
-    chosen = [cell["cell_id"] for *_, cell in fig7_cells(df) if cell is not None]
-    fig7 = df.set_index("cell_id").loc[chosen].reset_index() if chosen else df.iloc[:0]
-    return {"fig8_losses.png": curve_cells, "grad_norms.png": curve_cells, "fig7_decompositions.png": fig7}
-
-
 def _signatures(results: Results) -> dict[str, str | None]:
     return {read.row["cell_id"]: read.signature for read in results.reads.values() if isinstance(read.row, dict)}
 
@@ -91,8 +83,11 @@ def _key(cells, signatures: dict, *context) -> str:
     return hashlib.sha1(repr((stamps, context)).encode()).hexdigest()
 
 
-def _figures(df: pd.DataFrame, results: Results, out: Path, previous: dict) -> tuple[list[Path], dict]:
-    """Fig. 8, the gradient norms and Fig. 7, each redrawn only when its key changed (or its file is gone)."""
+def _figures(df: pd.DataFrame, results: Results, out: Path, previous: dict) -> tuple[list[Path], dict, dict]:
+    """Fig. 8, the gradient norms and Fig. 7, each redrawn only when its key changed (or its file is gone).
+
+    Returns (the figures' paths, file name -> key, file name -> the rows it draws: the captions' cell lists).
+    """
     signatures, series = _signatures(results), results.series
     plotted = plotted_cells(df)
     curves_key = _key(list(plotted["cell_id"]) if len(plotted) else [], signatures, variant_axes(df) if len(df) else [])
@@ -107,7 +102,11 @@ def _figures(df: pd.DataFrame, results: Results, out: Path, previous: dict) -> t
             if not key or previous.get(name) != key or not (out / name).is_file()]
     # a figure takes seconds (matplotlib's layout and ticks, not the curves): one per core
     forkmap(_draw_figures, todo, (draws, out), min_per_worker=1)
-    return [out / name for name in draws], {name: key for name, (key, _) in draws.items()}
+    curve_cells = plotted[plotted["cell_id"].isin(series.keys())] if len(plotted) else plotted
+    fig7_ids = [c for *_, c in chosen if c]
+    drawn = {"fig8_losses.png": curve_cells, "grad_norms.png": curve_cells,
+             "fig7_decompositions.png": df.set_index("cell_id").loc[fig7_ids].reset_index() if fig7_ids else df.iloc[:0]}
+    return [out / name for name in draws], {name: key for name, (key, _) in draws.items()}, drawn
 
 
 def _draw_figures(names: list[str], job: tuple[dict, Path]) -> list[Path]:
@@ -135,7 +134,7 @@ def render(results: Results, reports_dir: str | os.PathLike, runs_csv: str | os.
     previous = previous or ReportState()
     df = with_ran(results.table)
     tables, written, table_rows = write_tables(df, out, previous.table_rows)
-    figures, figure_keys = _figures(df, results, out, previous.figure_keys)
+    figures, figure_keys, drawn = _figures(df, results, out, previous.figure_keys)
     causes = write_causes(df, out, previous.causes)
     edge_files = write_edge(df, out)
     ids = set(df["cell_id"]) if len(df) else set()
@@ -148,7 +147,7 @@ def render(results: Results, reports_dir: str | os.PathLike, runs_csv: str | os.
     index_rows = Memo(last=previous.index_rows)
     page = render_index(df, tables, figures, results.skipped, out / "index.html", runs_csv,
                         causes=(list(causes.verdicts), list(causes.notes), len(causes.files) > 1), notes=footnotes(df),
-                        drawn=_drawn(df, results.series), rows=index_rows)
+                        drawn=drawn, rows=index_rows)
     state = ReportState(results=results, page_keys=page_keys, figure_keys=figure_keys, compared=compared,
                         causes=causes, table_rows=table_rows, index_rows=index_rows.now)
     index = atomic_write(out / "index.html", page, durable=False)
