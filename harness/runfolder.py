@@ -227,18 +227,20 @@ def read_run_folder(run_dir: Path, whole_log: bool = False) -> RunRecord:
         files: Optional[FrozenSet[str]] = frozenset(os.listdir(run_dir))
     except OSError:
         files = None    # not listable: every file is tried, and says why it could not be read
+    def listed(name: str) -> bool:   # worth an open: listed, or the folder could not be listed
+        return files is None or name in files
+
     values, whys, folder = {}, {}, str(run_dir)
     for name, field in JSON_FILES.items():
-        values[field], whys[name] = (read_json_object(os.path.join(folder, name)) if files is None or name in files
-                                     else (None, "missing"))
+        values[field], whys[name] = read_json_object(os.path.join(folder, name)) if listed(name) else (None, "missing")
     log = None
-    if whole_log and (files is None or TRAIN_LOG in files):
+    if whole_log and listed(TRAIN_LOG):
         try:
             with open(os.path.join(folder, TRAIN_LOG), "rb") as fh:
                 log = fh.read()
         except OSError:
             pass
-    train = read_train_tail(run_dir, log) if files is None or TRAIN_LOG in files else TrainTail(None, False, "missing")
+    train = read_train_tail(run_dir, log) if listed(TRAIN_LOG) else TrainTail(None, False, "missing")
     whys[TRAIN_LOG] = train.why
     incomplete = MARKER in files if files is not None else (run_dir / MARKER).exists()
     return RunRecord(run_dir=run_dir, train=train, whys=whys, incomplete=incomplete, files=files or frozenset(),
