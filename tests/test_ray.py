@@ -213,7 +213,7 @@ def test_cancel_leaves_the_cell_resumable_and_the_local_executor_finishes_it(tmp
     assert sub.outcome is None, sub.outcome
     executor.cancel([sub])
     log = (run_dir / "stdout.log").read_text()
-    assert "terminated: checkpoint saved" in log and (run_dir / ".incomplete").exists()
+    assert "terminated: checkpoint saved" in log and (run_dir / ".incomplete").exists(), (sub.outcome, log[-300:])
     assert list(executor.poll([sub])) == [] and executor.placements == {}
     assert classify(sub.outcome, run_dir)[0] == CellState.INTERRUPTED   # as a local trainer stopped by SIGTERM
     # the next run, on another executor, resumes from that checkpoint and finishes
