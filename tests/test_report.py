@@ -137,7 +137,7 @@ def test_index_html_has_tables_figures_cells_and_links(built):
     assert page.count('<tr class="notrun"><td>CUDA 11.3</td>') == 2 and "not run here: skipped: needs a GPU" in page
     for name in ("fig8_losses.png", "grad_norms.png", "fig7_decompositions.png", "table3.md"):
         assert f'src="{name}"' in page or f"href='{name}'" in page
-    assert 'href="cells/cpu-none-0.html"' in page and "../results/runs.csv" in page  # rows link cell pages
+    assert 'href="cell.html#cpu-none-0"' in page and "../results/runs.csv" in page  # rows link cell pages
     assert "needs a GPU" in page and "<details>" in page and "stray" in page
     assert "Perceptual (VGG16) loss was off" in page
 

@@ -1,14 +1,19 @@
 """The report in a real headless browser (Chromium from Debian, `apt-get install chromium`).
 
-index.html, a cell page and a comparison page are opened from disk; a probe copy of
+index.html, cell pages and a comparison page are opened from disk; a probe copy of
 each page, next to it so relative links resolve the same, records every image that did
-not load and every error event (resource or script). The pages themselves carry no script.
+not load, every error event (resource or script) and every link on the page as drawn.
+index.html and the comparison page carry no script; cell.html#<id> is drawn by
+cellpage.js from the cell's shard of data (a non-ASCII id checks that Python and the
+script pick the same shard).
 """
+import html as html_module
 import json
 import re
 import shutil
 import subprocess
 from pathlib import Path
+from urllib.parse import quote, unquote, urlparse
 
 import pytest
 
@@ -20,7 +25,7 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(CHROMIUM is None, reason="no chromium binary (apt-get install -y chromium; .ci/run does)")]
 
-A, B = "dddd11112222", "eeee33334444"
+A, B, C = "dddd11112222", "eeee33334444", "zelle-ü-ß"
 
 # Two parts: the error listener goes first in the document, before any <img> is parsed (a
 # missing file:// image can fail before a listener at the end of <body> exists); the report
@@ -38,7 +43,9 @@ window.addEventListener('load', function () {
   var table3 = [].slice.call(document.querySelectorAll('h3 + table tbody tr'));
   var scored = table3.filter(function (r) { return /\d\.\d+ ± \d/.test(r.textContent); })
     .map(function (r) { return r.getBoundingClientRect().bottom; });
-  out.textContent = JSON.stringify({images: document.images.length, broken: broken, errors: errors,
+  var links = [].slice.call(document.links).map(function (a) { return a.href; });
+  out.textContent = JSON.stringify({images: document.images.length, broken: broken, errors: errors, links: links,
+    text: document.body.innerText.slice(0, 3000),
     svgs: document.querySelectorAll('svg path').length, height: window.innerHeight, width: window.innerWidth,
     first_scored_row_bottom: scored.length ? Math.min.apply(null, scored) : null});
   document.body.appendChild(out); });
@@ -51,14 +58,16 @@ def reports(tmp_path_factory):
     real = real_run_folder(tmp_path_factory)
     recast(copy_run(real, results, "a"), A)
     recast(copy_run(real, results, "b"), B, axes={"clip": "norm"})
+    recast(copy_run(real, results, "c"), C, axes={"seed": 1})
     out = tmp_path_factory.mktemp("reports")
     build_report(results, out, compare=(A, B))
     return out
 
 
-def _load(page: Path, screenshot: Path | None = None) -> dict:
-    """Open a probe copy of page in headless Chromium at 1400x900; return what the probe saw."""
+def _load(page: Path, screenshot: Path | None = None, fragment: str = "") -> dict:
+    """Open a probe copy of page (at #fragment) in headless Chromium at 1400x900; return what the probe saw."""
     probe = page.with_name("_probe-" + page.name)
+    at = "#" + quote(fragment, safe="") if fragment else ""
     html = page.read_text()
     doctype = re.match(r"(?is)\s*<!doctype[^>]*>", html)
     head = doctype.end() if doctype else 0
@@ -66,27 +75,33 @@ def _load(page: Path, screenshot: Path | None = None) -> dict:
     args = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=10000",
             "--window-size=1400,900", "--hide-scrollbars", "--enable-logging=stderr", "--v=0"]
     if screenshot:   # the page itself, without the probe (the probe's output goes below everything)
-        subprocess.run(args + [f"--screenshot={screenshot}", page.as_uri()], capture_output=True, timeout=120)
-    res = subprocess.run(args + ["--dump-dom", probe.as_uri()], capture_output=True, text=True, timeout=120)
+        subprocess.run(args + [f"--screenshot={screenshot}", page.as_uri() + at], capture_output=True, timeout=120)
+    res = subprocess.run(args + ["--dump-dom", probe.as_uri() + at], capture_output=True, text=True, timeout=120)
     probe.unlink()
     found = re.search(r'<pre id="probe">(.*?)</pre>', res.stdout)
     assert found, "no probe output; chromium said: " + res.stderr[-2000:]
     console = [line for line in res.stderr.splitlines() if ":CONSOLE" in line]
-    return dict(json.loads(found.group(1).replace("&quot;", '"')), console=console)
+    return dict(json.loads(html_module.unescape(found.group(1))), console=console)
 
 
-@pytest.mark.parametrize("page", ["index.html", f"cells/{A}.html", f"compare-{A}-{B}.html"])
+@pytest.mark.parametrize("page", ["index.html", f"cell.html#{A}", f"cell.html#{C}", f"compare-{A}-{B}.html"])
 def test_page_loads_in_chromium_with_every_image_and_no_error(reports, page):
-    seen = _load(reports / page)
+    name, _, cell = page.partition("#")
+    seen = _load(reports / name, fragment=cell)
     assert seen["broken"] == [] and seen["errors"] == [] and seen["console"] == []
-    if page.startswith("cells/"):   # curves drawn by cellplot.js as SVG, the grid as the trainer's PNG
+    if cell:   # drawn by cellpage.js: curves by cellplot.js as SVG, the grid as the trainer's PNG
+        assert f"cell {cell}:" in seen["text"] and "Config (highlighted" in seen["text"]
         assert seen["svgs"] >= 2 and seen["images"] >= 1   # a loss and a grad-norm line
     else:
         assert seen["images"] >= 3
-    # every relative link on it names a file that exists (the browser would open it)
-    html = (reports / page).read_text()
-    for href in re.findall(r'href="([^"#:]+)"', html) + re.findall(r"href='([^'#:]+)'", html):
-        assert ((reports / page).parent / href).resolve().exists(), (page, href)
+    # every link on the page as drawn names a file that exists (the browser would open it)
+    files = [unquote(urlparse(href).path) for href in seen["links"] if href.startswith("file:")]
+    assert files and all(Path(f).exists() for f in files), (page, [f for f in files if not Path(f).exists()])
+
+
+def test_a_cell_page_for_an_id_not_in_the_report_says_so(reports):
+    seen = _load(reports / "cell.html", fragment="nosuchcell")
+    assert "No cell nosuchcell in this report" in seen["text"] and seen["errors"] == [] and seen["console"] == []
 
 
 def test_the_first_screen_shows_a_table3_row_with_numbers(reports, tmp_path):

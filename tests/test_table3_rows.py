@@ -7,6 +7,7 @@ import pytest
 
 from harness.collect import collect
 from harness.report import build_report, figures
+from harness.report.celllinks import shard_file, shard_of
 from harness.report.ran import SMOKE_MAX_STEPS, with_ran
 from harness.report.table3 import SMOKE_MARK, footnotes, format_rows, table3
 from tests.helpers.recast import recast
@@ -69,9 +70,9 @@ def test_index_figure_captions_link_the_cells_each_figure_draws(results, tmp_pat
     captions = dict(re.findall(r"<figcaption class='small'>(\S+\.png) · (.*?)</figcaption>", index))
     df = collect(results).table
     for figure in ("fig8_losses.png", "grad_norms.png", "fig7_decompositions.png"):
-        linked = re.findall(r'<a href="cells/(\w+)\.html"', captions[figure])
+        linked = re.findall(r'<a href="cell\.html#(\w+)"', captions[figure])
         assert sorted(linked) == sorted(df["cell_id"]), figure
-        assert all((tmp_path / "cells" / f"{c}.html").is_file() for c in linked)
+        assert all(f'"{c}": {{' in (tmp_path / shard_file(shard_of(c))).read_text() for c in linked)   # its page's data
     md = (tmp_path / "table3.md").read_text()
     assert f"[{SMOKE_MARK}]" in md and "CPU rows (CPU vs cpu-torch1.8)" in md
 
@@ -86,5 +87,5 @@ def test_the_curve_figures_captions_list_the_seeds_they_draw_not_every_cell(real
     index = (tmp_path / "reports" / "index.html").read_text()
     captions = dict(re.findall(r"<figcaption class='small'>(\S+\.png) · (.*?)</figcaption>", index))
     for figure in ("fig8_losses.png", "grad_norms.png"):
-        assert re.findall(r'<a href="cells/(\w+)\.html"', captions[figure]) == ids[:2], figure
+        assert re.findall(r'<a href="cell\.html#(\w+)"', captions[figure]) == ids[:2], figure
         assert "draws 2 cells" in captions[figure]

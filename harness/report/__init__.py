@@ -29,10 +29,11 @@ from .figures import fig7_cells, fig7_decompositions, fig8_losses, grad_norms, p
 from .html import render_index
 from .ran import with_ran
 from .rows import variant_axes
-from .sidebyside import compare_href, write_compare_page
+from .celllinks import compare_href
+from .sidebyside import write_compare_page
 from .state import Memo, ReportState, load_state, save_reads, save_state
 from .table3 import footnotes, write_tables
-from ..forkmap import forkmap, in_background
+from ..forkmap import in_background
 from ..fsutil import atomic_write
 
 __all__ = ["CellRefError", "ReportSummary", "build_report", "render"]
@@ -83,10 +84,14 @@ def _key(cells, signatures: dict, *context) -> str:
     return hashlib.sha1(repr((stamps, context)).encode()).hexdigest()
 
 
-def _figures(df: pd.DataFrame, results: Results, out: Path, previous: dict) -> tuple[list[Path], dict, dict]:
+def _figures(df: pd.DataFrame, results: Results, out: Path, previous: dict) -> tuple[list[Path], dict, dict, list]:
     """Fig. 8, the gradient norms and Fig. 7, each redrawn only when its key changed (or its file is gone).
 
-    Returns (the figures' paths, file name -> key, file name -> the rows it draws: the captions' cell lists).
+    A figure takes seconds (matplotlib's layout and ticks, not the curves): each is drawn in a
+    process of its own while this one renders the rest (forkmap.in_background).
+
+    Returns (the figures' paths, file name -> key, file name -> the rows it draws: the captions'
+    cell lists, the functions that wait for the figures being drawn).
     """
     signatures, series = _signatures(results), results.series
     plotted = plotted_cells(df)
@@ -100,19 +105,17 @@ def _figures(df: pd.DataFrame, results: Results, out: Path, previous: dict) -> t
     }
     todo = [name for name, (key, _) in draws.items()
             if not key or previous.get(name) != key or not (out / name).is_file()]
-    # a figure takes seconds (matplotlib's layout and ticks, not the curves): one per core
-    forkmap(_draw_figures, todo, (draws, out), min_per_worker=1)
+    pending = [in_background(_draw_figure, (draws[name][1], out / name)) for name in todo]
     curve_cells = plotted[plotted["cell_id"].isin(series.keys())] if len(plotted) else plotted
     fig7_ids = [c for *_, c in chosen if c]
     drawn = {"fig8_losses.png": curve_cells, "grad_norms.png": curve_cells,
              "fig7_decompositions.png": df.set_index("cell_id").loc[fig7_ids].reset_index() if fig7_ids else df.iloc[:0]}
-    return [out / name for name in draws], {name: key for name, (key, _) in draws.items()}, drawn
+    return [out / name for name in draws], {name: key for name, (key, _) in draws.items()}, drawn, pending
 
 
-def _draw_figures(names: list[str], job: tuple[dict, Path]) -> list[Path]:
-    """Draw some of the figures (a forkmap worker's share)."""
-    draws, out = job
-    return [draws[name][1](out / name) for name in names]
+def _draw_figure(job: tuple[Callable[[Path], Path], Path]) -> Path:
+    draw, path = job
+    return draw(path)
 
 
 def render(results: Results, reports_dir: str | os.PathLike, runs_csv: str | os.PathLike | None = None,
@@ -133,8 +136,8 @@ def render(results: Results, reports_dir: str | os.PathLike, runs_csv: str | os.
     out.mkdir(parents=True, exist_ok=True)
     previous = previous or ReportState()
     df = with_ran(results.table)
+    figures, figure_keys, drawn, drawing = _figures(df, results, out, previous.figure_keys)
     tables, written, table_rows = write_tables(df, out, previous.table_rows)
-    figures, figure_keys, drawn = _figures(df, results, out, previous.figure_keys)
     causes = write_causes(df, out, previous.causes)
     edge_files = write_edge(df, out)
     ids = set(df["cell_id"]) if len(df) else set()
@@ -151,6 +154,8 @@ def render(results: Results, reports_dir: str | os.PathLike, runs_csv: str | os.
     state = ReportState(results=results, page_keys=page_keys, figure_keys=figure_keys, compared=compared,
                         causes=causes, table_rows=table_rows, index_rows=index_rows.now)
     index = atomic_write(out / "index.html", page, durable=False)
+    for wait in drawing:
+        wait()
     return written + figures + list(causes.files) + edge_files + pages + [index], state
 
 

@@ -1,12 +1,15 @@
-"""reports/cells/<id>.html: one page per cell (state, config, env, curves, scores, grid, raw files).
+"""reports/cell.html and reports/cells/<shard>.js: every cell's page (state, config, env, curves, scores, grid, raw files).
 
-A page draws no figure at report time: its curves (float32) and score histograms are
-embedded as base64 and drawn as SVG in the browser by reports/cellplot.js (spikes and
-clipped steps come from the report, harness/spikes.py at its k). Measured on this 2-core
-machine (benches/bench_report.py --pages): matplotlib PNGs cost ~300 ms a page, SVG path
-text from Python a few ms, the base64 copy tens of microseconds. The last decomposition grid
-is the trainer's PNG, linked where it lies. Pages are written by one process per core
-and only when their inputs changed (the key `page_keys` returns).
+One static page shows any cell: cell.html#<cell_id> loads the shard of the cells' data that
+holds it (harness.report.celllinks) and builds the page in the browser (cellpage.js; the curves
+and score histograms as SVG by cellplot.js). The report writes data, not pages: a cell's entry
+is its heading as HTML, its config and env.json as the JSON texts the table already holds, its
+curves as base64 float32 with the spikes and clipped steps the report computed (harness/spikes.py),
+and its last decomposition grid's path. The study's baseline config (each key's most common
+value) goes once, to cells/study.js; the page highlights where a cell differs from it.
+Why: a file per cell cost a 10,000-cell report 10,000 file creations and page shapings (2.2 s
+of a cold report on this 2-core machine, benches/bench_report.py); 256 shards at most cost a
+fraction of that. A shard is rewritten only when the key of one of its cells changed.
 """
 from __future__ import annotations
 
@@ -25,35 +28,29 @@ from ..collect import Results, configs_of
 from ..forkmap import forkmap
 from ..fsutil import atomic_write
 from ..matrix import SWEPT_AXES
-from .page import esc, link, page, table
+from .celllinks import CELL_PAGE, SHARDS_DIR, cell_href, compare_href, shard_file, shard_of
+from .page import CSS, esc, link
 from .runfiles import RAW_FILES, read_env
-from .sidebyside import compare_href
 from model.factors import IN_FORCE_KEYS, describe_in_force
 
-__all__ = ["PLOT_JS", "baseline_config", "clip_counterparts", "write_cell_pages", "cell_href"]
+__all__ = ["PAGE_JS", "PLOT_JS", "STUDY_JS", "baseline_config", "clip_counterparts", "plot_data", "write_cell_pages"]
 
-PLOT_JS = "cellplot.js"     # beside index.html; every cell page loads it
-_PLOT_JS_SOURCE = Path(__file__).with_name(PLOT_JS)
-
-
-def cell_href(cell_id: str) -> str:
-    """A cell page's path relative to reports/."""
-    return f"cells/{cell_id}.html"
+PLOT_JS, PAGE_JS = "cellplot.js", "cellpage.js"   # beside index.html; cell.html loads both
+STUDY_JS = "study.js"                              # in cells/, beside the shards: the baseline config
+_HERE = Path(__file__).parent
 
 
 def baseline_config(configs: list[dict]) -> dict:
-    """The study's baseline: each key's most common value over the cells' configs."""
+    """The study's baseline: each key's most common value over the cells' configs (compared by repr)."""
     keys = sorted({k for c in configs for k in c})
-    return {k: pd.Series([repr(c.get(k)) for c in configs]).mode().iloc[0] for k in keys}
-
-
-def _kv(values: dict, baseline: dict | None = None) -> str:
-    rows, classes = [], []
-    for k in sorted(values):
-        differs = baseline is not None and repr(values[k]) != baseline.get(k)
-        rows.append([esc(k), esc(values[k]), esc(baseline.get(k, "") if differs else "")])
-        classes.append("differs" if differs else "")
-    return table(["key", "value", "baseline (if different)"], rows, classes)
+    baseline = {}
+    for k in keys:
+        values = {}
+        for c in configs:
+            values.setdefault(repr(c.get(k)), c.get(k))
+        common = pd.Series([repr(c.get(k)) for c in configs]).mode().iloc[0]
+        baseline[k] = values[common]
+    return baseline
 
 
 def _b64(values: np.ndarray) -> str:
@@ -72,27 +69,6 @@ def plot_data(series: CellSeries | None, threshold: float | None) -> dict:
     curves.update({k: _b64(getattr(series, k).astype(np.uint8)) for k in ("clipped", "loss_spikes", "grad_spikes")})
     return {"curves": curves if len(series) else None, "threshold": threshold,
             "side_hist": _hist(series.side_hist), "mad_hist": _hist(series.mad_hist)}
-
-
-def _figures(r, series: CellSeries | None, cells_dir: Path) -> str:
-    """The curves and histograms (drawn by cellplot.js) and the trainer's last grid."""
-    threshold = float(r.clip_threshold) if str(r.clip) == "norm" and _is_number(r.clip_threshold) else None
-    data = plot_data(series, threshold)
-    parts = []
-    if data.get("curves"):
-        parts.append("<h2>Curves</h2><div id='curves' class='cols'></div><p class='small'>▼ spikes "
-                     "(harness/spikes.py; non-finite ones at the top), ● steps clipping changed"
-                     + (", dashed: the clip threshold" if threshold is not None else "") + "</p>")
-    if data.get("side_hist") or data.get("mad_hist"):
-        parts.append("<h2>Eval scores</h2><div id='scores' class='cols'></div>")
-    if isinstance(r.samples_grid, str):
-        src = os.path.relpath(r.samples_grid, cells_dir).replace(os.sep, "/")
-        parts.append(f"<h2>Last decomposition grid</h2><img src='{esc(src)}' alt='grid'><p class='small'>"
-                     "as the trainer wrote it; Fig. 7 and <code>repro report --side-by-side</code> show it with the depth "
-                     "and normal tiles stretched</p>")
-    if data:
-        parts.append(f"<script src='../{PLOT_JS}'></script><script>drawCell({json.dumps(data)});</script>")
-    return "".join(parts)
 
 
 def _is_number(value) -> bool:
@@ -116,49 +92,73 @@ def clip_counterparts(df: pd.DataFrame) -> dict[str, list[tuple[str, str]]]:
 
 def _comparisons(cell_id: str, pages: list[tuple[str, str]], counterparts: list[tuple[str, str]]) -> str:
     """Links to the comparison pages that show this cell, else the command for its clip counterparts."""
-    links = [link(f"../{name}", f"vs {other}") for name, other in pages]
+    links = [link(name, f"vs {other}") for name, other in pages]
     shown = {other for _, other in pages}
-    links += [f"clip={esc(clip)} cell {link(other + '.html', other)}: <code>repro report --side-by-side "
+    links += [f"clip={esc(clip)} cell {link(cell_href(other), other)}: <code>repro report --side-by-side "
               f"{esc(cell_id)} {esc(other)}</code> (writes {esc(compare_href(cell_id, other))})"
               for other, clip in counterparts if other not in shown]
     return f"<p class='small'>side by side: {' · '.join(links)}</p>" if links else ""
 
 
 @functools.lru_cache(maxsize=256)
-def _env_html(env_json: str | None) -> tuple[str, str]:
-    """(numerics in force, the env.json table) of one env.json text: the cells of a stack share it,
-    so each text is shaped once, not once per page."""
-    env = read_env(env_json)
-    values = env.get("in_force")
+def _numerics(env_json: str | None) -> str:
+    """The numerics in force of one env.json text (the cells of a stack share it: shaped once)."""
+    values = read_env(env_json).get("in_force")
     if not isinstance(values, dict) or set(values) != set(IN_FORCE_KEYS):
-        numerics = "<p class='small'>numerics in force: not recorded (env.json has no in_force)</p>"
-    else:
-        numerics = f"<p>numerics in force: {esc(describe_in_force(values))}</p>"
-    return numerics, _kv(env)
+        return "<p class='small'>numerics in force: not recorded (env.json has no in_force)</p>"
+    return f"<p>numerics in force: {esc(describe_in_force(values))}</p>"
 
 
-def _cell_page(r, series, config: dict, baseline: dict, cells_dir: Path, comparisons: str,
-               present: frozenset[str]) -> Path:
-    run = os.path.relpath(r.run_dir, cells_dir).replace(os.sep, "/")
+@functools.lru_cache(maxsize=64)
+def _relative_folder(folder: str, reports_dir: str) -> str:
+    return os.path.relpath(folder, reports_dir).replace(os.sep, "/")
+
+
+def _relative(path: str, reports_dir: str) -> str:
+    """A path relative to reports/ (the folders of a study's files repeat: each is resolved once)."""
+    folder, name = os.path.split(path)
+    return _relative_folder(folder, reports_dir) + "/" + name
+
+
+def _text(value) -> str | None:
+    return None if value is None or (isinstance(value, float) and np.isnan(value)) else str(value)
+
+
+def _entry(r, series: CellSeries | None, reports_dir: str, comparisons: str, present: frozenset[str]) -> str:
+    """One cell's data as JSON text (the config and env.json texts go in as the table holds them)."""
+    run = _relative(r.run_dir, reports_dir)
     raw = " · ".join(link(f"{run}/{f}", f) for f in RAW_FILES if f.rstrip("/") in present)
-    numerics, env = _env_html(r.env_json if isinstance(r.env_json, str) else None)
-    body = (f"<p>{link('../index.html', 'report')}</p><h1>cell {esc(r.cell_id)}: {esc(r.name)}</h1>"
+    env_json = r.env_json if isinstance(r.env_json, str) else None
+    head = (f"<p>{link('index.html', 'report')}</p><h1>cell {esc(r.cell_id)}: {esc(r.name)}</h1>"
             f"<p>state <span class='state-{esc(r.state)}'>{esc(r.state)}</span> {esc(r.reason)}"
-            f" {esc(r.problems)}</p><p class='small'>raw files: {raw}</p>" + comparisons
-            + numerics + _figures(r, series, cells_dir)
-            + "<h2>Config (highlighted: differs from the study's baseline)</h2>"
-            + _kv(config, baseline) + "<h2>Environment (env.json)</h2>" + env)
-    # a page is regenerated from results/ at will: atomic, but not worth an fsync each
-    return atomic_write(cells_dir / f"{r.cell_id}.html", page(f"cell {r.cell_id}", body), durable=False)
+            f" {esc(r.problems)}</p><p class='small'>raw files: {raw}</p>" + comparisons + _numerics(env_json))
+    threshold = float(r.clip_threshold) if str(r.clip) == "norm" and _is_number(r.clip_threshold) else None
+    grid = _relative(r.samples_grid, reports_dir) if isinstance(r.samples_grid, str) else None
+    small = json.dumps({"id": _text(r.cell_id), "head": head, "plot": plot_data(series, threshold), "grid": grid})
+    config = r.config_json if isinstance(r.config_json, str) else "{}"
+    return f'{small[:-1]}, "config": {config}, "env": {env_json or "{}"}}}'
 
 
-def _write_pages(indices: list[int], job: dict) -> list[Path]:
-    """Write the pages of some rows (a forkmap worker's share; job holds what every page needs)."""
-    df, configs = job["df"], job["configs"]
-    return [_cell_page(r, job["series"].get(r.cell_id), configs[i], job["baseline"], job["cells_dir"],
-                       _comparisons(r.cell_id, job["pages"].get(r.cell_id, []), job["counterparts"].get(r.cell_id, [])),
-                       job["files"].get(r.cell_id, frozenset()))
-            for i, r in zip(indices, df.iloc[indices].itertuples(index=False))]
+_COLUMNS = ["cell_id", "name", "state", "reason", "problems", "run_dir", "env_json", "config_json", "clip",
+            "clip_threshold", "samples_grid"]
+
+
+def _write_shards(shards: list[str], job: dict) -> list[Path]:
+    """Write some shards (a forkmap worker's share; job holds what every entry needs)."""
+    rows, members, out = job["rows"], job["members"], job["out"]
+    written = []
+    for shard in shards:
+        entries = []
+        for i in members[shard]:
+            r = rows[i]
+            entries.append(json.dumps(r.cell_id) + ": " + _entry(
+                r, job["series"].get(r.cell_id), str(out),
+                _comparisons(r.cell_id, job["pages"].get(r.cell_id, []), job["counterparts"].get(r.cell_id, [])),
+                job["files"].get(r.cell_id, frozenset())))
+        text = "addCells({\n" + ",\n".join(entries) + "\n});\n"
+        # regenerated from results/ at will: atomic, but not worth an fsync each
+        written.append(atomic_write(out / shard_file(shard), text, durable=False))
+    return written
 
 
 def _compared_pages(compared) -> dict[str, list[tuple[str, str]]]:
@@ -174,36 +174,70 @@ def _key(*parts) -> str:
     return hashlib.sha1(repr(parts).encode()).hexdigest()
 
 
+def cell_page_html() -> str:
+    """reports/cell.html: the page every cell link opens (cellpage.js fills it from the cell's shard)."""
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>cell</title><style>{CSS}</style></head>"
+            "<body><div id='cell'><p>loading the cell's data…</p></div>"
+            "<noscript>This page draws the cell from reports/cells/*.js: it needs JavaScript.</noscript>"
+            f"<script src='{PLOT_JS}'></script><script src='{PAGE_JS}'></script>"
+            "<script>showCell();</script></body></html>\n")
+
+
+def _write_assets(out: Path, baseline: dict, shards: list[str]) -> list[Path]:
+    """cell.html, its two scripts and cells/study.js (the baseline config, and the shards there are)."""
+    assets = [atomic_write(out / name, (_HERE / name).read_bytes(), durable=False) for name in (PLOT_JS, PAGE_JS)]
+    assets.append(atomic_write(out / CELL_PAGE, cell_page_html(), durable=False))
+    study = "setStudy(" + json.dumps({"baseline": baseline, "shards": shards}, default=str) + ");\n"
+    return assets + [atomic_write(out / SHARDS_DIR / STUDY_JS, study, durable=False)]
+
+
+def _stale_shards(keys: dict[str, str], shards: dict[str, str], previous: dict, there: set[str]) -> set[str]:
+    """The shards to write: a cell's key changed or cannot be trusted, a cell left, or the file is gone."""
+    todo = {shards[c] for c, key in keys.items() if not key or previous.get(c) != key}
+    todo |= {shard_of(c) for c in previous.keys() - keys.keys()} & set(shards.values())
+    return todo | {s for s in set(shards.values()) if f"{s}.js" not in there}
+
+
 def write_cell_pages(results: Results, reports_dir: str | Path, compared=(),
                      previous: dict | None = None) -> tuple[list[Path], dict[str, str]]:
-    """The page of every row of the table under reports_dir/cells/, redrawn only where its inputs changed.
+    """The data of every row of the table in reports_dir/cells/, each shard rewritten only where its cells changed.
 
     Args:
         results: what collect returned; compared: (a, b) cell ids of the comparison pages written.
-        previous: cell_id -> key from the last report (its pages are kept where the key is the same
-            and the page is there; harness.report.state drops the keys when the code changed).
+        previous: cell_id -> key from the last report (a shard whose cells' keys are all the same
+            and whose file is there is kept; harness.report.state drops the keys when the code changed).
 
     Returns:
-        (pages written, cell_id -> key of every page).
+        (files written: the shards rewritten, cell.html, its scripts and cells/study.js; cell_id -> key of every cell).
     """
     out = Path(reports_dir)
-    cells_dir = out / "cells"
-    cells_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write(out / PLOT_JS, _PLOT_JS_SOURCE.read_bytes(), durable=False)
+    (out / SHARDS_DIR).mkdir(parents=True, exist_ok=True)
     df = results.table
-    configs = configs_of(df)
-    baseline = baseline_config([c for c in configs if c])
     pages, counterparts = _compared_pages(compared), clip_counterparts(df)
     cells = [read for read in results.reads.values() if isinstance(read.row, dict)]
     signatures = {read.row["cell_id"]: read.signature for read in cells}
-    context = _key(baseline)
-    keys = {cid: _key(context, signatures.get(cid), stale, reason, pages.get(cid), counterparts.get(cid))
+    keys = {cid: _key(signatures.get(cid), stale, reason, pages.get(cid), counterparts.get(cid))
             if signatures.get(cid) is not None else ""
             for cid, stale, reason in zip(df["cell_id"], df["stale"], df["stale_reason"])}
-    previous = previous or {}
-    there = set(os.listdir(cells_dir))   # one listing, not a stat per page
-    todo = [i for i, cid in enumerate(df["cell_id"])
-            if not keys[cid] or previous.get(cid) != keys[cid] or f"{cid}.html" not in there]
-    job = {"df": df, "configs": configs, "baseline": baseline, "series": results.series, "cells_dir": cells_dir,
-           "pages": pages, "counterparts": counterparts, "files": {read.row["cell_id"]: read.files for read in cells}}
-    return forkmap(_write_pages, todo, context=job), keys
+    shards = {cid: shard_of(cid) for cid in keys}
+    members: dict[str, list[int]] = {}
+    for i, cid in enumerate(df["cell_id"]):
+        members.setdefault(shards[cid], []).append(i)
+    assets = _write_assets(out, baseline_config([c for c in configs_of(df) if c]), sorted(members))
+    there = set(os.listdir(out / SHARDS_DIR))   # one listing, not a stat per shard
+    _remove_strays(out / SHARDS_DIR, there - {f"{s}.js" for s in members} - {STUDY_JS})
+    todo = sorted(_stale_shards(keys, shards, previous or {}, there))
+    job = {"rows": list(df[_COLUMNS].itertuples(index=False)), "members": members, "out": out,
+           "series": results.series, "pages": pages, "counterparts": counterparts,
+           "files": {read.row["cell_id"]: read.files for read in cells}}
+    return assets + forkmap(_write_shards, todo, context=job, min_per_worker=32), keys
+
+
+def _remove_strays(folder: Path, names: set[str]) -> None:
+    """Shards of cells no longer in the study, and the page files an earlier report wrote per cell."""
+    for name in names:
+        if name.endswith((".js", ".html")):
+            try:
+                os.unlink(folder / name)
+            except OSError:
+                pass

@@ -1,5 +1,5 @@
-// Draws a cell page's curves and score histograms as SVG from the data embedded in the page.
-// Written to reports/cellplot.js by harness/report/cellpage.py; the page calls drawCell(data).
+// Draws a cell page's curves and score histograms as SVG from the cell's data (its shard, reports/cells/*.js).
+// Written to reports/cellplot.js by harness/report/cellpage.py; cellpage.js calls drawCell(cell.plot).
 // Arrays arrive as base64 of little-endian float32 (curves) or uint8 (masks): a page costs the
 // report a copy of bytes, not a matplotlib figure. Spikes and clipped steps are computed by the
 // report (harness/spikes.py), never here.

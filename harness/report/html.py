@@ -15,7 +15,7 @@ from model.config import STANDIN
 
 from ..collect import Skipped
 from ..spikes import SPIKE_MIN_HISTORY, SPIKE_WINDOW
-from .cellpage import cell_href
+from .celllinks import cell_href
 from .page import CSS, esc
 from .state import Memo, row_keys
 from .table3 import format_rows, title

@@ -14,12 +14,13 @@ import pandas as pd
 
 from ..fsutil import atomic_write
 from .cellplots import curves_png, grids_png, scores_png
+from .celllinks import cell_href, compare_href
 from .grids import STRETCH_CAPTION
 from .page import esc, link, page, table
 from ..collect import configs_of
 from .runfiles import read_env, read_scores
 
-__all__ = ["compare_href", "write_compare_page"]
+__all__ = ["write_compare_page"]
 
 # (label, column, scale, format) of the scores table
 _SCORES = (("SIDE ×10⁻² (test mean)", "side_mean", 100, ".4f"),
@@ -36,11 +37,6 @@ _SCORES = (("SIDE ×10⁻² (test mean)", "side_mean", 100, ".4f"),
            ("max pre-clip grad norm", "max_grad_norm", 1, ".4g"),
            ("steps clipped (%)", "clipped_frac", 100, ".1f"),
            ("wall time (s)", "wall_s", 1, ".0f"))
-
-
-def compare_href(a_id: str, b_id: str) -> str:
-    """The comparison page's path relative to reports/."""
-    return f"compare-{a_id}-{b_id}.html"
 
 
 def _number(value, scale: float) -> float | None:
@@ -98,7 +94,7 @@ def _figures(a: pd.Series, b: pd.Series, curves: dict, out: Path, folder: str) -
 
 
 def _who(r: pd.Series, which: str) -> list[str]:
-    return [which, link(f"cells/{r['cell_id']}.html", r["cell_id"]), esc(r["name"]),
+    return [which, link(cell_href(r["cell_id"]), r["cell_id"]), esc(r["name"]),
             f"<span class='state-{esc(r['state'])}'>{esc(r['state'])}</span>", esc(r.get("reason"))]
 
 
