@@ -20,6 +20,7 @@ import json
 import os
 from pathlib import Path
 
+import msgspec
 import numpy as np
 import pandas as pd
 
@@ -126,17 +127,22 @@ def _text(value) -> str | None:
 
 def _entry(r, series: CellSeries | None, reports_dir: str, comparisons: str, present: frozenset[str]) -> str:
     """One cell's data as JSON text (the config and env.json texts go in as the table holds them)."""
-    run = _relative(r.run_dir, reports_dir)
-    raw = " · ".join(link(f"{run}/{f}", f) for f in RAW_FILES if f.rstrip("/") in present)
+    run = esc(_relative(r.run_dir, reports_dir))
+    raw = " · ".join(f'<a href="{run}/{f}">{f}</a>' for f in RAW_FILES if f.rstrip("/") in present)   # names need no escaping
     env_json = r.env_json if isinstance(r.env_json, str) else None
     head = (f"<p>{link('index.html', 'report')}</p><h1>cell {esc(r.cell_id)}: {esc(r.name)}</h1>"
             f"<p>state <span class='state-{esc(r.state)}'>{esc(r.state)}</span> {esc(r.reason)}"
             f" {esc(r.problems)}</p><p class='small'>raw files: {raw}</p>" + comparisons + _numerics(env_json))
     threshold = float(r.clip_threshold) if str(r.clip) == "norm" and _is_number(r.clip_threshold) else None
     grid = _relative(r.samples_grid, reports_dir) if isinstance(r.samples_grid, str) else None
-    small = json.dumps({"id": _text(r.cell_id), "head": head, "plot": plot_data(series, threshold), "grid": grid})
+    small = _encode({"id": _text(r.cell_id), "head": head, "plot": plot_data(series, threshold), "grid": grid})
     config = r.config_json if isinstance(r.config_json, str) else "{}"
     return f'{small[:-1]}, "config": {config}, "env": {env_json or "{}"}}}'
+
+
+def _encode(value) -> str:
+    """JSON text (msgspec: a few times faster than json.dumps, 10,000 times a cold report)."""
+    return msgspec.json.encode(value).decode()
 
 
 _COLUMNS = ["cell_id", "name", "state", "reason", "problems", "run_dir", "env_json", "config_json", "clip",
@@ -151,7 +157,7 @@ def _write_shards(shards: list[str], job: dict) -> list[Path]:
         entries = []
         for i in members[shard]:
             r = rows[i]
-            entries.append(json.dumps(r.cell_id) + ": " + _entry(
+            entries.append(_encode(r.cell_id) + ": " + _entry(
                 r, job["series"].get(r.cell_id), str(out),
                 _comparisons(r.cell_id, job["pages"].get(r.cell_id, []), job["counterparts"].get(r.cell_id, [])),
                 job["files"].get(r.cell_id, frozenset())))
