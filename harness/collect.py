@@ -147,7 +147,8 @@ class Skipped:
 class FolderRead:
     """One folder as collect read it, kept so that the next collect reads only folders that changed."""
     signature: str | None          # runfolder.folder_signature when it was read (None: read it again)
-    row: dict | Skipped            # its row without the stale columns (those depend on the code now)
+    row: dict | Skipped            # its row without the stale columns (those depend on the code now); a read
+                                   # kept by the report's state holds only cell_id (its row is in Results.table)
     series: CellSeries | None      # what its page and the figures draw (None without a train log)
     files: frozenset[str] = frozenset()   # the names in the folder (its page links the raw files)
 
@@ -461,22 +462,29 @@ def collect(results_dir: str | os.PathLike, spike_factor: float = spikes.SPIKE_F
         entries = sorted((e for e in os.scandir(root) if e.is_dir()), key=lambda e: e.name)
     except FileNotFoundError:
         entries = []
-    known = previous.reads if previous and str(previous.root) == root and previous.spike_factor == spike_factor else {}
+    reusable = previous is not None and str(previous.root) == root and previous.spike_factor == spike_factor
+    known = previous.reads if reusable else {}
+    kept = _row_positions(previous.table) if reusable else {}   # folder name -> its row in the last table
     signatures = {e.name: folder_signature(e.path) for e in entries}
     reads = {name: known[name] for name, signature in signatures.items()
-             if signature is not None and name in known and known[name].signature == signature}
+             if signature is not None and name in known and known[name].signature == signature
+             and (isinstance(known[name].row, Skipped) or name in kept)}
     todo = [(e.path, e.name, signatures[e.name]) for e in entries if e.name not in reads]
-    reads.update(zip((name for _, name, _ in todo), forkmap(_read_folders, todo, spike_factor, jobs)))
-    rows, skipped, series, code, checked = [], [], {}, CodeNow(), {}
+    fresh = dict(zip((name for _, name, _ in todo), forkmap(_read_folders, todo, spike_factor, jobs)))
+    reads.update(fresh)
+    rows, again, skipped, series = [], [], [], {}
     for name in sorted(reads):
         got = reads[name]
         if isinstance(got.row, Skipped):
             skipped.append(got.row)
             continue
-        rows.append({**got.row, **_stale_columns(got.row, code, checked)})
+        if name in fresh:
+            rows.append(got.row)
+        else:
+            again.append(kept[name])
         if got.series is not None:
             series[got.row["cell_id"]] = got.series
-    table = _frame(rows)
+    table = _with_stale(_frame(rows, previous.table.iloc[again] if again else None))
     table.attrs["spike_factor"] = spike_factor    # the report's footnote names the k it used
     return Results(root=Path(root), table=table, skipped=tuple(skipped), spike_factor=spike_factor,
                    series=series, reads=reads, reread=len(todo))
@@ -508,19 +516,72 @@ def _read_one(path: str, name: str, signature: str | None, spike_factor: float) 
     return FolderRead(signature, row, series, record.files)
 
 
-def _frame(rows: list[dict]) -> pd.DataFrame:
-    extras = sorted(k for k in set().union(*rows) if k.startswith("axis."))
-    df = pd.DataFrame.from_records(rows, columns=list(COLUMNS) + extras)
-    # plain Python strings: pandas' Arrow-backed text columns cost a conversion per value read,
-    # seconds over a 10,000-row report's pages and tables
-    df = df.astype({c: object for c, dtype in df.dtypes.items() if isinstance(dtype, pd.StringDtype)})
+def _row_positions(table: pd.DataFrame) -> dict[str, int]:
+    """Folder name -> row number of a table collect made (its run_dir column names the folder)."""
+    return {os.path.basename(run_dir): k for k, run_dir in enumerate(table["run_dir"])} if len(table) else {}
+
+
+def _frame(rows: list[dict], kept: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The table of rows read now and, when given, the rows of a table collect made before (kept as they are)."""
+    extras = sorted(k for k in set().union(*rows) if k.startswith("axis.")) if rows else []
+    if kept is not None:
+        extras = sorted(set(extras) | {c for c in kept.columns if c.startswith("axis.")})
+    df = _records(rows, list(COLUMNS) + extras)
+    if kept is not None:   # in folder order, as a collect from scratch has them before sorting
+        df = _concat(kept.reindex(columns=df.columns), df) if rows else kept.reindex(columns=df.columns)
+        df = df.sort_values("run_dir", kind="stable")
     if df.empty:
         return df
     order = [c for c in ("stack", "impl", "clip", "seed", "cell_id") if df[c].notna().any()]
     df = df.sort_values(order, key=lambda s: s.map(str), kind="stable").reset_index(drop=True)
-    # one block per dtype (a copy consolidates the column-wise astype above): the report adds
+    # one block per dtype (a copy consolidates the column-wise changes above): the report adds
     # columns to slices of it, which pandas warns about, once per slice, on a fragmented frame
     return df.copy()
+
+
+def _records(rows: list[dict], columns: list[str]) -> pd.DataFrame:
+    df = pd.DataFrame.from_records(rows, columns=columns)
+    # plain Python strings: pandas' Arrow-backed text columns cost a conversion per value read,
+    # seconds over a 10,000-row report's pages and tables
+    return df.astype({c: object for c, dtype in df.dtypes.items() if isinstance(dtype, pd.StringDtype)})
+
+
+def _concat(kept: pd.DataFrame, fresh: pd.DataFrame) -> pd.DataFrame:
+    """Two tables as one, each column typed as if all its rows had been read at once (pd.concat
+    would make a column of floats in one part and Nones in the other object, not float)."""
+    df = pd.concat([kept, fresh], ignore_index=True)
+    return df.assign(**{c: fixed for c in df.columns if (fixed := _as_read_at_once(df[c], kept[c], fresh[c])) is not None})
+
+
+def _as_read_at_once(column: pd.Series, kept: pd.Series, fresh: pd.Series) -> pd.Series | None:
+    """The column as from_records types it from all its values, where concatenating the parts did not (else None)."""
+    if kept.dtype != fresh.dtype and not (kept.dtype == object and fresh.dtype == object):
+        if all(_numeric_or_missing(part) for part in (kept, fresh)):
+            return column.astype(float)   # ints, floats and missing values read at once: floats
+        return _records([{column.name: v} for v in column.tolist()], [column.name])[column.name]
+    if column.dtype != object:
+        return None
+    missing = column.isna().to_numpy()
+    if not missing.any() or set(map(type, column[~missing].tolist())) != {str}:
+        return None
+    return column.where(~missing, np.nan)   # a text column: from_records' text type holds NaN where a value is missing
+
+
+def _numeric_or_missing(part: pd.Series) -> bool:
+    """Ints or floats (not bools), or nothing but missing values."""
+    if part.dtype.kind in "iuf":
+        return True
+    return part.dtype == object and bool(part.isna().all())
+
+
+def _with_stale(table: pd.DataFrame) -> pd.DataFrame:
+    """The stale columns, from the code now (the kept rows' were computed against the code then)."""
+    if table.empty:
+        return table
+    code, checked = CodeNow(), {}
+    values = [_stale_columns({"state": state, "env_json": env}, code, checked)
+              for state, env in zip(table["state"], table["env_json"])]
+    return table.assign(stale=[v["stale"] for v in values], stale_reason=[v["stale_reason"] for v in values])
 
 
 def _parquet_safe(df: pd.DataFrame) -> pd.DataFrame:

@@ -1,6 +1,9 @@
 """collect(): real run folders (harness + trainer wrote them) -> one tidy row per cell."""
 import json
 import math
+import os
+import shutil
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -193,3 +196,33 @@ def test_a_folder_read_whole_for_collect_reads_as_one_read_from_its_tail(tmp_pat
     assert ("train.jsonl" in whole.files) == bool(lines)
     if lines:
         assert whole.train.last["iter"] == lines - 1 and whole.train.torn == torn
+
+
+def _settle(folder: Path) -> None:
+    """Date a folder and its files back a minute (runfolder.folder_signature trusts only settled folders)."""
+    stamp = time.time() - 60
+    for path in [folder, *folder.rglob("*")]:
+        os.utime(path, (stamp, stamp))
+
+
+def test_a_collect_that_reuses_the_last_one_equals_one_from_scratch(results, tmp_path):
+    """The report's next collect takes unchanged folders' rows from the last table (harness.report.state
+    keeps it): the table equals a collect from scratch, column types included, after a cell changed
+    what its columns hold (a diverged iteration where every kept row has none), one was added and one left."""
+    from harness.report.state import load_state, save_reads
+    for seed in range(4):
+        write_run(results, f"c{seed}", seed=seed)
+    write_run(results, "gpu", stack="cuda11.3", state="skipped", reason="needs a GPU")
+    _settle(results)
+    save_reads(tmp_path / "reports", collect(results))
+    shutil.rmtree(results / "c2")
+    write_run(results, "c2", seed=2, state="diverged", result={"state": "diverged", "iteration": 40, "network": "netD"})
+    write_run(results, "c9", seed=9, clip="norm")
+    shutil.rmtree(results / "c0")
+    _settle(results / "c2")
+    _settle(results / "c9")
+    warm = collect(results, previous=load_state(tmp_path / "reports").results)
+    cold = collect(results)
+    assert warm.reread == 2 and cold.reread == 5
+    assert warm.table["diverged_iter"].dtype == float and list(warm.table["cell_id"]) == ["c1", "c2", "c3", "c9", "gpu"]
+    pd.testing.assert_frame_equal(warm.table, cold.table)

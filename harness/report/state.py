@@ -116,9 +116,10 @@ def save_reads(reports_dir: str | Path, results: Results) -> Path:
     """Write what the next collect reuses (how each folder read); the cells' series go as one array
     per curve (an array per cell and curve cost a second to pickle and another to load at 10,000 cells)."""
     packed = _pack_series(results.reads)
-    # the table is rebuilt from the reads' rows (collect does, every time): not kept twice
-    results = dataclasses.replace(results, table=results.table.iloc[:0], series={}, reads={
-        name: FolderRead(read.signature, read.row, None, read.files) for name, read in results.reads.items()})
+    # the next collect takes a kept folder's row from the table: a read keeps only its cell id
+    results = dataclasses.replace(results, series={}, reads={
+        name: FolderRead(read.signature, {"cell_id": read.row["cell_id"]} if isinstance(read.row, dict) else read.row,
+                         None, read.files) for name, read in results.reads.items()})
     blob = pickle.dumps((CODE, results, packed), protocol=pickle.HIGHEST_PROTOCOL)
     return atomic_write(Path(reports_dir) / READS_FILE, blob, durable=False)
 
