@@ -60,7 +60,7 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import msgspec
 import msgspec.structs
@@ -160,7 +160,7 @@ class Results:
     table: pd.DataFrame             # COLUMNS (+ axis.* extras), one row per cell
     skipped: tuple[Skipped, ...]    # folders under root that are not (readable as) run folders
     spike_factor: float             # k the spike columns were computed with
-    series: dict[str, CellSeries] = dataclasses.field(default_factory=dict)   # cell_id -> curves, histograms
+    series: Mapping[str, CellSeries] = dataclasses.field(default_factory=dict)   # cell_id -> curves, histograms
     reads: dict[str, FolderRead] = dataclasses.field(default_factory=dict)    # folder name -> how it was read
     reread: int = 0                 # folders read this time (the others came from `previous`)
 
@@ -472,7 +472,7 @@ def collect(results_dir: str | os.PathLike, spike_factor: float = spikes.SPIKE_F
     todo = [(e.path, e.name, signatures[e.name]) for e in entries if e.name not in reads]
     fresh = dict(zip((name for _, name, _ in todo), forkmap(_read_folders, todo, spike_factor, jobs)))
     reads.update(fresh)
-    rows, again, skipped, series = [], [], [], {}
+    rows, again, skipped, series = [], [], [], _Series(previous.series if reusable else {})
     for name in sorted(reads):
         got = reads[name]
         if isinstance(got.row, Skipped):
@@ -480,14 +480,43 @@ def collect(results_dir: str | os.PathLike, spike_factor: float = spikes.SPIKE_F
             continue
         if name in fresh:
             rows.append(got.row)
+            series.add_read(got.row["cell_id"], got.series)
         else:
             again.append(kept[name])
-        if got.series is not None:
-            series[got.row["cell_id"]] = got.series
+            series.add_kept(got.row["cell_id"], got.series)
     table = _with_stale(_frame(rows, previous.table.iloc[again] if again else None))
     table.attrs["spike_factor"] = spike_factor    # the report's footnote names the k it used
     return Results(root=Path(root), table=table, skipped=tuple(skipped), spike_factor=spike_factor,
                    series=series, reads=reads, reread=len(todo))
+
+
+class _Series(Mapping):
+    """cell_id -> CellSeries of a collect: the ones read now, and the kept folders' from the last collect's
+    series (the report's state builds one only when it is asked for: a report draws tens, not 10,000)."""
+
+    def __init__(self, last: Mapping):
+        self._last, self._now = last, {}
+
+    def add_read(self, cell_id: str, series: CellSeries | None) -> None:
+        if series is not None:
+            self._now[cell_id] = series
+
+    def add_kept(self, cell_id: str, series: CellSeries | None) -> None:
+        if series is not None or cell_id in self._last:
+            self._now[cell_id] = series   # None: the last collect's, when asked for
+
+    def __getitem__(self, cell_id: str) -> CellSeries:
+        found = self._now[cell_id]
+        return self._last[cell_id] if found is None else found
+
+    def __contains__(self, cell_id) -> bool:   # without building the series
+        return cell_id in self._now
+
+    def __iter__(self):
+        return iter(self._now)
+
+    def __len__(self) -> int:
+        return len(self._now)
 
 
 def _read_folders(todo: list[tuple[str, str, str | None]], spike_factor: float) -> list[FolderRead]:

@@ -6,6 +6,7 @@ import shutil
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -226,3 +227,7 @@ def test_a_collect_that_reuses_the_last_one_equals_one_from_scratch(results, tmp
     assert warm.reread == 2 and cold.reread == 5
     assert warm.table["diverged_iter"].dtype == float and list(warm.table["cell_id"]) == ["c1", "c2", "c3", "c9", "gpu"]
     pd.testing.assert_frame_equal(warm.table, cold.table)
+    assert list(warm.series) == list(cold.series) and "c0" not in warm.series   # the kept ones built when asked for
+    for cell, series in cold.series.items():
+        assert all(np.array_equal(warm.series[cell][k], series[k], equal_nan=True) for k in ("iter", "loss_total"))
+        assert np.array_equal(warm.series[cell].loss_spikes, series.loss_spikes)

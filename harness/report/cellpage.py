@@ -233,7 +233,8 @@ def write_cell_pages(results: Results, reports_dir: str | Path, compared=(),
     there = set(os.listdir(out / SHARDS_DIR))   # one listing, not a stat per shard
     _remove_strays(out / SHARDS_DIR, there - {f"{s}.js" for s in members} - {STUDY_JS})
     todo = sorted(_stale_shards(keys, shards, previous or {}, there))
-    job = {"rows": list(df[_COLUMNS].itertuples(index=False)), "members": members, "out": out,
+    rewrite = sorted(i for shard in todo for i in members[shard])   # the rows of the shards written, only
+    job = {"rows": dict(zip(rewrite, df[_COLUMNS].iloc[rewrite].itertuples(index=False))), "members": members, "out": out,
            "series": results.series, "pages": pages, "counterparts": counterparts,
            "files": {read.row["cell_id"]: read.files for read in cells}}
     return assets + forkmap(_write_shards, todo, context=job, min_per_worker=32), keys

@@ -14,7 +14,7 @@ import dataclasses
 import hashlib
 import pickle
 from pathlib import Path
-from typing import Callable, Generic, TypeVar
+from typing import Callable, Generic, Mapping, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -113,10 +113,10 @@ def save_state(reports_dir: str | Path, state: ReportState) -> Path:
 
 
 def save_reads(reports_dir: str | Path, results: Results) -> Path:
-    """Write what the next collect reuses (how each folder read); the cells' series go as one array
-    per curve (an array per cell and curve cost a second to pickle and another to load at 10,000 cells)."""
-    packed = _pack_series(results.reads)
-    # the next collect takes a kept folder's row from the table: a read keeps only its cell id
+    """Write what the next collect reuses: how each folder read (a kept folder's row is in the table),
+    and the cells' series as one array per curve (an array per cell and curve cost a second to
+    pickle and another to load at 10,000 cells)."""
+    packed = _pack_series(results.series)
     results = dataclasses.replace(results, series={}, reads={
         name: FolderRead(read.signature, {"cell_id": read.row["cell_id"]} if isinstance(read.row, dict) else read.row,
                          None, read.files) for name, read in results.reads.items()})
@@ -127,25 +127,43 @@ def save_reads(reports_dir: str | Path, results: Results) -> Path:
 _CURVES = ("iter", "loss_total", "grad_norm", "clipped", "loss_spikes", "grad_spikes")   # CellSeries' arrays
 
 
-def _pack_series(reads: dict[str, FolderRead]) -> dict:
-    """The series of the folders that have one: each curve of all of them in one array, and the cut points."""
-    names = [name for name, read in reads.items() if read.series is not None]
-    series = [reads[name].series for name in names]
-    return {"names": names, "lengths": [len(s) for s in series],
-            "curves": {c: np.concatenate([getattr(s, c) for s in series]) for c in _CURVES} if series else {},
-            "hists": [(s.side_hist, s.mad_hist) for s in series]}
+def _pack_series(series: Mapping[str, CellSeries]) -> dict:
+    """Each curve of all the cells in one array, the cells' ids and lengths (the cut points), their histograms."""
+    ids = list(series)
+    cells = [series[c] for c in ids]
+    return {"ids": ids, "lengths": [len(s) for s in cells],
+            "curves": {c: np.concatenate([getattr(s, c) for s in cells]) for c in _CURVES} if cells else {},
+            "hists": [(s.side_hist, s.mad_hist) for s in cells]}
+
+
+class PackedSeries(Mapping):
+    """cell_id -> CellSeries cut from _pack_series' arrays when first asked for (a report after one
+    change draws tens of cells; building all 10,000 cost a quarter of a second)."""
+
+    def __init__(self, packed: dict):
+        self._packed = packed
+        ends = np.cumsum(packed["lengths"])
+        self._at = {cell: (k, int(end) - n, int(end)) for k, (cell, n, end)
+                    in enumerate(zip(packed["ids"], packed["lengths"], ends))}
+
+    def __getitem__(self, cell_id: str) -> CellSeries:
+        k, start, end = self._at[cell_id]
+        side_hist, mad_hist = self._packed["hists"][k]
+        return CellSeries(**{c: self._packed["curves"][c][start:end] for c in _CURVES},
+                          side_hist=side_hist, mad_hist=mad_hist)
+
+    def __contains__(self, cell_id) -> bool:   # without building the series
+        return cell_id in self._at
+
+    def __iter__(self):
+        return iter(self._at)
+
+    def __len__(self) -> int:
+        return len(self._at)
 
 
 def _with_series(results: Results | None, packed: dict | None) -> Results | None:
-    """Results with the series _pack_series packed put back in its reads and its series."""
-    if results is None or not packed or not packed["names"]:
+    """Results whose series are the packed ones (cut when asked for)."""
+    if results is None or not packed or not packed.get("ids"):
         return results
-    cuts = np.cumsum(packed["lengths"])[:-1]
-    curves = {c: np.split(values, cuts) for c, values in packed["curves"].items()}
-    reads = dict(results.reads)
-    for k, (name, (side_hist, mad_hist)) in enumerate(zip(packed["names"], packed["hists"])):
-        cell = CellSeries(**{c: curves[c][k] for c in _CURVES}, side_hist=side_hist, mad_hist=mad_hist)
-        reads[name] = dataclasses.replace(reads[name], series=cell)
-    series = {read.row["cell_id"]: read.series for _, read in sorted(reads.items())
-              if read.series is not None and isinstance(read.row, dict)}
-    return dataclasses.replace(results, reads=reads, series=series)
+    return dataclasses.replace(results, series=PackedSeries(packed))
